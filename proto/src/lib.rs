@@ -1,0 +1,44 @@
+//! Wire types of tepui: the Mesos v1 protobuf messages and tepui's own
+//! master <-> agent messages.
+
+pub mod descriptor;
+
+/// Generated prost types, nested as their proto packages are so that
+/// cross-package references resolve.
+#[allow(missing_docs, clippy::all, clippy::pedantic)]
+pub mod wire {
+    /// Mesos packages.
+    pub mod mesos {
+        /// `mesos.v1` and its sub-packages.
+        pub mod v1 {
+            include!(concat!(env!("OUT_DIR"), "/mesos.v1.rs"));
+            /// `mesos.v1.scheduler`: the scheduler HTTP API.
+            pub mod scheduler {
+                include!(concat!(env!("OUT_DIR"), "/mesos.v1.scheduler.rs"));
+            }
+            /// `mesos.v1.executor`: the executor HTTP API.
+            pub mod executor {
+                include!(concat!(env!("OUT_DIR"), "/mesos.v1.executor.rs"));
+            }
+            /// `mesos.v1.master`: the operator HTTP API of the master.
+            pub mod master {
+                include!(concat!(env!("OUT_DIR"), "/mesos.v1.master.rs"));
+            }
+        }
+    }
+    /// tepui's own packages.
+    pub mod tepui {
+        /// Internal protocols.
+        pub mod internal {
+            /// `tepui.internal.v1`: master <-> agent messages.
+            pub mod v1 {
+                include!(concat!(env!("OUT_DIR"), "/tepui.internal.v1.rs"));
+            }
+        }
+    }
+}
+
+/// Mesos v1 core types (`mesos.v1`), with the API packages beneath.
+pub use wire::mesos::v1;
+/// tepui's master <-> agent messages (`tepui.internal.v1`).
+pub use wire::tepui::internal::v1 as internal;
