@@ -1,7 +1,10 @@
-//! Wire types of tepui: the Mesos v1 protobuf messages and tepui's own
-//! master <-> agent messages.
+//! Wire types of tepui: the Mesos v1 protobuf messages, the JSON mapping
+//! Mesos writes and reads, and tepui's own master <-> agent messages.
 
 pub mod descriptor;
+pub mod json;
+pub mod protobuf;
+pub mod required;
 
 /// Generated prost types, nested as their proto packages are so that
 /// cross-package references resolve.

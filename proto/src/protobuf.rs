@@ -1,0 +1,41 @@
+//! Binary protobuf decoding with the check Mesos applies: a message whose
+//! required fields are missing is refused, naming the field.
+
+use prost_reflect::DynamicMessage;
+
+use crate::descriptor::{self, DescriptorError};
+use crate::required::{self, MissingRequired};
+
+/// Why protobuf bytes could not become a message.
+#[derive(Debug, thiserror::Error)]
+pub enum ProtobufError {
+    /// The bytes are not a valid encoding of the message type.
+    #[error("malformed protobuf {type_name}: {source}")]
+    Malformed {
+        /// Full proto name of the expected message.
+        type_name: String,
+        /// The decoder's complaint.
+        source: prost::DecodeError,
+    },
+    /// A required field is absent.
+    #[error(transparent)]
+    MissingRequired(#[from] MissingRequired),
+    /// The message type has no descriptor (a build defect).
+    #[error(transparent)]
+    Descriptor(#[from] DescriptorError),
+}
+
+/// Decodes a message and checks its required fields.
+pub fn decode<M>(bytes: &[u8]) -> Result<M, ProtobufError>
+where
+    M: prost::Message + prost::Name + Default,
+{
+    let malformed = |source| ProtobufError::Malformed {
+        type_name: M::full_name(),
+        source,
+    };
+    let message = M::decode(bytes).map_err(malformed)?;
+    let dynamic = DynamicMessage::decode(descriptor::of::<M>()?, bytes).map_err(malformed)?;
+    required::check(&dynamic)?;
+    Ok(message)
+}
