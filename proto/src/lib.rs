@@ -1,9 +1,11 @@
 //! Wire types of tepui: the Mesos v1 protobuf messages, the JSON mapping
-//! Mesos writes and reads, and tepui's own master <-> agent messages.
+//! Mesos writes and reads, RecordIO framing for event streams, and tepui's
+//! own master <-> agent messages.
 
 pub mod descriptor;
 pub mod json;
 pub mod protobuf;
+pub mod recordio;
 pub mod required;
 
 /// Generated prost types, nested as their proto packages are so that
