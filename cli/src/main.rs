@@ -1,12 +1,36 @@
 //! The `tepui` command line.
 
-use clap::Parser;
+mod wire;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
 
 /// tepui: a Linux-native cluster agent and compact master after Apache Mesos.
 #[derive(Debug, Parser)]
 #[command(name = "tepui", version, about, long_about = None)]
-struct Cli {}
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
 
-fn main() {
-    let _cli = Cli::parse();
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Convert Mesos v1 messages between JSON and protobuf (stdin to stdout).
+    Wire(wire::WireArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Wire(args) => wire::run(&args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // The whole cause chain on one line; no backtrace for users.
+            eprintln!("tepui: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
 }
