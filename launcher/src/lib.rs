@@ -1,6 +1,24 @@
-//! Starts a container's first process: new namespaces, inside its cgroup,
-//! pivot_root into a prepared root filesystem, bounded capabilities,
-//! no_new_privs and rlimits; reaps it. The code between fork and exec lives
-//! here and is kept synchronous and small.
+//! Starts a container's first process: new namespaces, directly inside its
+//! cgroup, pivot_root into a prepared root filesystem, a bounded capability
+//! set, no_new_privs, rlimits and a user; and waits for it through a pidfd.
 //!
-//! Built by issue 3; this crate holds its place in the workspace graph.
+//! Everything the child needs is converted into a [`Plan`] before the
+//! clone, so that the code between clone and exec ([`child`]) makes raw
+//! system calls only: no allocation, no locks, safe in a child of a
+//! multi-threaded daemon. A failure there reaches the parent through a
+//! pipe as the step that failed and its errno, and becomes a
+//! [`LaunchError`] that names the path involved.
+
+pub mod caps;
+mod child;
+pub mod errno;
+pub mod pidfd;
+pub mod plan;
+mod spawn;
+pub mod step;
+
+pub use errno::Errno;
+pub use pidfd::ExitStatus;
+pub use plan::{CgroupJoin, Create, FsOp, Namespaces, Plan, PlanError, User};
+pub use spawn::{LaunchError, Spawned, spawn};
+pub use step::Step;

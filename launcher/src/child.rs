@@ -1,0 +1,397 @@
+//! The child between clone and exec. It runs in a copy of a possibly
+//! multi-threaded parent, so it must not allocate, take a lock or touch
+//! anything but raw system calls and the already-prepared [`Plan`]. On
+//! failure it writes (step, index, errno) to the error pipe and exits.
+
+use std::os::fd::{AsRawFd, RawFd};
+
+use crate::plan::{CgroupJoin, Create, FsOp, Plan};
+use crate::step::Step;
+
+/// Pointer arrays for execve, built by the parent before the clone.
+pub(crate) struct ExecArgs {
+    pub(crate) argv: Vec<*const libc::c_char>,
+    pub(crate) envp: Vec<*const libc::c_char>,
+    pub(crate) groups: Vec<libc::gid_t>,
+    pub(crate) last_cap: u32,
+}
+
+/// Reports a failed step to the parent and exits; never returns.
+fn fail(pipe: RawFd, step: Step, index: u32, errno: i32) -> ! {
+    let mut report = [0u8; 12];
+    report[..4].copy_from_slice(&(step as u32).to_ne_bytes());
+    report[4..8].copy_from_slice(&index.to_ne_bytes());
+    report[8..].copy_from_slice(&errno.to_ne_bytes());
+    // SAFETY: writes 12 bytes from a live stack buffer to a pipe fd; _exit
+    // ends the process without running any parent-owned destructor.
+    unsafe {
+        libc::write(pipe, report.as_ptr().cast(), report.len());
+        libc::_exit(127)
+    }
+}
+
+fn errno() -> i32 {
+    // SAFETY: __errno_location returns this thread's errno slot.
+    unsafe { *libc::__errno_location() }
+}
+
+/// Fails the step when a system call returned -1.
+fn check(pipe: RawFd, step: Step, index: u32, ret: libc::c_int) {
+    if ret == -1 {
+        fail(pipe, step, index, errno());
+    }
+}
+
+fn ptr_or_null(s: &Option<std::ffi::CString>) -> *const libc::c_char {
+    s.as_ref().map_or(std::ptr::null(), |s| s.as_ptr())
+}
+
+/// Runs in the child: performs the plan and execs, or reports and exits.
+///
+/// # Safety
+/// Must be called only in the child of a clone, with `pipe` the write end
+/// of the error pipe (close-on-exec) and `args` built from `plan`.
+pub(crate) unsafe fn run(plan: &Plan, args: &ExecArgs, pipe: RawFd) -> ! {
+    // SAFETY: for the whole function, every call below is a raw system call on
+    // pointers into `plan` and `args`, which the parent built before the
+    // clone and which stay alive and unmodified in this copy of its memory.
+    unsafe {
+        // Signals: the parent (Rust std, tokio) may ignore SIGPIPE or block
+        // signals; ignored and blocked signals survive exec.
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        check(
+            pipe,
+            Step::Signals,
+            0,
+            libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut()),
+        );
+        for sig in 1..libc::SIGRTMIN() {
+            if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+                libc::signal(sig, libc::SIG_DFL);
+            }
+        }
+
+        if let CgroupJoin::WriteProcs(fd) = &plan.cgroup {
+            let ret = libc::write(fd.as_raw_fd(), b"0".as_ptr().cast(), 1);
+            if ret != 1 {
+                fail(pipe, Step::JoinCgroup, 0, errno());
+            }
+        }
+
+        if libc::setsid() == -1 {
+            fail(pipe, Step::Setsid, 0, errno());
+        }
+
+        for (i, fd) in plan.stdio.iter().enumerate() {
+            check(
+                pipe,
+                Step::Stdio,
+                i as u32,
+                libc::dup2(fd.as_raw_fd(), i as libc::c_int),
+            );
+        }
+        // Nothing inherited beyond 0-2 survives exec (CVE-2024-21626: no
+        // fd of the host may leak into the container).
+        check(
+            pipe,
+            Step::CloseFds,
+            0,
+            libc::close_range(
+                3,
+                libc::c_uint::MAX,
+                libc::CLOSE_RANGE_CLOEXEC as libc::c_int,
+            ),
+        );
+
+        if plan.namespaces.mount {
+            check(
+                pipe,
+                Step::MountPrivate,
+                0,
+                libc::mount(
+                    std::ptr::null(),
+                    c"/".as_ptr(),
+                    std::ptr::null(),
+                    libc::MS_REC | libc::MS_PRIVATE,
+                    std::ptr::null(),
+                ),
+            );
+        }
+        if let Some(rootfs) = &plan.rootfs {
+            check(
+                pipe,
+                Step::BindRootfs,
+                0,
+                libc::mount(
+                    rootfs.as_ptr(),
+                    rootfs.as_ptr(),
+                    std::ptr::null(),
+                    libc::MS_BIND | libc::MS_REC,
+                    std::ptr::null(),
+                ),
+            );
+        }
+
+        for (i, op) in plan.fs_ops.iter().enumerate() {
+            fs_op(pipe, i as u32, op);
+        }
+
+        if let Some(rootfs) = &plan.rootfs {
+            // pivot_root(".", ".") stacks the old root under the new one;
+            // detaching it leaves no path back to the host's filesystem.
+            check(pipe, Step::PivotRoot, 0, libc::chdir(rootfs.as_ptr()));
+            let ret = libc::syscall(libc::SYS_pivot_root, c".".as_ptr(), c".".as_ptr());
+            check(pipe, Step::PivotRoot, 0, ret as libc::c_int);
+            check(
+                pipe,
+                Step::DetachOldRoot,
+                0,
+                libc::umount2(c".".as_ptr(), libc::MNT_DETACH),
+            );
+            check(pipe, Step::PivotRoot, 0, libc::chdir(c"/".as_ptr()));
+        }
+
+        if let Some(hostname) = &plan.hostname {
+            let len = hostname.count_bytes();
+            check(
+                pipe,
+                Step::Hostname,
+                0,
+                libc::sethostname(hostname.as_ptr(), len),
+            );
+        }
+
+        for (i, (resource, limit)) in plan.rlimits.iter().enumerate() {
+            check(
+                pipe,
+                Step::Rlimit,
+                i as u32,
+                libc::setrlimit(*resource, limit),
+            );
+        }
+
+        if let Some(keep) = plan.capabilities {
+            for cap in 0..=args.last_cap {
+                if keep & (1u64 << cap) == 0
+                    && libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0) == -1
+                {
+                    fail(pipe, Step::DropCapability, cap, errno());
+                }
+            }
+        }
+
+        if let Some(user) = &plan.user {
+            check(
+                pipe,
+                Step::SetGroups,
+                0,
+                libc::setgroups(args.groups.len(), args.groups.as_ptr()),
+            );
+            check(
+                pipe,
+                Step::SetGid,
+                0,
+                libc::setresgid(user.gid, user.gid, user.gid),
+            );
+            check(
+                pipe,
+                Step::SetUid,
+                0,
+                libc::setresuid(user.uid, user.uid, user.uid),
+            );
+        }
+
+        // A non-root user lost every capability at setresuid; only root
+        // has sets left to narrow.
+        if let Some(keep) = plan.capabilities
+            && plan.user.as_ref().is_none_or(|u| u.uid == 0)
+        {
+            set_capabilities(pipe, keep);
+        }
+
+        if plan.no_new_privs {
+            check(
+                pipe,
+                Step::NoNewPrivs,
+                0,
+                libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0),
+            );
+        }
+
+        check(pipe, Step::Chdir, 0, libc::chdir(plan.cwd.as_ptr()));
+
+        // execve along the candidates, as execvp does: a missing file moves
+        // on to the next; any other error is remembered, EACCES over ENOENT.
+        let mut reported = (0u32, libc::ENOENT);
+        for (i, program) in plan.programs.iter().enumerate() {
+            libc::execve(program.as_ptr(), args.argv.as_ptr(), args.envp.as_ptr());
+            let e = errno();
+            if e != libc::ENOENT && e != libc::ENOTDIR && reported.1 != libc::EACCES {
+                reported = (i as u32, e);
+            }
+        }
+        fail(pipe, Step::Exec, reported.0, reported.1)
+    }
+}
+
+unsafe fn fs_op(pipe: RawFd, index: u32, op: &FsOp) {
+    // SAFETY: raw system calls on C strings owned by the plan.
+    unsafe {
+        match op {
+            FsOp::Mount {
+                source,
+                target,
+                fstype,
+                flags,
+                data,
+                create,
+            } => {
+                match create {
+                    Create::Nothing => {}
+                    Create::Dir => {
+                        if let Err(e) = mkdir_p(target.to_bytes(), false) {
+                            fail(pipe, Step::Create, index, e);
+                        }
+                    }
+                    Create::File => {
+                        if let Err(e) = mkdir_p(target.to_bytes(), true) {
+                            fail(pipe, Step::Create, index, e);
+                        }
+                        let fd = libc::open(
+                            target.as_ptr(),
+                            libc::O_WRONLY | libc::O_CREAT | libc::O_CLOEXEC | libc::O_NOFOLLOW,
+                            0o644,
+                        );
+                        if fd == -1 {
+                            fail(pipe, Step::Create, index, errno());
+                        }
+                        libc::close(fd);
+                    }
+                }
+                let data_ptr = data
+                    .as_ref()
+                    .map_or(std::ptr::null(), |d| d.as_ptr().cast::<libc::c_void>());
+                check(
+                    pipe,
+                    Step::Mount,
+                    index,
+                    libc::mount(
+                        ptr_or_null(source),
+                        target.as_ptr(),
+                        ptr_or_null(fstype),
+                        *flags,
+                        data_ptr,
+                    ),
+                );
+                let bind = flags & libc::MS_BIND != 0;
+                if bind && flags & libc::MS_RDONLY != 0 {
+                    let remount =
+                        libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY | (flags & libc::MS_REC);
+                    check(
+                        pipe,
+                        Step::Remount,
+                        index,
+                        libc::mount(
+                            std::ptr::null(),
+                            target.as_ptr(),
+                            std::ptr::null(),
+                            remount,
+                            std::ptr::null(),
+                        ),
+                    );
+                }
+            }
+            FsOp::Symlink { target, link } => {
+                check(
+                    pipe,
+                    Step::Symlink,
+                    index,
+                    libc::symlink(target.as_ptr(), link.as_ptr()),
+                );
+            }
+        }
+    }
+}
+
+/// `mkdir -p` of `path` (of its parent only, when `parent_only`), without
+/// allocating: the path is copied into a stack buffer and cut at each '/'.
+fn mkdir_p(path: &[u8], parent_only: bool) -> Result<(), i32> {
+    let mut buf = [0u8; libc::PATH_MAX as usize];
+    if path.len() >= buf.len() {
+        return Err(libc::ENAMETOOLONG);
+    }
+    buf[..path.len()].copy_from_slice(path);
+    let end = if parent_only {
+        match path.iter().rposition(|&b| b == b'/') {
+            Some(0) | None => return Ok(()),
+            Some(i) => i,
+        }
+    } else {
+        path.len()
+    };
+    let mut i = 1;
+    while i <= end {
+        if i == end || buf[i] == b'/' {
+            let saved = buf[i];
+            buf[i] = 0;
+            // SAFETY: buf holds a NUL-terminated prefix of the path.
+            let ret = unsafe { libc::mkdir(buf.as_ptr().cast(), 0o755) };
+            if ret == -1 && errno() != libc::EEXIST {
+                return Err(errno());
+            }
+            buf[i] = saved;
+        }
+        i += 1;
+    }
+    Ok(())
+}
+
+/// Sets the effective, permitted and inheritable sets to `keep` and
+/// clears the ambient set.
+unsafe fn set_capabilities(pipe: RawFd, keep: u64) {
+    #[repr(C)]
+    struct Header {
+        version: u32,
+        pid: i32,
+    }
+    #[repr(C)]
+    #[derive(Clone, Copy)]
+    struct Data {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+    const VERSION_3: u32 = 0x2008_0522;
+    let low = keep as u32;
+    let high = (keep >> 32) as u32;
+    let header = Header {
+        version: VERSION_3,
+        pid: 0,
+    };
+    let data = [
+        Data {
+            effective: low,
+            permitted: low,
+            inheritable: low,
+        },
+        Data {
+            effective: high,
+            permitted: high,
+            inheritable: high,
+        },
+    ];
+    // SAFETY: capset with a v3 header and two data words, both on the stack.
+    unsafe {
+        let ret = libc::syscall(libc::SYS_capset, &header, data.as_ptr());
+        check(pipe, Step::Capabilities, 0, ret as libc::c_int);
+        let ret = libc::prctl(
+            libc::PR_CAP_AMBIENT,
+            libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong,
+            0,
+            0,
+            0,
+        );
+        check(pipe, Step::Capabilities, 1, ret);
+    }
+}
