@@ -1,5 +1,13 @@
-//! One module per isolation concern: cgroups v2 controllers (cpu, memory,
-//! pids, io) with limits, statistics and OOM events; namespaces;
-//! filesystem mounts and volumes; capabilities.
+//! One module per isolation concern, each deciding *what* a container
+//! gets; the launcher carries it out between clone and exec.
 //!
-//! Built by issue 3; this crate holds its place in the workspace graph.
+//! - [`cgroups`]: the cgroup v2 subtree, per-container cgroups, limits
+//!   (cpu, memory, pids, io), statistics, OOM events, kill.
+//! - [`filesystem`]: the mounts that make a root filesystem a container's
+//!   (/proc, /dev, /sys, the sandbox, volumes), with targets confined to
+//!   the root filesystem.
+//! - [`capabilities`]: the default bounded capability set.
+
+pub mod capabilities;
+pub mod cgroups;
+pub mod filesystem;

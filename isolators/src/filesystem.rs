@@ -1,0 +1,246 @@
+//! The mounts that make a directory a container's root filesystem: /proc,
+//! a minimal /dev, a read-only /sys, the sandbox and volumes. Every target
+//! is resolved inside the root filesystem, following its symlinks as the
+//! container would, so that a hostile image cannot aim a mount at the host.
+
+use std::path::{Component, Path, PathBuf};
+
+use tepui_launcher::{Create, FsOp, PlanError};
+
+/// Where the sandbox appears inside a container with its own root
+/// filesystem (Mesos's MESOS_SANDBOX there).
+pub const SANDBOX_IN_CONTAINER: &str = "/mnt/mesos/sandbox";
+
+/// A host path mounted into the container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Volume {
+    /// The host path.
+    pub host: PathBuf,
+    /// Where it appears in the container (absolute).
+    pub container: PathBuf,
+    /// Mounted read-only.
+    pub read_only: bool,
+}
+
+/// A filesystem plan could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum FsError {
+    /// A container path is not absolute.
+    #[error("container path {0} is not absolute")]
+    NotAbsolute(PathBuf),
+    /// A path resolves through too many symlinks.
+    #[error("{0} resolves through more than 40 symlinks inside the root filesystem")]
+    SymlinkLoop(PathBuf),
+    /// A host path for a volume does not exist.
+    #[error("volume source {0}: {1}")]
+    Source(PathBuf, std::io::Error),
+    /// A path could not be read while resolving.
+    #[error("resolving {0}: {1}")]
+    Resolve(PathBuf, std::io::Error),
+    /// A value cannot go into a launch plan.
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+}
+
+/// `path` (as the container sees it) joined under `rootfs`, following
+/// symlinks inside the root filesystem with `..` clamped at its top, so the
+/// result always lies within `rootfs`. Missing components are kept as they
+/// are (a mount creates them).
+pub fn resolve_in_root(rootfs: &Path, path: &Path) -> Result<PathBuf, FsError> {
+    let mut resolved = PathBuf::new();
+    let mut pending: Vec<std::ffi::OsString> = path
+        .components()
+        .rev()
+        .filter_map(|c| match c {
+            Component::Normal(n) => Some(n.to_owned()),
+            Component::ParentDir => Some("..".into()),
+            _ => None,
+        })
+        .collect();
+    let mut hops = 0;
+    while let Some(part) = pending.pop() {
+        if part == ".." {
+            resolved.pop();
+            continue;
+        }
+        let candidate = rootfs.join(&resolved).join(&part);
+        match std::fs::symlink_metadata(&candidate) {
+            Ok(meta) if meta.file_type().is_symlink() => {
+                hops += 1;
+                if hops > 40 {
+                    return Err(FsError::SymlinkLoop(path.to_path_buf()));
+                }
+                let target = std::fs::read_link(&candidate)
+                    .map_err(|e| FsError::Resolve(candidate.clone(), e))?;
+                if target.is_absolute() {
+                    resolved.clear();
+                }
+                for c in target.components().rev() {
+                    match c {
+                        Component::Normal(n) => pending.push(n.to_owned()),
+                        Component::ParentDir => pending.push("..".into()),
+                        _ => {}
+                    }
+                }
+            }
+            _ => resolved.push(part),
+        }
+    }
+    Ok(rootfs.join(resolved))
+}
+
+/// What a container's root filesystem gets mounted in it.
+#[derive(Debug, Clone, Default)]
+pub struct RootfsMounts {
+    /// The host sandbox directory, bound at [`SANDBOX_IN_CONTAINER`].
+    pub sandbox: Option<PathBuf>,
+    /// Extra host paths.
+    pub volumes: Vec<Volume>,
+}
+
+const NOSUID_NODEV_NOEXEC: libc::c_ulong = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
+
+/// Device nodes bound from the host into the container's /dev.
+const DEVICES: [&str; 6] = ["null", "zero", "full", "random", "urandom", "tty"];
+
+/// The launch steps for a container rooted at `rootfs`, in order.
+pub fn rootfs_ops(rootfs: &Path, mounts: &RootfsMounts) -> Result<Vec<FsOp>, FsError> {
+    let at = |p: &str| resolve_in_root(rootfs, Path::new(p));
+    let mut ops = vec![FsOp::mount(
+        "proc",
+        "proc",
+        &at("/proc")?,
+        NOSUID_NODEV_NOEXEC,
+        None,
+    )?];
+
+    let dev = at("/dev")?;
+    ops.push(FsOp::mount(
+        "tmpfs",
+        "tmpfs",
+        &dev,
+        libc::MS_NOSUID | libc::MS_STRICTATIME,
+        Some("mode=755,size=65536k"),
+    )?);
+    for name in DEVICES {
+        ops.push(FsOp::bind(
+            &Path::new("/dev").join(name),
+            &dev.join(name),
+            false,
+            Create::File,
+        )?);
+    }
+    ops.push(FsOp::mount(
+        "devpts",
+        "devpts",
+        &dev.join("pts"),
+        libc::MS_NOSUID | libc::MS_NOEXEC,
+        Some("newinstance,ptmxmode=0666,mode=0620"),
+    )?);
+    ops.push(FsOp::symlink("pts/ptmx", &dev.join("ptmx"))?);
+    ops.push(FsOp::mount(
+        "tmpfs",
+        "shm",
+        &dev.join("shm"),
+        NOSUID_NODEV_NOEXEC,
+        Some("mode=1777,size=65536k"),
+    )?);
+    for (link, target) in [
+        ("fd", "/proc/self/fd"),
+        ("stdin", "/proc/self/fd/0"),
+        ("stdout", "/proc/self/fd/1"),
+        ("stderr", "/proc/self/fd/2"),
+    ] {
+        ops.push(FsOp::symlink(target, &dev.join(link))?);
+    }
+
+    ops.push(FsOp::mount(
+        "sysfs",
+        "sysfs",
+        &at("/sys")?,
+        NOSUID_NODEV_NOEXEC | libc::MS_RDONLY,
+        None,
+    )?);
+
+    if let Some(sandbox) = &mounts.sandbox {
+        ops.push(FsOp::bind(
+            sandbox,
+            &at(SANDBOX_IN_CONTAINER)?,
+            false,
+            Create::Dir,
+        )?);
+    }
+    for volume in &mounts.volumes {
+        if !volume.container.is_absolute() {
+            return Err(FsError::NotAbsolute(volume.container.clone()));
+        }
+        let meta =
+            std::fs::metadata(&volume.host).map_err(|e| FsError::Source(volume.host.clone(), e))?;
+        let create = if meta.is_dir() {
+            Create::Dir
+        } else {
+            Create::File
+        };
+        let target = resolve_in_root(rootfs, &volume.container)?;
+        ops.push(FsOp::bind(&volume.host, &target, volume.read_only, create)?);
+    }
+    Ok(ops)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    #[test]
+    fn confines_symlinks_to_the_root() {
+        let root = tempfile::tempdir().unwrap();
+        let r = root.path();
+        std::fs::create_dir_all(r.join("usr/lib")).unwrap();
+        symlink("/", r.join("escape")).unwrap();
+        symlink("../../../..", r.join("usr/up")).unwrap();
+        symlink("usr/lib", r.join("lib")).unwrap();
+        symlink("loop", r.join("loop")).unwrap();
+
+        assert_eq!(
+            resolve_in_root(r, Path::new("/escape/etc")).unwrap(),
+            r.join("etc")
+        );
+        assert_eq!(
+            resolve_in_root(r, Path::new("/usr/up/etc/passwd")).unwrap(),
+            r.join("etc/passwd")
+        );
+        assert_eq!(
+            resolve_in_root(r, Path::new("/lib/x")).unwrap(),
+            r.join("usr/lib/x")
+        );
+        assert_eq!(
+            resolve_in_root(r, Path::new("/../../proc")).unwrap(),
+            r.join("proc")
+        );
+        assert!(matches!(
+            resolve_in_root(r, Path::new("/loop/x")),
+            Err(FsError::SymlinkLoop(_))
+        ));
+    }
+
+    #[test]
+    fn refuses_relative_volume_targets_and_missing_sources() {
+        let root = tempfile::tempdir().unwrap();
+        let volume = |host: &str, container: &str| RootfsMounts {
+            sandbox: None,
+            volumes: vec![Volume {
+                host: host.into(),
+                container: container.into(),
+                read_only: true,
+            }],
+        };
+        let e = rootfs_ops(root.path(), &volume("/tmp", "data")).unwrap_err();
+        assert_eq!(e.to_string(), "container path data is not absolute");
+        let e = rootfs_ops(root.path(), &volume("/no/such/dir", "/data")).unwrap_err();
+        assert!(
+            e.to_string().starts_with("volume source /no/such/dir: "),
+            "{e}"
+        );
+    }
+}
