@@ -1,6 +1,16 @@
-//! Container lifecycle (prepare, launch, wait, update, destroy, recover)
-//! built from the isolators and the launcher, and the provisioner that
-//! turns OCI images into root filesystems.
-//!
-//! Built by issues 3 and 4; this crate holds its place in the workspace
-//! graph.
+//! Container lifecycle (prepare, launch, wait, update, usage, destroy,
+//! recover) built from the isolators and the launcher; later also the
+//! provisioner that turns OCI images into root filesystems.
+
+mod lifecycle;
+pub mod spec;
+pub mod state;
+pub mod user;
+
+pub use lifecycle::{
+    Config, ContainerError, Containerizer, ErrorKind, Recovered, Termination, valid_id,
+};
+pub use spec::{ContainerSpec, Stdio};
+pub use tepui_isolators::cgroups::{Controllers, Limitation, Limits, Usage};
+pub use tepui_isolators::filesystem::{RootfsMounts, Volume};
+pub use tepui_launcher::{ExitStatus, Namespaces};

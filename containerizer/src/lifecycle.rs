@@ -1,0 +1,568 @@
+//! The container lifecycle: launch, wait, update, usage, destroy, recover.
+
+use std::collections::HashMap;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use tepui_isolators::capabilities;
+use tepui_isolators::cgroups::{
+    CgroupError, ContainerCgroup, Controllers, Hierarchy, Limitation, Limits, Usage,
+};
+use tepui_isolators::filesystem::{self, FsError, SANDBOX_IN_CONTAINER};
+use tepui_launcher::{CgroupJoin, ExitStatus, FsOp, LaunchError, Plan, PlanError, pidfd};
+use tokio::io::Interest;
+use tokio::io::unix::AsyncFd;
+use tokio::sync::watch;
+
+use crate::spec::{ContainerSpec, Stdio};
+use crate::state::{self, RunState, StateError};
+use crate::user::{self, UserError};
+
+/// How long destroy waits for a killed cgroup to empty.
+const KILL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A containerizer operation failed for one container.
+#[derive(Debug, thiserror::Error)]
+#[error("container {id}: {kind}")]
+pub struct ContainerError {
+    /// The container.
+    pub id: String,
+    /// What went wrong.
+    #[source]
+    pub kind: ErrorKind,
+}
+
+/// What went wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum ErrorKind {
+    /// The id cannot name a cgroup and a directory.
+    #[error("invalid id: use 1 to 128 of A-Z a-z 0-9 _ . -, not starting with '.'")]
+    InvalidId,
+    /// A container of this id is running.
+    #[error("already exists")]
+    Exists,
+    /// No container of this id is known.
+    #[error("unknown container")]
+    Unknown,
+    /// The spec asks for something impossible.
+    #[error("{0}")]
+    Spec(String),
+    /// A cgroup operation.
+    #[error(transparent)]
+    Cgroup(#[from] CgroupError),
+    /// The filesystem plan.
+    #[error(transparent)]
+    Filesystem(#[from] FsError),
+    /// The launch plan.
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    /// The launch itself.
+    #[error(transparent)]
+    Launch(#[from] LaunchError),
+    /// The user.
+    #[error(transparent)]
+    User(#[from] UserError),
+    /// The state file.
+    #[error(transparent)]
+    State(#[from] StateError),
+    /// A standard stream file.
+    #[error("opening {0} for the container's output: {1}")]
+    Stdio(PathBuf, std::io::Error),
+    /// A blocking task died (a defect).
+    #[error("internal task failed: {0}")]
+    Task(String),
+}
+
+/// How a container ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Termination {
+    /// Its first process's exit, or `None` when it was not our child (a
+    /// container recovered after a restart) and the status went elsewhere.
+    pub status: Option<ExitStatus>,
+    /// A limit the kernel enforced, e.g. an OOM kill.
+    pub limitation: Option<Limitation>,
+}
+
+/// The outcome of [`Containerizer::recover`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Recovered {
+    /// Checkpointed and still running: re-attached, `wait` works again.
+    pub alive: Vec<String>,
+    /// Found in the cgroup subtree but not checkpointed: destroyed.
+    pub orphans: Vec<String>,
+    /// Checkpointed but gone: cleaned up.
+    pub missing: Vec<String>,
+}
+
+/// Where a containerizer keeps its containers.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The cgroup v2 subtree it owns.
+    pub cgroup_root: PathBuf,
+    /// Its state directory (one subdirectory per container).
+    pub state_dir: PathBuf,
+}
+
+struct Running {
+    cgroup: ContainerCgroup,
+    pid: i32,
+    termination: watch::Receiver<Option<Termination>>,
+}
+
+/// Launches and keeps track of containers.
+pub struct Containerizer {
+    hierarchy: Hierarchy,
+    state_dir: PathBuf,
+    running: Mutex<HashMap<String, Arc<Running>>>,
+}
+
+fn blocking_failed(id: &str) -> impl FnOnce(tokio::task::JoinError) -> ContainerError + '_ {
+    move |e| ContainerError {
+        id: id.to_owned(),
+        kind: ErrorKind::Task(e.to_string()),
+    }
+}
+
+fn error(id: &str) -> impl FnOnce(ErrorKind) -> ContainerError + '_ {
+    move |kind| ContainerError {
+        id: id.to_owned(),
+        kind,
+    }
+}
+
+/// Whether `id` can name a cgroup and a directory.
+pub fn valid_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 128
+        && !id.starts_with('.')
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
+}
+
+impl Containerizer {
+    /// Opens the cgroup subtree and the state directory.
+    pub fn new(config: Config) -> Result<Self, CgroupError> {
+        let hierarchy = Hierarchy::open(&config.cgroup_root)?;
+        std::fs::create_dir_all(&config.state_dir).map_err(|source| CgroupError::Io {
+            action: "creating",
+            path: config.state_dir.clone(),
+            source,
+        })?;
+        tracing::info!(
+            cgroup_root = %hierarchy.root().display(),
+            controllers = %hierarchy.controllers(),
+            state_dir = %config.state_dir.display(),
+            "containerizer ready"
+        );
+        Ok(Self {
+            hierarchy,
+            state_dir: config.state_dir,
+            running: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The controllers containers can have limits from.
+    pub fn controllers(&self) -> Controllers {
+        self.hierarchy.controllers()
+    }
+
+    fn running(&self) -> MutexGuard<'_, HashMap<String, Arc<Running>>> {
+        // A poisoned map still holds valid entries; keep using it.
+        self.running.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn get(&self, id: &str) -> Result<Arc<Running>, ContainerError> {
+        self.running()
+            .get(id)
+            .cloned()
+            .ok_or_else(|| error(id)(ErrorKind::Unknown))
+    }
+
+    /// The pid of a running container's first process.
+    pub fn pid(&self, id: &str) -> Option<i32> {
+        self.running().get(id).map(|r| r.pid)
+    }
+
+    /// Ids with a state file: what a restarted process may recover.
+    pub fn checkpointed(&self) -> Vec<String> {
+        let Ok(entries) = std::fs::read_dir(&self.state_dir) else {
+            return Vec::new();
+        };
+        let mut ids: Vec<String> = entries
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter(|id| valid_id(id))
+            .collect();
+        ids.sort();
+        ids
+    }
+
+    /// Creates the container's cgroup with its limits and starts its first
+    /// process in it; returns once that process has exec'd.
+    pub async fn launch(&self, id: &str, spec: ContainerSpec) -> Result<i32, ContainerError> {
+        if !valid_id(id) {
+            return Err(error(id)(ErrorKind::InvalidId));
+        }
+        if self.running().contains_key(id) {
+            return Err(error(id)(ErrorKind::Exists));
+        }
+        let hierarchy = self.hierarchy.clone();
+        let state_dir = self.state_dir.join(id);
+        let owned_id = id.to_owned();
+        let (cgroup, spawned) =
+            tokio::task::spawn_blocking(move || start(&hierarchy, &owned_id, &spec, &state_dir))
+                .await
+                .map_err(blocking_failed(id))?
+                .map_err(error(id))?;
+
+        let (tx, rx) = watch::channel(None);
+        let running = Arc::new(Running {
+            cgroup: cgroup.clone(),
+            pid: spawned.pid,
+            termination: rx,
+        });
+        self.running().insert(id.to_owned(), running);
+        monitor(id.to_owned(), spawned.pidfd, cgroup, tx);
+        tracing::info!(container = id, pid = spawned.pid, "container launched");
+        Ok(spawned.pid)
+    }
+
+    /// Waits for the container's first process to end.
+    pub async fn wait(&self, id: &str) -> Result<Termination, ContainerError> {
+        let mut rx = self.get(id)?.termination.clone();
+        let ended = rx.wait_for(Option::is_some).await;
+        match ended.ok().and_then(|t| *t) {
+            Some(t) => Ok(t),
+            None => Err(error(id)(ErrorKind::Task(
+                "the container's monitor ended".into(),
+            ))),
+        }
+    }
+
+    /// Changes a running container's limits.
+    pub async fn update(&self, id: &str, limits: Limits) -> Result<(), ContainerError> {
+        let cgroup = self.get(id)?.cgroup.clone();
+        tokio::task::spawn_blocking(move || cgroup.apply(&limits))
+            .await
+            .map_err(blocking_failed(id))?
+            .map_err(|e| error(id)(e.into()))
+    }
+
+    /// The container's resource usage.
+    pub async fn usage(&self, id: &str) -> Result<Usage, ContainerError> {
+        let cgroup = self.get(id)?.cgroup.clone();
+        tokio::task::spawn_blocking(move || cgroup.usage())
+            .await
+            .map_err(blocking_failed(id))?
+            .map_err(|e| error(id)(e.into()))
+    }
+
+    /// Kills every process of the container, waits for them, and removes
+    /// its cgroup and state.
+    pub async fn destroy(&self, id: &str) -> Result<Termination, ContainerError> {
+        let running = self.get(id)?;
+        let cgroup = running.cgroup.clone();
+        tokio::task::spawn_blocking(move || {
+            cgroup.kill()?;
+            cgroup.wait_unpopulated(KILL_TIMEOUT)
+        })
+        .await
+        .map_err(blocking_failed(id))?
+        .map_err(|e| error(id)(e.into()))?;
+
+        // The first process is dead; its monitor reports promptly.
+        let termination = match tokio::time::timeout(KILL_TIMEOUT, self.wait(id)).await {
+            Ok(result) => result?,
+            Err(_) => Termination {
+                status: None,
+                limitation: None,
+            },
+        };
+        self.forget(id, running.cgroup.clone()).await?;
+        tracing::info!(container = id, status = ?termination.status, "container destroyed");
+        Ok(termination)
+    }
+
+    async fn forget(&self, id: &str, cgroup: ContainerCgroup) -> Result<(), ContainerError> {
+        let state_dir = self.state_dir.join(id);
+        tokio::task::spawn_blocking(move || {
+            cgroup.remove()?;
+            match std::fs::remove_dir_all(&state_dir) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(CgroupError::Io {
+                    action: "removing",
+                    path: state_dir,
+                    source: e,
+                }),
+                _ => Ok(()),
+            }
+        })
+        .await
+        .map_err(blocking_failed(id))?
+        .map_err(|e| error(id)(e.into()))?;
+        self.running().remove(id);
+        Ok(())
+    }
+
+    /// After a restart: re-attaches the `checkpointed` containers that
+    /// still run, destroys cgroups nobody checkpointed, and cleans up the
+    /// checkpointed ones that are gone.
+    pub async fn recover(&self, checkpointed: &[String]) -> Result<Recovered, ContainerError> {
+        let hierarchy = self.hierarchy.clone();
+        let names = tokio::task::spawn_blocking(move || hierarchy.container_names())
+            .await
+            .map_err(blocking_failed("*"))?
+            .map_err(|e| error("*")(e.into()))?;
+        let mut recovered = Recovered::default();
+        for name in &names {
+            if self.running().contains_key(name) {
+                continue;
+            }
+            let cgroup =
+                ContainerCgroup::open(&self.hierarchy, name).map_err(|e| error(name)(e.into()))?;
+            if !checkpointed.contains(name) {
+                tracing::warn!(container = %name, "destroying an orphan container found in the cgroup subtree");
+                self.reap(name, cgroup).await?;
+                recovered.orphans.push(name.clone());
+                continue;
+            }
+            match self.reattach(name, &cgroup) {
+                Some(pid) => {
+                    tracing::info!(container = %name, pid, "container recovered");
+                    recovered.alive.push(name.clone());
+                }
+                None => {
+                    tracing::warn!(container = %name, "checkpointed container is gone");
+                    self.reap(name, cgroup).await?;
+                    recovered.missing.push(name.clone());
+                }
+            }
+        }
+        for id in checkpointed {
+            if !names.contains(id) {
+                let _ = std::fs::remove_dir_all(self.state_dir.join(id));
+                recovered.missing.push(id.clone());
+            }
+        }
+        Ok(recovered)
+    }
+
+    /// Kills what is left of a container and removes it.
+    async fn reap(&self, id: &str, cgroup: ContainerCgroup) -> Result<(), ContainerError> {
+        let killing = cgroup.clone();
+        tokio::task::spawn_blocking(move || {
+            if killing.populated()? {
+                killing.kill()?;
+                killing.wait_unpopulated(KILL_TIMEOUT)?;
+            }
+            Ok::<_, CgroupError>(())
+        })
+        .await
+        .map_err(blocking_failed(id))?
+        .map_err(|e| error(id)(e.into()))?;
+        self.forget(id, cgroup).await
+    }
+
+    /// Re-attaches a checkpointed container whose first process is still
+    /// the one recorded (same pid, same start time, in its cgroup).
+    fn reattach(&self, id: &str, cgroup: &ContainerCgroup) -> Option<i32> {
+        let run = state::read(&self.state_dir.join(id)).ok()??;
+        if state::start_time(run.pid) != Some(run.start_time)
+            || !cgroup.pids().ok()?.contains(&run.pid)
+        {
+            return None;
+        }
+        let pidfd = pidfd::open(run.pid).ok()?;
+        let (tx, rx) = watch::channel(None);
+        self.running().insert(
+            id.to_owned(),
+            Arc::new(Running {
+                cgroup: cgroup.clone(),
+                pid: run.pid,
+                termination: rx,
+            }),
+        );
+        monitor(id.to_owned(), pidfd, cgroup.clone(), tx);
+        Some(run.pid)
+    }
+}
+
+/// Creates the cgroup, builds the plan, spawns, checkpoints. Blocking.
+fn start(
+    hierarchy: &Hierarchy,
+    id: &str,
+    spec: &ContainerSpec,
+    state_dir: &Path,
+) -> Result<(ContainerCgroup, tepui_launcher::Spawned), ErrorKind> {
+    let cgroup = ContainerCgroup::create(hierarchy, id).map_err(|e| match e {
+        CgroupError::Io { ref source, .. }
+            if source.kind() == std::io::ErrorKind::AlreadyExists =>
+        {
+            ErrorKind::Exists
+        }
+        other => other.into(),
+    })?;
+    let result = (|| {
+        cgroup.apply(&spec.limits)?;
+        let plan = plan(id, spec)?.cgroup(CgroupJoin::CloneInto(cgroup.leaf_fd()?));
+        let spawned = match tepui_launcher::spawn(&plan) {
+            Err(LaunchError::CloneIntoCgroup(errno)) => {
+                tracing::warn!(%errno, "CLONE_INTO_CGROUP refused; joining the cgroup before exec instead");
+                tepui_launcher::spawn(
+                    &plan.cgroup(CgroupJoin::WriteProcs(cgroup.leaf_procs_fd()?)),
+                )?
+            }
+            other => other?,
+        };
+        let run = RunState {
+            pid: spawned.pid,
+            start_time: state::start_time(spawned.pid).unwrap_or(0),
+        };
+        if let Err(e) = state::write(state_dir, run) {
+            let _ = pidfd::send_signal(spawned.pidfd.as_raw_fd(), libc::SIGKILL);
+            let _ = pidfd::wait_blocking(spawned.pidfd.as_raw_fd());
+            return Err(e.into());
+        }
+        Ok(spawned)
+    })();
+    match result {
+        Ok(spawned) => Ok((cgroup, spawned)),
+        Err(e) => {
+            let _ = cgroup.kill();
+            let _ = cgroup.wait_unpopulated(KILL_TIMEOUT);
+            let _ = cgroup.remove();
+            let _ = std::fs::remove_dir_all(state_dir);
+            Err(e)
+        }
+    }
+}
+
+/// The launch plan for a spec (without its cgroup).
+fn plan(id: &str, spec: &ContainerSpec) -> Result<Plan, ErrorKind> {
+    let ns = spec.namespaces;
+    let mut plan = Plan::new(&spec.command, &spec.env, open_stdio(&spec.stdio)?)?
+        .namespaces(ns)
+        .capabilities(spec.capabilities.unwrap_or_else(capabilities::default_mask))
+        .no_new_privs(true);
+    if ns.uts {
+        let default: String = id.chars().take(63).collect();
+        plan = plan.hostname(spec.hostname.as_deref().unwrap_or(&default))?;
+    } else if spec.hostname.is_some() {
+        return Err(ErrorKind::Spec("a hostname needs a UTS namespace".into()));
+    }
+    let mut cwd = PathBuf::from("/");
+    match &spec.rootfs {
+        Some(rootfs) => {
+            if !ns.mount {
+                return Err(ErrorKind::Spec(
+                    "a root filesystem needs a mount namespace".into(),
+                ));
+            }
+            plan = plan.rootfs(rootfs)?;
+            for op in filesystem::rootfs_ops(rootfs, &spec.mounts)? {
+                plan = plan.fs_op(op);
+            }
+            if spec.mounts.sandbox.is_some() {
+                cwd = SANDBOX_IN_CONTAINER.into();
+            }
+        }
+        None => {
+            // On the host's filesystem, a new pid namespace still gets its
+            // own /proc, so the container sees only its processes.
+            if ns.pid && ns.mount {
+                plan = plan.fs_op(FsOp::mount(
+                    "proc",
+                    "proc",
+                    Path::new("/proc"),
+                    libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+                    None,
+                )?);
+            }
+            if let Some(sandbox) = &spec.mounts.sandbox {
+                cwd = sandbox.clone();
+            }
+        }
+    }
+    if let Some(user) = &spec.user {
+        let root = spec.rootfs.as_deref().unwrap_or(Path::new("/"));
+        plan = plan.user(user::resolve(root, user)?);
+    }
+    Ok(plan.cwd(spec.cwd.as_deref().unwrap_or(&cwd))?)
+}
+
+fn open_stdio(stdio: &Stdio) -> Result<[OwnedFd; 3], ErrorKind> {
+    let null = || -> Result<OwnedFd, ErrorKind> {
+        std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/dev/null")
+            .map(OwnedFd::from)
+            .map_err(|e| ErrorKind::Stdio("/dev/null".into(), e))
+    };
+    let append = |path: &Path| -> Result<OwnedFd, ErrorKind> {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map(OwnedFd::from)
+            .map_err(|e| ErrorKind::Stdio(path.to_path_buf(), e))
+    };
+    let inherit = |fd: std::os::fd::BorrowedFd<'_>, name: &str| -> Result<OwnedFd, ErrorKind> {
+        fd.try_clone_to_owned()
+            .map_err(|e| ErrorKind::Stdio(name.into(), e))
+    };
+    Ok(match stdio {
+        Stdio::Null => [null()?, null()?, null()?],
+        Stdio::Inherit => [
+            inherit(std::io::stdin().as_fd(), "stdin")?,
+            inherit(std::io::stdout().as_fd(), "stdout")?,
+            inherit(std::io::stderr().as_fd(), "stderr")?,
+        ],
+        Stdio::Files { stdout, stderr } => [null()?, append(stdout)?, append(stderr)?],
+    })
+}
+
+/// Watches a container's first process through its pidfd and publishes
+/// how it ended.
+fn monitor(
+    id: String,
+    pidfd: OwnedFd,
+    cgroup: ContainerCgroup,
+    tx: watch::Sender<Option<Termination>>,
+) {
+    tokio::spawn(async move {
+        // SAFETY: the OwnedFd moves into the AsyncFd, so its fd stays open
+        // and the same for as long as the registration lives.
+        let registered = unsafe { AsyncFd::register_with_interest(pidfd, Interest::READABLE) };
+        let status = match registered {
+            Ok(fd) => loop {
+                let Ok(mut ready) = fd.readable().await else {
+                    break None;
+                };
+                match pidfd::try_wait(fd.get_ref().as_raw_fd()) {
+                    Ok(Some(status)) => break Some(status),
+                    Ok(None) => ready.clear_ready(),
+                    // Not our child (recovered): it ended, its status went
+                    // to its parent.
+                    Err(e) if e.raw_os_error() == Some(libc::ECHILD) => break None,
+                    Err(e) => {
+                        tracing::warn!(container = %id, error = %e, "waiting on the container's pidfd");
+                        break None;
+                    }
+                }
+            },
+            Err(e) => {
+                tracing::error!(container = %id, error = %e, "cannot watch the container's pidfd");
+                None
+            }
+        };
+        let limitation = tokio::task::spawn_blocking(move || cgroup.limitation())
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .flatten();
+        tracing::info!(container = %id, ?status, ?limitation, "container exited");
+        let _ = tx.send(Some(Termination { status, limitation }));
+    });
+}

@@ -1,0 +1,73 @@
+//! What a container is asked to be.
+
+use std::path::PathBuf;
+
+use tepui_isolators::cgroups::Limits;
+use tepui_isolators::filesystem::RootfsMounts;
+use tepui_launcher::Namespaces;
+
+/// Where a container's standard streams go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stdio {
+    /// The caller's own stdin, stdout and stderr (the development CLI).
+    Inherit,
+    /// /dev/null for all three.
+    Null,
+    /// stdin from /dev/null; stdout and stderr appended to these files.
+    Files {
+        /// stdout's file.
+        stdout: PathBuf,
+        /// stderr's file.
+        stderr: PathBuf,
+    },
+}
+
+/// Everything needed to launch a container.
+#[derive(Debug, Clone)]
+pub struct ContainerSpec {
+    /// The command and its arguments; the first is found along PATH.
+    pub command: Vec<String>,
+    /// The whole environment (nothing is inherited).
+    pub env: Vec<(String, String)>,
+    /// Working directory inside the container; default: the sandbox when
+    /// there is one, else `/`.
+    pub cwd: Option<PathBuf>,
+    /// `name`, `uid` or `uid:gid`, resolved in the root filesystem.
+    pub user: Option<String>,
+    /// The root filesystem; none runs on the host's.
+    pub rootfs: Option<PathBuf>,
+    /// Sandbox and volumes mounted into a root filesystem.
+    pub mounts: RootfsMounts,
+    /// Hostname, with a UTS namespace; default: the container id.
+    pub hostname: Option<String>,
+    /// New namespaces.
+    pub namespaces: Namespaces,
+    /// cgroup limits.
+    pub limits: Limits,
+    /// Capabilities kept (a mask); default: the isolators' default set.
+    pub capabilities: Option<u64>,
+    /// Standard streams.
+    pub stdio: Stdio,
+}
+
+impl ContainerSpec {
+    /// A spec running `command` with the default isolation and no limits.
+    pub fn new(command: Vec<String>) -> Self {
+        Self {
+            command,
+            env: vec![(
+                "PATH".into(),
+                "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),
+            )],
+            cwd: None,
+            user: None,
+            rootfs: None,
+            mounts: RootfsMounts::default(),
+            hostname: None,
+            namespaces: Namespaces::isolated_host_network(),
+            limits: Limits::default(),
+            capabilities: None,
+            stdio: Stdio::Null,
+        }
+    }
+}
