@@ -29,8 +29,7 @@ const KILL_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct ContainerError {
     /// The container.
     pub id: String,
-    /// What went wrong.
-    #[source]
+    /// What went wrong (part of the message, so not also a `source`).
     pub kind: ErrorKind,
 }
 
@@ -146,10 +145,10 @@ impl Containerizer {
     /// Opens the cgroup subtree and the state directory.
     pub fn new(config: Config) -> Result<Self, CgroupError> {
         let hierarchy = Hierarchy::open(&config.cgroup_root)?;
-        std::fs::create_dir_all(&config.state_dir).map_err(|source| CgroupError::Io {
+        std::fs::create_dir_all(&config.state_dir).map_err(|error| CgroupError::Io {
             action: "creating",
             path: config.state_dir.clone(),
-            source,
+            error,
         })?;
         tracing::info!(
             cgroup_root = %hierarchy.root().display(),
@@ -293,7 +292,7 @@ impl Containerizer {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(CgroupError::Io {
                     action: "removing",
                     path: state_dir,
-                    source: e,
+                    error: e,
                 }),
                 _ => Ok(()),
             }
@@ -396,9 +395,7 @@ fn start(
     state_dir: &Path,
 ) -> Result<(ContainerCgroup, tepui_launcher::Spawned), ErrorKind> {
     let cgroup = ContainerCgroup::create(hierarchy, id).map_err(|e| match e {
-        CgroupError::Io { ref source, .. }
-            if source.kind() == std::io::ErrorKind::AlreadyExists =>
-        {
+        CgroupError::Io { ref error, .. } if error.kind() == std::io::ErrorKind::AlreadyExists => {
             ErrorKind::Exists
         }
         other => other.into(),

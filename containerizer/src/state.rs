@@ -18,14 +18,14 @@ pub struct RunState {
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
     /// An I/O failure on a path.
-    #[error("{action} {path}: {source}")]
+    #[error("{action} {path}: {error}")]
     Io {
         /// What was being done.
         action: &'static str,
         /// Which file.
         path: PathBuf,
         /// The failure.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The file does not hold a state.
     #[error("{0} is corrupt: {1}")]
@@ -34,10 +34,10 @@ pub enum StateError {
 
 fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> StateError {
     let path = path.to_path_buf();
-    move |source| StateError::Io {
+    move |error| StateError::Io {
         action,
         path,
-        source,
+        error,
     }
 }
 

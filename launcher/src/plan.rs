@@ -22,12 +22,12 @@ pub enum PlanError {
     #[error("no command to run")]
     NoCommand,
     /// A standard stream could not be duplicated.
-    #[error("duplicating standard stream {index}: {source}")]
+    #[error("duplicating standard stream {index}: {error}")]
     Stdio {
         /// 0, 1 or 2.
         index: usize,
         /// The failure.
-        source: std::io::Error,
+        error: std::io::Error,
     },
 }
 
@@ -294,7 +294,7 @@ impl Plan {
                 if new < 0 {
                     return Err(PlanError::Stdio {
                         index,
-                        source: std::io::Error::last_os_error(),
+                        error: std::io::Error::last_os_error(),
                     });
                 }
                 // SAFETY: `new` was just returned by fcntl and nothing else owns it.

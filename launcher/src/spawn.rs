@@ -30,12 +30,12 @@ pub enum LaunchError {
     #[error("clone3 into the cgroup: {0}")]
     CloneIntoCgroup(Errno),
     /// The pipe or /proc could not be used.
-    #[error("{what}: {source}")]
+    #[error("{what}: {error}")]
     Io {
         /// What was being done.
         what: &'static str,
         /// The failure.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The child's report did not decode (a defect).
     #[error("the launched child sent an unreadable report ({0} bytes)")]
@@ -52,7 +52,7 @@ pub struct Spawned {
 }
 
 fn io(what: &'static str) -> impl FnOnce(std::io::Error) -> LaunchError {
-    move |source| LaunchError::Io { what, source }
+    move |error| LaunchError::Io { what, error }
 }
 
 /// Starts the plan's command and returns once it has exec'd, or with the

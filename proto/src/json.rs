@@ -35,7 +35,7 @@ use crate::required::{self, MissingRequired};
 pub enum JsonError {
     /// The bytes are not JSON at all.
     #[error("malformed JSON: {0}")]
-    Syntax(#[source] serde_json::Error),
+    Syntax(serde_json::Error),
     /// A value has the wrong JSON type for its field.
     #[error("{type_name}: field '{path}': expected {expected}, found {found}")]
     Type {
@@ -65,12 +65,12 @@ pub enum JsonError {
     #[error(transparent)]
     Descriptor(#[from] DescriptorError),
     /// A message did not survive the trip through reflection (a defect).
-    #[error("re-encoding {type_name}: {source}")]
+    #[error("re-encoding {type_name}: {error}")]
     Reflect {
         /// Full proto name of the message.
         type_name: String,
         /// The decoder's complaint.
-        source: prost::DecodeError,
+        error: prost::DecodeError,
     },
 }
 
@@ -92,7 +92,7 @@ where
     M::decode(prost::Message::encode_to_vec(&dynamic).as_slice()).map_err(|source| {
         JsonError::Reflect {
             type_name: M::full_name(),
-            source,
+            error: source,
         }
     })
 }
@@ -120,7 +120,7 @@ where
     let dynamic = DynamicMessage::decode(descriptor, message.encode_to_vec().as_slice()).map_err(
         |source| JsonError::Reflect {
             type_name: M::full_name(),
-            source,
+            error: source,
         },
     )?;
     Ok(dynamic_to_value(&dynamic))

@@ -10,12 +10,12 @@ use crate::required::{self, MissingRequired};
 #[derive(Debug, thiserror::Error)]
 pub enum ProtobufError {
     /// The bytes are not a valid encoding of the message type.
-    #[error("malformed protobuf {type_name}: {source}")]
+    #[error("malformed protobuf {type_name}: {error}")]
     Malformed {
         /// Full proto name of the expected message.
         type_name: String,
         /// The decoder's complaint.
-        source: prost::DecodeError,
+        error: prost::DecodeError,
     },
     /// A required field is absent.
     #[error(transparent)]
@@ -30,9 +30,9 @@ pub fn decode<M>(bytes: &[u8]) -> Result<M, ProtobufError>
 where
     M: prost::Message + prost::Name + Default,
 {
-    let malformed = |source| ProtobufError::Malformed {
+    let malformed = |error| ProtobufError::Malformed {
         type_name: M::full_name(),
-        source,
+        error,
     };
     let message = M::decode(bytes).map_err(malformed)?;
     let dynamic = DynamicMessage::decode(descriptor::of::<M>()?, bytes).map_err(malformed)?;

@@ -25,14 +25,14 @@ pub enum CgroupError {
     #[error("{0} is not inside the cgroup2 mount {1}")]
     Outside(PathBuf, PathBuf),
     /// A file operation failed.
-    #[error("{action} {path}: {source}")]
+    #[error("{action} {path}: {error}")]
     Io {
         /// What was being done.
         action: &'static str,
         /// The cgroup file or directory.
         path: PathBuf,
         /// The failure.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// A limit was asked of a controller this hierarchy does not have.
     #[error(
@@ -61,10 +61,10 @@ pub(crate) fn io_error(
     path: &Path,
 ) -> impl FnOnce(std::io::Error) -> CgroupError {
     let path = path.to_path_buf();
-    move |source| CgroupError::Io {
+    move |error| CgroupError::Io {
         action,
         path,
-        source,
+        error,
     }
 }
 
