@@ -1,5 +1,6 @@
 //! The `tepui` command line.
 
+mod container;
 mod wire;
 
 use std::process::ExitCode;
@@ -10,6 +11,10 @@ use clap::{Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "tepui", version, about, long_about = None)]
 struct Cli {
+    /// Log level for tepui's own messages on stderr (error, warn, info,
+    /// debug, trace).
+    #[arg(long, global = true, env = "TEPUI_LOG", default_value = "warn")]
+    log_level: tracing::Level,
     #[command(subcommand)]
     command: Command,
 }
@@ -18,15 +23,22 @@ struct Cli {
 enum Command {
     /// Convert Mesos v1 messages between JSON and protobuf (stdin to stdout).
     Wire(wire::WireArgs),
+    /// Run containers with the containerizer alone (development and tests).
+    Container(Box<container::ContainerArgs>),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_max_level(cli.log_level)
+        .with_writer(std::io::stderr)
+        .init();
     let result = match cli.command {
-        Command::Wire(args) => wire::run(&args),
+        Command::Wire(args) => wire::run(&args).map(|()| 0),
+        Command::Container(args) => container::run(*args),
     };
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
         Err(e) => {
             // The whole cause chain on one line; no backtrace for users.
             eprintln!("tepui: {e:#}");

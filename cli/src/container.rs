@@ -1,0 +1,255 @@
+//! `tepui container`: drive the containerizer alone, without an agent,
+//! for development, benchmarks and the VM tests.
+
+use std::path::PathBuf;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Subcommand};
+use tepui_containerizer::{
+    Config, ContainerSpec, Containerizer, Limits, Namespaces, RootfsMounts, Stdio, Termination,
+    Volume,
+};
+use tepui_isolators::cgroups::{Hierarchy, memory};
+
+/// `tepui container ...`
+#[derive(Debug, Args)]
+pub struct ContainerArgs {
+    #[command(flatten)]
+    place: Place,
+    #[command(subcommand)]
+    command: ContainerCommand,
+}
+
+/// Where the containerizer keeps its containers.
+#[derive(Debug, Args)]
+struct Place {
+    /// cgroup v2 subtree to create containers in [default: tepui under
+    /// the cgroup2 mount found in /proc/self/mountinfo].
+    #[arg(long, global = true, env = "TEPUI_CGROUP_ROOT")]
+    cgroup_root: Option<PathBuf>,
+    /// Directory of the per-container state used to recover them.
+    #[arg(
+        long,
+        global = true,
+        env = "TEPUI_CONTAINER_STATE_DIR",
+        default_value = "/run/tepui/containers"
+    )]
+    state_dir: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+enum ContainerCommand {
+    /// Run a command in a container, wait for it, remove it, and exit with
+    /// its exit code (128 + signal when killed).
+    Run(RunArgs),
+    /// Start a container and leave it running; prints its id and pid.
+    Start(RunArgs),
+    /// Wait for a container started earlier (by any process), then remove it.
+    Wait {
+        /// Container id.
+        id: String,
+    },
+    /// Kill a container and remove it.
+    Destroy {
+        /// Container id.
+        id: String,
+    },
+    /// List the containers in the state directory that are still running.
+    List,
+}
+
+#[derive(Debug, Args)]
+struct RunArgs {
+    /// Container id [default: run-<pid>-<time>].
+    #[arg(long, env = "TEPUI_CONTAINER_ID")]
+    id: Option<String>,
+    /// Root filesystem directory; without it the host's is used.
+    #[arg(long, env = "TEPUI_CONTAINER_ROOTFS")]
+    rootfs: Option<PathBuf>,
+    /// Memory limit (memory.max), e.g. 64M or 1G.
+    #[arg(long, env = "TEPUI_CONTAINER_MEM")]
+    mem: Option<String>,
+    /// CPUs: the cgroup's cpu.weight, and its cpu.max with --cpu-hard.
+    #[arg(long, env = "TEPUI_CONTAINER_CPUS")]
+    cpus: Option<f64>,
+    /// Enforce --cpus as a hard cap (cpu.max).
+    #[arg(long, env = "TEPUI_CONTAINER_CPU_HARD")]
+    cpu_hard: bool,
+    /// Maximum number of processes (pids.max).
+    #[arg(long, env = "TEPUI_CONTAINER_PIDS")]
+    pids: Option<u64>,
+    /// Hostname [default: the container id].
+    #[arg(long, env = "TEPUI_CONTAINER_HOSTNAME")]
+    hostname: Option<String>,
+    /// Give the container a new, empty network namespace.
+    #[arg(long, env = "TEPUI_CONTAINER_NET")]
+    net: bool,
+    /// Host directory bound at /mnt/mesos/sandbox (the working directory).
+    #[arg(long, env = "TEPUI_CONTAINER_SANDBOX")]
+    sandbox: Option<PathBuf>,
+    /// HOST:CONTAINER[:ro] bind mount; repeatable.
+    #[arg(
+        long = "volume",
+        short = 'v',
+        env = "TEPUI_CONTAINER_VOLUMES",
+        value_delimiter = ','
+    )]
+    volumes: Vec<String>,
+    /// User: name, uid or uid:gid, resolved in the root filesystem.
+    #[arg(long, env = "TEPUI_CONTAINER_USER")]
+    user: Option<String>,
+    /// Working directory inside the container.
+    #[arg(long, env = "TEPUI_CONTAINER_CWD")]
+    cwd: Option<PathBuf>,
+    /// KEY=VALUE environment variable; repeatable (PATH has a default).
+    #[arg(
+        long = "env",
+        short = 'e',
+        env = "TEPUI_CONTAINER_ENV",
+        value_delimiter = ','
+    )]
+    env: Vec<String>,
+    /// The command and its arguments.
+    #[arg(required = true, last = true)]
+    command: Vec<String>,
+}
+
+/// Runs a `tepui container` command; returns the process exit code.
+pub fn run(args: ContainerArgs) -> Result<i32> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(dispatch(args))
+}
+
+async fn dispatch(args: ContainerArgs) -> Result<i32> {
+    let cgroup_root = match args.place.cgroup_root {
+        Some(root) => root,
+        None => Hierarchy::default_root()?,
+    };
+    let containerizer = Containerizer::new(Config {
+        cgroup_root,
+        state_dir: args.place.state_dir,
+    })?;
+    match args.command {
+        ContainerCommand::Run(run) => {
+            let id = run.id.clone().unwrap_or_else(default_id);
+            containerizer
+                .launch(&id, spec(run, Stdio::Inherit)?)
+                .await?;
+            containerizer.wait(&id).await?;
+            let ended = containerizer.destroy(&id).await?;
+            Ok(exit_code(&id, ended))
+        }
+        ContainerCommand::Start(run) => {
+            let id = run.id.clone().unwrap_or_else(default_id);
+            let pid = containerizer.launch(&id, spec(run, Stdio::Null)?).await?;
+            println!("{id} {pid}");
+            Ok(0)
+        }
+        ContainerCommand::Wait { id } => {
+            recover(&containerizer, &id).await?;
+            containerizer.wait(&id).await?;
+            let ended = containerizer.destroy(&id).await?;
+            Ok(exit_code(&id, ended))
+        }
+        ContainerCommand::Destroy { id } => {
+            recover(&containerizer, &id).await?;
+            containerizer.destroy(&id).await?;
+            Ok(0)
+        }
+        ContainerCommand::List => {
+            let checkpointed = containerizer.checkpointed();
+            let recovered = containerizer.recover(&checkpointed).await?;
+            for id in recovered.alive {
+                println!("{id} {}", containerizer.pid(&id).unwrap_or(0));
+            }
+            Ok(0)
+        }
+    }
+}
+
+/// Re-attaches every checkpointed container and checks `id` is among them.
+async fn recover(containerizer: &Containerizer, id: &str) -> Result<()> {
+    let recovered = containerizer.recover(&containerizer.checkpointed()).await?;
+    if !recovered.alive.iter().any(|a| a == id) {
+        bail!("no running container {id}");
+    }
+    Ok(())
+}
+
+fn default_id() -> String {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    format!("run-{}-{nanos}", std::process::id())
+}
+
+fn exit_code(id: &str, ended: Termination) -> i32 {
+    if let Some(limitation) = ended.limitation {
+        eprintln!("tepui: container {id}: {limitation:?}");
+    }
+    match ended.status {
+        Some(status) => status.code(),
+        None => {
+            eprintln!(
+                "tepui: container {id} ended; its exit status went to the process that started it"
+            );
+            0
+        }
+    }
+}
+
+fn spec(run: RunArgs, stdio: Stdio) -> Result<ContainerSpec> {
+    let mut spec = ContainerSpec::new(run.command);
+    for pair in run.env {
+        let (key, value) = pair
+            .split_once('=')
+            .with_context(|| format!("--env {pair:?}: expected KEY=VALUE"))?;
+        spec.env.retain(|(k, _)| k != key);
+        spec.env.push((key.to_owned(), value.to_owned()));
+    }
+    let volumes = run
+        .volumes
+        .iter()
+        .map(|v| parse_volume(v))
+        .collect::<Result<Vec<_>>>()?;
+    spec.mounts = RootfsMounts {
+        sandbox: run.sandbox,
+        volumes,
+    };
+    spec.rootfs = run.rootfs;
+    spec.hostname = run.hostname;
+    spec.user = run.user;
+    spec.cwd = run.cwd;
+    spec.namespaces = Namespaces {
+        net: run.net,
+        ..Namespaces::isolated_host_network()
+    };
+    spec.limits = Limits {
+        cpus: run.cpus,
+        cpu_hard: run.cpu_hard,
+        mem_bytes: run.mem.as_deref().map(memory::parse_size).transpose()?,
+        pids: run.pids,
+        ..Limits::default()
+    };
+    spec.stdio = stdio;
+    Ok(spec)
+}
+
+fn parse_volume(text: &str) -> Result<Volume> {
+    let parts: Vec<&str> = text.split(':').collect();
+    let (host, container, read_only) = match parts.as_slice() {
+        [h, c] => (h, c, false),
+        [h, c, "ro"] => (h, c, true),
+        [h, c, "rw"] => (h, c, false),
+        _ => bail!("--volume {text:?}: expected HOST:CONTAINER[:ro]"),
+    };
+    Ok(Volume {
+        host: host.into(),
+        container: container.into(),
+        read_only,
+    })
+}
