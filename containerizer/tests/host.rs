@@ -165,6 +165,53 @@ async fn capabilities_are_bounded_and_no_new_privs_is_set() {
 }
 
 #[tokio::test]
+async fn kernel_files_are_masked_or_read_only() {
+    let f = Fixture::new();
+    // Every masked entry this kernel has reads as empty in the container.
+    let files: Vec<&str> = [
+        "/proc/kcore",
+        "/proc/keys",
+        "/proc/timer_list",
+        "/proc/sched_debug",
+    ]
+    .into_iter()
+    .filter(|p| Path::new(p).exists())
+    .collect();
+    let dirs: Vec<&str> = ["/proc/acpi", "/proc/scsi", "/sys/firmware"]
+        .into_iter()
+        .filter(|p| Path::new(p).exists())
+        .collect();
+    assert!(
+        !files.is_empty() && !dirs.is_empty(),
+        "nothing to mask on this host"
+    );
+    let mut script = String::new();
+    for path in files.iter().chain(&dirs) {
+        let probe = if files.contains(path) { "cat" } else { "ls -A" };
+        script.push_str(&format!("echo {path}=$({probe} {path} | wc -c); "));
+    }
+    script.push_str(
+        "echo x > /proc/sysrq-trigger 2>/dev/null || echo sysrq-ro; \
+         echo 1 > /proc/sys/kernel/ns_last_pid 2>/dev/null || echo sys-ro; \
+         touch /sys/x 2>/dev/null || echo sysfs-ro",
+    );
+    let (status, out) = f.run("procmask", f.spec(&script)).await;
+    assert_eq!(
+        status,
+        Some(ExitStatus::Exited(0)),
+        "stderr: {}",
+        f.stderr()
+    );
+    let mut want: Vec<String> = files
+        .iter()
+        .chain(&dirs)
+        .map(|p| format!("{p}=0"))
+        .collect();
+    want.extend(["sysrq-ro", "sys-ro", "sysfs-ro"].map(String::from));
+    assert_eq!(out.split_whitespace().collect::<Vec<_>>(), want);
+}
+
+#[tokio::test]
 async fn no_file_descriptor_leaks_into_the_container() {
     let f = Fixture::new();
     // An fd of the host without close-on-exec, as a careless library might leave.

@@ -1,5 +1,6 @@
-//! The mounts that make a directory a container's root filesystem: /proc,
-//! a minimal /dev, a read-only /sys, the sandbox and volumes. Every target
+//! The mounts that make a directory a container's root filesystem: /proc
+//! (with the host-revealing entries masked and the tunables read-only), a
+//! minimal /dev, a read-only /sys, the sandbox and volumes. Every target
 //! is resolved inside the root filesystem, following its symlinks as the
 //! container would, so that a hostile image cannot aim a mount at the host.
 
@@ -100,6 +101,62 @@ pub struct RootfsMounts {
 
 const NOSUID_NODEV_NOEXEC: libc::c_ulong = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
 
+/// /proc and /sys entries that leak host information or reach the host
+/// kernel: hidden (a file under /dev/null, a directory under an empty
+/// read-only tmpfs). The list runc, crun and Docker mask.
+const MASKED: [&str; 10] = [
+    "/proc/acpi",
+    "/proc/asound",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/sys/firmware",
+];
+
+/// /proc entries that stay visible but read-only (kernel tunables, the
+/// sysrq trigger, interrupt affinity).
+const READ_ONLY: [&str; 5] = [
+    "/proc/bus",
+    "/proc/fs",
+    "/proc/irq",
+    "/proc/sys",
+    "/proc/sysrq-trigger",
+];
+
+/// Masks and read-only binds over the container's fresh /proc and /sys,
+/// for the entries this kernel has (the host's /proc and /sys have the
+/// same layout as the container's new instances).
+fn protect_kernel_files(rootfs: &Path, ops: &mut Vec<FsOp>) -> Result<(), FsError> {
+    for path in MASKED {
+        let Ok(meta) = std::fs::metadata(path) else {
+            continue;
+        };
+        let target = rootfs.join(&path[1..]);
+        ops.push(if meta.is_dir() {
+            FsOp::mount(
+                "tmpfs",
+                "tmpfs",
+                &target,
+                libc::MS_RDONLY | NOSUID_NODEV_NOEXEC,
+                Some("size=0"),
+            )?
+        } else {
+            FsOp::bind(Path::new("/dev/null"), &target, true, Create::Nothing)?
+        });
+    }
+    for path in READ_ONLY {
+        if std::fs::symlink_metadata(path).is_ok() {
+            let target = rootfs.join(&path[1..]);
+            ops.push(FsOp::bind(&target, &target, true, Create::Nothing)?);
+        }
+    }
+    Ok(())
+}
+
 /// Device nodes bound from the host into the container's /dev.
 const DEVICES: [&str; 6] = ["null", "zero", "full", "random", "urandom", "tty"];
 
@@ -161,6 +218,7 @@ pub fn rootfs_ops(rootfs: &Path, mounts: &RootfsMounts) -> Result<Vec<FsOp>, FsE
         NOSUID_NODEV_NOEXEC | libc::MS_RDONLY,
         None,
     )?);
+    protect_kernel_files(&at("/")?, &mut ops)?;
 
     if let Some(sandbox) = &mounts.sandbox {
         ops.push(FsOp::bind(
