@@ -50,6 +50,8 @@ enum ContainerCommand {
         /// Container id.
         id: String,
     },
+    /// Change the limits of a running container.
+    Update(UpdateArgs),
     /// Kill a container and remove it.
     Destroy {
         /// Container id.
@@ -57,6 +59,24 @@ enum ContainerCommand {
     },
     /// List the containers in the state directory that are still running.
     List,
+}
+
+#[derive(Debug, Args)]
+struct UpdateArgs {
+    /// Container id.
+    id: String,
+    /// New memory limit (memory.max), e.g. 128M.
+    #[arg(long)]
+    mem: Option<String>,
+    /// New CPUs (cpu.weight, and cpu.max with --cpu-hard).
+    #[arg(long)]
+    cpus: Option<f64>,
+    /// Enforce --cpus as a hard cap.
+    #[arg(long)]
+    cpu_hard: bool,
+    /// New maximum number of processes.
+    #[arg(long)]
+    pids: Option<u64>,
 }
 
 #[derive(Debug, Args)]
@@ -155,6 +175,18 @@ async fn dispatch(args: ContainerArgs) -> Result<i32> {
             let ended = containerizer.destroy(&id).await?;
             Ok(exit_code(&id, ended))
         }
+        ContainerCommand::Update(update) => {
+            recover(&containerizer, &update.id).await?;
+            let limits = Limits {
+                cpus: update.cpus,
+                cpu_hard: update.cpu_hard,
+                mem_bytes: update.mem.as_deref().map(memory::parse_size).transpose()?,
+                pids: update.pids,
+                ..Limits::default()
+            };
+            containerizer.update(&update.id, limits).await?;
+            Ok(0)
+        }
         ContainerCommand::Destroy { id } => {
             recover(&containerizer, &id).await?;
             containerizer.destroy(&id).await?;
@@ -189,7 +221,7 @@ fn default_id() -> String {
 
 fn exit_code(id: &str, ended: Termination) -> i32 {
     if let Some(limitation) = ended.limitation {
-        eprintln!("tepui: container {id}: {limitation:?}");
+        eprintln!("tepui: container {id}: {limitation}");
     }
     match ended.status {
         Some(status) => status.code(),

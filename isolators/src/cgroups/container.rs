@@ -37,6 +37,22 @@ pub enum Limitation {
     },
 }
 
+impl std::fmt::Display for Limitation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Limitation::Memory {
+                limit_bytes: Some(bytes),
+            } => write!(
+                f,
+                "memory limit of {bytes} bytes reached; the kernel's OOM killer struck"
+            ),
+            Limitation::Memory { limit_bytes: None } => {
+                f.write_str("memory limit reached; the kernel's OOM killer struck")
+            }
+        }
+    }
+}
+
 /// Resource usage of a container, from its cgroup.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Usage {
