@@ -25,12 +25,7 @@ fi
 find "$cache_root" -mindepth 1 -maxdepth 1 -type d ! -path "$image" -exec rm -rf {} +
 
 share=$(mktemp -d "${TMPDIR:-/tmp}/tepui-vm-share.XXXXXX")
-qemu_pid=
-cleanup() {
-    [ -n "$qemu_pid" ] && kill "$qemu_pid" 2>/dev/null || true
-    rm -rf "$share"
-}
-trap cleanup EXIT
+trap 'rm -rf "$share"' EXIT
 cp "$scenario" "$share/guest.sh"
 for file in "$@"; do
     cp -a "$file" "$share/"
@@ -38,20 +33,16 @@ done
 
 timeout=${TEPUI_VM_TIMEOUT:-900}
 start=$SECONDS
-qemu-system-x86_64 -accel tcg,thread=multi -cpu max -m 2048 -smp 2 \
+# The guest powers itself off when the scenario ends; timeout bounds it
+# anyway (and, unlike a watchdog of our own, leaves no process holding
+# our stdout open).
+timeout --kill-after=10 "$timeout" qemu-system-x86_64 -accel tcg,thread=multi -cpu max -m 2048 -smp 2 \
     -nographic -no-reboot \
     -kernel "$image/vmlinuz" -initrd "$image/initrd.img" \
     -append 'root=/dev/vda rw console=ttyS0 quiet' \
     -drive "file=$image/disk.img,format=raw,if=virtio,snapshot=on" \
     -virtfs "local,path=$share,mount_tag=share,security_model=none,id=share" \
-    -nic none </dev/null >"$share/console.log" 2>&1 &
-qemu_pid=$!
-# The guest powers itself off when the scenario ends; bound it anyway.
-( sleep "$timeout"; kill "$qemu_pid" 2>/dev/null ) &
-watchdog=$!
-wait "$qemu_pid" || true
-qemu_pid=
-kill "$watchdog" 2>/dev/null || true
+    -nic none </dev/null >"$share/console.log" 2>&1 || true
 
 cat "$share/output" 2>/dev/null || true
 if [ ! -s "$share/exitcode" ]; then
