@@ -11,6 +11,7 @@ use tepui_containerizer::{
     Volume,
 };
 use tepui_isolators::cgroups::{Hierarchy, memory};
+use tepui_isolators::rlimits;
 
 /// `tepui container ...`
 #[derive(Debug, Args)]
@@ -122,6 +123,13 @@ struct RunArgs {
     /// Working directory inside the container.
     #[arg(long, env = "TEPUI_CONTAINER_CWD")]
     cwd: Option<PathBuf>,
+    /// NAME=SOFT[:HARD] resource limit (nofile, nproc, core, ...); repeatable.
+    #[arg(
+        long = "rlimit",
+        env = "TEPUI_CONTAINER_RLIMITS",
+        value_delimiter = ','
+    )]
+    rlimits: Vec<String>,
     /// KEY=VALUE environment variable; repeatable (PATH has a default).
     #[arg(
         long = "env",
@@ -252,6 +260,11 @@ fn spec(run: RunArgs, stdio: Stdio) -> Result<ContainerSpec> {
         sandbox: run.sandbox,
         volumes,
     };
+    spec.rlimits = run
+        .rlimits
+        .iter()
+        .map(|r| rlimits::parse(r).map_err(anyhow::Error::msg))
+        .collect::<Result<_>>()?;
     spec.rootfs = run.rootfs;
     spec.hostname = run.hostname;
     spec.user = run.user;

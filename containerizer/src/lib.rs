@@ -13,4 +13,31 @@ pub use lifecycle::{
 pub use spec::{ContainerSpec, Stdio};
 pub use tepui_isolators::cgroups::{Controllers, Limitation, Limits, Usage};
 pub use tepui_isolators::filesystem::{RootfsMounts, Volume};
+pub use tepui_isolators::rlimits::Rlimit;
 pub use tepui_launcher::{ExitStatus, Namespaces};
+
+/// The Mesos reason a task status carries for a container limitation.
+pub fn mesos_reason(limitation: &Limitation) -> tepui_proto::v1::task_status::Reason {
+    match limitation {
+        Limitation::Memory { .. } => {
+            tepui_proto::v1::task_status::Reason::ContainerLimitationMemory
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_oom_kill_is_reported_with_mesos_memory_limitation_reason() {
+        let reason = mesos_reason(&Limitation::Memory {
+            limit_bytes: Some(32 << 20),
+        });
+        assert_eq!(
+            reason,
+            tepui_proto::v1::task_status::Reason::ContainerLimitationMemory
+        );
+        assert_eq!(reason as i32, 8);
+    }
+}

@@ -442,6 +442,9 @@ fn plan(id: &str, spec: &ContainerSpec) -> Result<Plan, ErrorKind> {
         .namespaces(ns)
         .capabilities(spec.capabilities.unwrap_or_else(capabilities::default_mask))
         .no_new_privs(true);
+    for limit in &spec.rlimits {
+        plan = plan.rlimit(limit.resource, limit.soft, limit.hard);
+    }
     if ns.uts {
         let default: String = id.chars().take(63).collect();
         plan = plan.hostname(spec.hostname.as_deref().unwrap_or(&default))?;

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use tepui_isolators::cgroups::Limits;
 use tepui_isolators::filesystem::RootfsMounts;
+use tepui_isolators::rlimits::Rlimit;
 use tepui_launcher::Namespaces;
 
 /// Where a container's standard streams go.
@@ -46,6 +47,8 @@ pub struct ContainerSpec {
     pub limits: Limits,
     /// Capabilities kept (a mask); default: the isolators' default set.
     pub capabilities: Option<u64>,
+    /// setrlimit values; others are inherited from the agent.
+    pub rlimits: Vec<Rlimit>,
     /// Standard streams.
     pub stdio: Stdio,
 }
@@ -67,6 +70,7 @@ impl ContainerSpec {
             namespaces: Namespaces::isolated_host_network(),
             limits: Limits::default(),
             capabilities: None,
+            rlimits: Vec::new(),
             stdio: Stdio::Null,
         }
     }

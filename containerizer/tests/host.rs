@@ -234,6 +234,34 @@ async fn no_file_descriptor_leaks_into_the_container() {
 }
 
 #[tokio::test]
+async fn a_user_and_rlimits_apply_and_a_non_root_user_keeps_no_capability() {
+    let f = Fixture::new();
+    let mut spec = f.spec("id -u; id -g; ulimit -n; grep -E '^Cap(Eff|Prm)' /proc/self/status");
+    spec.user = Some("nobody".into());
+    spec.rlimits = vec![tepui_isolators::rlimits::parse("nofile=512:1024").unwrap()];
+    let (status, out) = f.run("nobody", spec).await;
+    assert_eq!(
+        status,
+        Some(ExitStatus::Exited(0)),
+        "stderr: {}",
+        f.stderr()
+    );
+    let words: Vec<&str> = out.split_whitespace().collect();
+    assert_eq!(
+        words,
+        [
+            "65534",
+            "65534",
+            "512",
+            "CapPrm:",
+            "0000000000000000",
+            "CapEff:",
+            "0000000000000000"
+        ]
+    );
+}
+
+#[tokio::test]
 async fn exit_codes_and_signals_are_reported_exactly() {
     let f = Fixture::new();
     let (status, _) = f.run("exit3", f.spec("exit 3")).await;

@@ -7,7 +7,9 @@
 //!   (/proc, /dev, /sys, the sandbox, volumes), with targets confined to
 //!   the root filesystem.
 //! - [`capabilities`]: the default bounded capability set.
+//! - [`rlimits`]: resource limits by name.
 
 pub mod capabilities;
 pub mod cgroups;
 pub mod filesystem;
+pub mod rlimits;

@@ -62,6 +62,8 @@ pub struct Usage {
     pub memory: Option<memory::MemoryStat>,
     /// pids.current, when the controller is present.
     pub pids: Option<u64>,
+    /// io.stat summed over devices, when the controller is present.
+    pub io: Option<io::IoStat>,
     /// Processes in the leaf.
     pub processes: u64,
 }
@@ -201,6 +203,10 @@ impl ContainerCgroup {
             },
             pids: match self.controllers.has(Controller::Pids) {
                 true => Some(pids::current(&self.path)?),
+                false => None,
+            },
+            io: match self.controllers.has(Controller::Io) {
+                true => Some(io::stat(&self.path)?),
                 false => None,
             },
             processes: self.pids()?.len() as u64,
