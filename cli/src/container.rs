@@ -66,28 +66,13 @@ enum ContainerCommand {
 struct UpdateArgs {
     /// Container id.
     id: String,
-    /// New memory limit (memory.max), e.g. 128M.
-    #[arg(long)]
-    mem: Option<String>,
-    /// New CPUs (cpu.weight, and cpu.max with --cpu-hard).
-    #[arg(long)]
-    cpus: Option<f64>,
-    /// Enforce --cpus as a hard cap.
-    #[arg(long)]
-    cpu_hard: bool,
-    /// New maximum number of processes.
-    #[arg(long)]
-    pids: Option<u64>,
+    #[command(flatten)]
+    limits: LimitArgs,
 }
 
+/// The cgroup limits of a container, for run, start and update.
 #[derive(Debug, Args)]
-struct RunArgs {
-    /// Container id [default: run-<pid>-<time>].
-    #[arg(long, env = "TEPUI_CONTAINER_ID")]
-    id: Option<String>,
-    /// Root filesystem directory; without it the host's is used.
-    #[arg(long, env = "TEPUI_CONTAINER_ROOTFS")]
-    rootfs: Option<PathBuf>,
+struct LimitArgs {
     /// Memory limit (memory.max), e.g. 64M or 1G.
     #[arg(long, env = "TEPUI_CONTAINER_MEM")]
     mem: Option<String>,
@@ -100,6 +85,30 @@ struct RunArgs {
     /// Maximum number of processes (pids.max).
     #[arg(long, env = "TEPUI_CONTAINER_PIDS")]
     pids: Option<u64>,
+}
+
+impl LimitArgs {
+    fn limits(&self) -> Result<Limits> {
+        Ok(Limits {
+            cpus: self.cpus,
+            cpu_hard: self.cpu_hard,
+            mem_bytes: self.mem.as_deref().map(memory::parse_size).transpose()?,
+            pids: self.pids,
+            ..Limits::default()
+        })
+    }
+}
+
+#[derive(Debug, Args)]
+struct RunArgs {
+    /// Container id [default: run-<pid>-<time>].
+    #[arg(long, env = "TEPUI_CONTAINER_ID")]
+    id: Option<String>,
+    /// Root filesystem directory; without it the host's is used.
+    #[arg(long, env = "TEPUI_CONTAINER_ROOTFS")]
+    rootfs: Option<PathBuf>,
+    #[command(flatten)]
+    limits: LimitArgs,
     /// Hostname [default: the container id].
     #[arg(long, env = "TEPUI_CONTAINER_HOSTNAME")]
     hostname: Option<String>,
@@ -185,13 +194,7 @@ async fn dispatch(args: ContainerArgs) -> Result<i32> {
         }
         ContainerCommand::Update(update) => {
             recover(&containerizer, &update.id).await?;
-            let limits = Limits {
-                cpus: update.cpus,
-                cpu_hard: update.cpu_hard,
-                mem_bytes: update.mem.as_deref().map(memory::parse_size).transpose()?,
-                pids: update.pids,
-                ..Limits::default()
-            };
+            let limits = update.limits.limits()?;
             containerizer.update(&update.id, limits).await?;
             Ok(0)
         }
@@ -273,13 +276,7 @@ fn spec(run: RunArgs, stdio: Stdio) -> Result<ContainerSpec> {
         net: run.net,
         ..Namespaces::isolated_host_network()
     };
-    spec.limits = Limits {
-        cpus: run.cpus,
-        cpu_hard: run.cpu_hard,
-        mem_bytes: run.mem.as_deref().map(memory::parse_size).transpose()?,
-        pids: run.pids,
-        ..Limits::default()
-    };
+    spec.limits = run.limits.limits()?;
     spec.stdio = stdio;
     Ok(spec)
 }

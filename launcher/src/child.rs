@@ -19,7 +19,7 @@ pub(crate) struct ExecArgs {
 /// Reports a failed step to the parent and exits; never returns.
 fn fail(pipe: RawFd, step: Step, index: u32, errno: i32) -> ! {
     let mut report = [0u8; 12];
-    report[..4].copy_from_slice(&(step as u32).to_ne_bytes());
+    report[..4].copy_from_slice(&step.code().to_ne_bytes());
     report[4..8].copy_from_slice(&index.to_ne_bytes());
     report[8..].copy_from_slice(&errno.to_ne_bytes());
     // SAFETY: writes 12 bytes from a live stack buffer to a pipe fd; _exit

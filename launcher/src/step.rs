@@ -1,13 +1,27 @@
 //! The steps of the child between clone and exec, as numbered on the wire
 //! of the error pipe.
 
-/// One step of the child; with an index it names one mount, rlimit,
-/// capability or exec candidate.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u32)]
-pub enum Step {
+/// Declares [`Step`] and the table that decodes it from one list, so the
+/// two cannot drift apart.
+macro_rules! steps {
+    ($($(#[$doc:meta])* $name:ident,)*) => {
+        /// One step of the child; with an index it names one mount, rlimit,
+        /// capability or exec candidate.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        #[repr(u32)]
+        pub enum Step {
+            $($(#[$doc])* $name,)*
+        }
+
+        impl Step {
+            const ALL: &'static [Step] = &[$(Step::$name,)*];
+        }
+    };
+}
+
+steps! {
     /// Resetting signal dispositions and the mask.
-    Signals = 1,
+    Signals,
     /// Writing to cgroup.procs.
     JoinCgroup,
     /// setsid.
@@ -55,34 +69,13 @@ pub enum Step {
 }
 
 impl Step {
+    /// The code on the error pipe (0 is never a step).
+    pub(crate) fn code(self) -> u32 {
+        self as u32 + 1
+    }
+
     pub(crate) fn from_code(code: u32) -> Option<Self> {
-        use Step::*;
-        const ALL: [Step; 23] = [
-            Signals,
-            JoinCgroup,
-            Setsid,
-            Stdio,
-            CloseFds,
-            MountPrivate,
-            BindRootfs,
-            Create,
-            Mount,
-            Remount,
-            Symlink,
-            PivotRoot,
-            DetachOldRoot,
-            Hostname,
-            Rlimit,
-            DropCapability,
-            SetGroups,
-            SetGid,
-            SetUid,
-            Capabilities,
-            NoNewPrivs,
-            Chdir,
-            Exec,
-        ];
-        ALL.into_iter().find(|s| *s as u32 == code)
+        Self::ALL.get(code.checked_sub(1)? as usize).copied()
     }
 }
 
@@ -92,10 +85,10 @@ mod tests {
 
     #[test]
     fn codes_round_trip() {
-        for code in 1..=23 {
-            assert_eq!(Step::from_code(code).map(|s| s as u32), Some(code));
+        for step in Step::ALL {
+            assert_eq!(Step::from_code(step.code()), Some(*step));
         }
         assert_eq!(Step::from_code(0), None);
-        assert_eq!(Step::from_code(24), None);
+        assert_eq!(Step::from_code(Step::ALL.len() as u32 + 1), None);
     }
 }
