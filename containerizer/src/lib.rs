@@ -3,6 +3,7 @@
 //! provisioner that turns OCI images into root filesystems.
 
 mod lifecycle;
+pub mod provisioner;
 pub mod spec;
 pub mod state;
 pub mod user;

@@ -1,0 +1,411 @@
+//! Unpacking one image layer (a tar, plain, gzip or zstd) into its own
+//! directory, safely against a hostile layer: no entry may write outside
+//! the directory by `..`, an absolute path, a symlink or a hardlink; device
+//! nodes and setuid bits pass only when allowed; the bytes written are
+//! capped against decompression bombs. OCI whiteouts become the overlayfs
+//! kind. Every refusal names the layer and the entry.
+
+use std::ffi::{CString, OsStr, OsString};
+use std::fmt;
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+use super::beneath::Beneath;
+
+/// Limits and permissions of an extraction.
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    /// Most bytes of file data one layer may write.
+    pub max_bytes: u64,
+    /// Most entries one layer may hold.
+    pub max_entries: u64,
+    /// Create device nodes and fifos (else they are skipped).
+    pub allow_devices: bool,
+    /// Keep setuid and setgid bits (else they are cleared).
+    pub allow_setuid: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            max_bytes: 16 << 30,
+            max_entries: 4_000_000,
+            allow_devices: false,
+            allow_setuid: false,
+        }
+    }
+}
+
+/// What an extraction did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Summary {
+    /// Entries applied.
+    pub entries: u64,
+    /// Bytes of file data written.
+    pub bytes: u64,
+    /// Device nodes and fifos skipped.
+    pub skipped_devices: u64,
+    /// Whiteouts and opaque markers turned into overlayfs form.
+    pub whiteouts: u64,
+}
+
+/// Why a layer was refused.
+#[derive(Debug)]
+pub enum Refusal {
+    /// An absolute path.
+    Absolute,
+    /// A `..` component.
+    ParentDir,
+    /// The path resolves through a symlink out of the layer.
+    Escapes,
+    /// More file data than allowed.
+    TooLarge(u64),
+    /// More entries than allowed.
+    TooManyEntries(u64),
+    /// A whiteout naming no single entry.
+    BadWhiteout,
+    /// An entry type tepui does not unpack.
+    Unsupported(char),
+    /// The archive or its compression is corrupt.
+    Corrupt(String),
+    /// A filesystem operation failed.
+    Io(io::Error),
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Refusal::Absolute => f.write_str("refused: an absolute path"),
+            Refusal::ParentDir => f.write_str("refused: a '..' component leaves the layer"),
+            Refusal::Escapes => {
+                f.write_str("refused: the path leads out of the layer through a symlink")
+            }
+            Refusal::TooLarge(max) => write!(f, "refused: the layer writes more than {max} bytes"),
+            Refusal::TooManyEntries(max) => {
+                write!(f, "refused: the layer holds more than {max} entries")
+            }
+            Refusal::BadWhiteout => f.write_str("refused: a whiteout that names no entry"),
+            Refusal::Unsupported(kind) => write!(f, "refused: unsupported entry type {kind:?}"),
+            Refusal::Corrupt(why) => write!(f, "corrupt archive: {why}"),
+            Refusal::Io(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+/// A layer could not be unpacked.
+#[derive(Debug, thiserror::Error)]
+pub struct ExtractError {
+    /// The layer's digest.
+    pub layer: String,
+    /// The entry, when one is to blame.
+    pub entry: Option<String>,
+    /// What was wrong.
+    pub refusal: Refusal,
+}
+
+impl fmt::Display for ExtractError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "layer {}: ", self.layer)?;
+        if let Some(entry) = &self.entry {
+            write!(f, "entry {entry}: ")?;
+        }
+        write!(f, "{}", self.refusal)
+    }
+}
+
+/// The decompressed tar stream of a layer, by its magic bytes.
+fn decompress<'a>(input: impl Read + 'a) -> io::Result<Box<dyn Read + 'a>> {
+    let mut reader = BufReader::with_capacity(64 * 1024, input);
+    let magic = reader.fill_buf()?;
+    Ok(if magic.starts_with(&[0x1f, 0x8b]) {
+        Box::new(flate2::read::GzDecoder::new(reader))
+    } else if magic.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        Box::new(
+            ruzstd::decoding::StreamingDecoder::new(reader)
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?,
+        )
+    } else {
+        Box::new(reader)
+    })
+}
+
+/// The components of an entry's path, refusing absolute paths and `..`.
+fn components(raw: &[u8]) -> Result<Vec<OsString>, Refusal> {
+    if raw.starts_with(b"/") {
+        return Err(Refusal::Absolute);
+    }
+    let mut parts = Vec::new();
+    for part in raw.split(|b| *b == b'/') {
+        match part {
+            b"" | b"." => {}
+            b".." => return Err(Refusal::ParentDir),
+            name => parts.push(OsStr::from_bytes(name).to_owned()),
+        }
+    }
+    Ok(parts)
+}
+
+fn cstr(name: &OsStr) -> Result<CString, Refusal> {
+    CString::new(name.as_bytes()).map_err(|_| Refusal::Corrupt("NUL byte in a name".into()))
+}
+
+/// -1 from a system call as the current errno.
+fn check(ret: libc::c_int) -> io::Result<()> {
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+fn resolve_error(e: io::Error) -> Refusal {
+    match e.raw_os_error() {
+        Some(libc::EXDEV) | Some(libc::ELOOP) => Refusal::Escapes,
+        _ => Refusal::Io(e),
+    }
+}
+
+/// Removes whatever is at `name` so an entry can take its place.
+fn clear(dir: RawFd, name: &CString) {
+    // SAFETY: unlinkat relative to a directory fd; failure means nothing
+    // was there, or a non-empty directory the next call reports.
+    unsafe {
+        if libc::unlinkat(dir, name.as_ptr(), 0) < 0
+            && io::Error::last_os_error().raw_os_error() == Some(libc::EISDIR)
+        {
+            libc::unlinkat(dir, name.as_ptr(), libc::AT_REMOVEDIR);
+        }
+    }
+}
+
+/// Unpacks the layer `input` (digest `layer`) into the directory `dest`.
+pub fn extract(
+    layer: &str,
+    input: impl Read,
+    dest: &Path,
+    options: &Options,
+) -> Result<Summary, ExtractError> {
+    let fail = |entry: Option<&[u8]>, refusal: Refusal| ExtractError {
+        layer: layer.to_owned(),
+        entry: entry.map(|e| String::from_utf8_lossy(e).into_owned()),
+        refusal,
+    };
+    std::fs::create_dir_all(dest).map_err(|e| fail(None, Refusal::Io(e)))?;
+    let root = Beneath::open(dest).map_err(|e| fail(None, Refusal::Io(e)))?;
+    let stream = decompress(input).map_err(|e| fail(None, Refusal::Corrupt(e.to_string())))?;
+    let mut archive = tar::Archive::new(stream);
+    let mut summary = Summary::default();
+    let entries = archive
+        .entries()
+        .map_err(|e| fail(None, Refusal::Corrupt(e.to_string())))?;
+    for entry in entries {
+        let mut entry = entry.map_err(|e| fail(None, Refusal::Corrupt(e.to_string())))?;
+        let path = entry.path_bytes().into_owned();
+        summary.entries += 1;
+        if summary.entries > options.max_entries {
+            return Err(fail(
+                Some(&path),
+                Refusal::TooManyEntries(options.max_entries),
+            ));
+        }
+        apply(&root, &mut entry, &path, options, &mut summary).map_err(|r| fail(Some(&path), r))?;
+    }
+    Ok(summary)
+}
+
+fn apply(
+    root: &Beneath,
+    entry: &mut tar::Entry<'_, Box<dyn Read + '_>>,
+    path: &[u8],
+    options: &Options,
+    summary: &mut Summary,
+) -> Result<(), Refusal> {
+    let kind = entry.header().entry_type();
+    if kind.is_pax_global_extensions() {
+        return Ok(());
+    }
+    let mut parts = components(path)?;
+    let Some(name) = parts.pop() else {
+        return Ok(()); // the layer's root itself
+    };
+    let parent = root.dir(&parts, true).map_err(resolve_error)?;
+    let dir = parent.as_raw_fd();
+
+    // OCI whiteouts, as overlayfs expresses them.
+    if let Some(hidden) = name.as_bytes().strip_prefix(b".wh.") {
+        summary.whiteouts += 1;
+        if hidden == b".wh..opq" {
+            // SAFETY: fsetxattr on a directory fd we own, with a 1-byte value.
+            return check(unsafe {
+                libc::fsetxattr(
+                    dir,
+                    c"trusted.overlay.opaque".as_ptr(),
+                    b"y".as_ptr().cast(),
+                    1,
+                    0,
+                )
+            })
+            .map_err(Refusal::Io);
+        }
+        if hidden.is_empty() || hidden == b"." || hidden == b".." {
+            return Err(Refusal::BadWhiteout);
+        }
+        let target = cstr(OsStr::from_bytes(hidden))?;
+        clear(dir, &target);
+        // SAFETY: mknodat of a 0:0 character device relative to our fd.
+        return check(unsafe {
+            libc::mknodat(dir, target.as_ptr(), libc::S_IFCHR, libc::makedev(0, 0))
+        })
+        .map_err(Refusal::Io);
+    }
+
+    let header = entry.header();
+    let mut mode = header.mode().map_err(|e| Refusal::Corrupt(e.to_string()))? & 0o7777;
+    if !options.allow_setuid {
+        mode &= !0o6000;
+    }
+    let uid = header.uid().unwrap_or(0) as libc::uid_t;
+    let gid = header.gid().unwrap_or(0) as libc::gid_t;
+    let c_name = cstr(&name)?;
+
+    use tar::EntryType as T;
+    match kind {
+        T::Regular | T::Continuous | T::GNUSparse => {
+            let file = open_file(dir, &c_name).map_err(Refusal::Io)?;
+            let mut file = std::fs::File::from(file);
+            copy_capped(entry, &mut file, options.max_bytes, &mut summary.bytes)?;
+            // SAFETY: fchown/fchmod on the file we just wrote.
+            unsafe {
+                check(libc::fchown(file.as_raw_fd(), uid, gid)).map_err(Refusal::Io)?;
+                check(libc::fchmod(file.as_raw_fd(), mode)).map_err(Refusal::Io)?;
+            }
+        }
+        T::Directory => {
+            // SAFETY: mkdirat relative to our parent fd.
+            let ret = unsafe { libc::mkdirat(dir, c_name.as_ptr(), 0o755) };
+            if ret < 0 && io::Error::last_os_error().raw_os_error() != Some(libc::EEXIST) {
+                return Err(Refusal::Io(io::Error::last_os_error()));
+            }
+            parts.push(name);
+            let made = root.dir(&parts, false).map_err(resolve_error)?;
+            // SAFETY: fchown/fchmod on a directory fd we own.
+            unsafe {
+                check(libc::fchown(made.as_raw_fd(), uid, gid)).map_err(Refusal::Io)?;
+                check(libc::fchmod(made.as_raw_fd(), mode)).map_err(Refusal::Io)?;
+            }
+        }
+        T::Symlink => {
+            let target = entry
+                .link_name_bytes()
+                .ok_or_else(|| Refusal::Corrupt("a symlink without a target".into()))?;
+            let target = CString::new(target.as_ref())
+                .map_err(|_| Refusal::Corrupt("NUL byte in a link".into()))?;
+            clear(dir, &c_name);
+            // SAFETY: symlinkat and fchownat (not following) relative to our fd.
+            unsafe {
+                check(libc::symlinkat(target.as_ptr(), dir, c_name.as_ptr()))
+                    .map_err(Refusal::Io)?;
+                check(libc::fchownat(
+                    dir,
+                    c_name.as_ptr(),
+                    uid,
+                    gid,
+                    libc::AT_SYMLINK_NOFOLLOW,
+                ))
+                .map_err(Refusal::Io)?;
+            }
+        }
+        T::Link => {
+            let target = entry
+                .link_name_bytes()
+                .ok_or_else(|| Refusal::Corrupt("a hardlink without a target".into()))?;
+            let mut target = components(&target)?;
+            let target_name = cstr(&target.pop().ok_or(Refusal::ParentDir)?)?;
+            let target_dir = root.dir(&target, false).map_err(resolve_error)?;
+            clear(dir, &c_name);
+            // SAFETY: linkat between two directory fds beneath the root,
+            // without following a final symlink.
+            check(unsafe {
+                libc::linkat(
+                    target_dir.as_raw_fd(),
+                    target_name.as_ptr(),
+                    dir,
+                    c_name.as_ptr(),
+                    0,
+                )
+            })
+            .map_err(Refusal::Io)?;
+        }
+        T::Char | T::Block | T::Fifo => {
+            if !options.allow_devices {
+                summary.skipped_devices += 1;
+                return Ok(());
+            }
+            let file_type = match kind {
+                T::Char => libc::S_IFCHR,
+                T::Block => libc::S_IFBLK,
+                _ => libc::S_IFIFO,
+            };
+            let major = header.device_major().ok().flatten().unwrap_or(0);
+            let minor = header.device_minor().ok().flatten().unwrap_or(0);
+            clear(dir, &c_name);
+            // SAFETY: mknodat relative to our fd.
+            check(unsafe {
+                libc::mknodat(
+                    dir,
+                    c_name.as_ptr(),
+                    file_type | mode,
+                    libc::makedev(major, minor),
+                )
+            })
+            .map_err(Refusal::Io)?;
+        }
+        other => return Err(Refusal::Unsupported(other.as_byte() as char)),
+    }
+    Ok(())
+}
+
+/// Creates (or replaces) a regular file, never through a symlink.
+fn open_file(dir: RawFd, name: &CString) -> io::Result<OwnedFd> {
+    let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_CLOEXEC;
+    let mut tried_clear = false;
+    loop {
+        // SAFETY: openat relative to a directory fd; the new fd is ours.
+        let fd = unsafe { libc::openat(dir, name.as_ptr(), flags, 0o600) };
+        if fd >= 0 {
+            // SAFETY: fd was just opened and nothing else owns it.
+            return Ok(unsafe { OwnedFd::from_raw_fd(fd) });
+        }
+        let e = io::Error::last_os_error();
+        if tried_clear || e.raw_os_error() != Some(libc::EEXIST) {
+            return Err(e);
+        }
+        clear(dir, name);
+        tried_clear = true;
+    }
+}
+
+/// Copies an entry's data, counting it against the layer's byte budget.
+fn copy_capped(
+    from: &mut impl Read,
+    to: &mut impl Write,
+    max: u64,
+    written: &mut u64,
+) -> Result<(), Refusal> {
+    let mut buf = vec![0u8; 128 * 1024];
+    loop {
+        let n = from
+            .read(&mut buf)
+            .map_err(|e| Refusal::Corrupt(e.to_string()))?;
+        if n == 0 {
+            return Ok(());
+        }
+        *written += n as u64;
+        if *written > max {
+            return Err(Refusal::TooLarge(max));
+        }
+        to.write_all(&buf[..n]).map_err(Refusal::Io)?;
+    }
+}
