@@ -11,7 +11,7 @@ use tepui_isolators::cgroups::{
     CgroupError, ContainerCgroup, Controllers, Hierarchy, Limitation, Limits, Usage,
 };
 use tepui_isolators::filesystem::{self, FsError, SANDBOX_IN_CONTAINER};
-use tepui_launcher::{CgroupJoin, ExitStatus, FsOp, LaunchError, Plan, PlanError, pidfd};
+use tepui_launcher::{CgroupJoin, ExitStatus, LaunchError, Plan, PlanError, pidfd};
 use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
 use tokio::sync::watch;
@@ -263,13 +263,10 @@ impl Containerizer {
     pub async fn destroy(&self, id: &str) -> Result<Termination, ContainerError> {
         let running = self.get(id)?;
         let cgroup = running.cgroup.clone();
-        tokio::task::spawn_blocking(move || {
-            cgroup.kill()?;
-            cgroup.wait_unpopulated(KILL_TIMEOUT)
-        })
-        .await
-        .map_err(blocking_failed(id))?
-        .map_err(|e| error(id)(e.into()))?;
+        tokio::task::spawn_blocking(move || cgroup.kill_and_wait(KILL_TIMEOUT))
+            .await
+            .map_err(blocking_failed(id))?
+            .map_err(|e| error(id)(e.into()))?;
 
         // The first process is dead; its monitor reports promptly.
         let termination = match tokio::time::timeout(KILL_TIMEOUT, self.wait(id)).await {
@@ -352,8 +349,7 @@ impl Containerizer {
         let killing = cgroup.clone();
         tokio::task::spawn_blocking(move || {
             if killing.populated()? {
-                killing.kill()?;
-                killing.wait_unpopulated(KILL_TIMEOUT)?;
+                killing.kill_and_wait(KILL_TIMEOUT)?;
             }
             Ok::<_, CgroupError>(())
         })
@@ -426,8 +422,7 @@ fn start(
     match result {
         Ok(spawned) => Ok((cgroup, spawned)),
         Err(e) => {
-            let _ = cgroup.kill();
-            let _ = cgroup.wait_unpopulated(KILL_TIMEOUT);
+            let _ = cgroup.kill_and_wait(KILL_TIMEOUT);
             let _ = cgroup.remove();
             let _ = std::fs::remove_dir_all(state_dir);
             Err(e)
@@ -471,13 +466,7 @@ fn plan(id: &str, spec: &ContainerSpec) -> Result<Plan, ErrorKind> {
             // On the host's filesystem, a new pid namespace still gets its
             // own /proc, so the container sees only its processes.
             if ns.pid && ns.mount {
-                plan = plan.fs_op(FsOp::mount(
-                    "proc",
-                    "proc",
-                    Path::new("/proc"),
-                    libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
-                    None,
-                )?);
+                plan = plan.fs_op(filesystem::proc_mount(Path::new("/proc"))?);
             }
             if let Some(sandbox) = &spec.mounts.sandbox {
                 cwd = sandbox.clone();

@@ -5,6 +5,7 @@
 //! container would, so that a hostile image cannot aim a mount at the host.
 
 use std::path::{Component, Path, PathBuf};
+use std::sync::OnceLock;
 
 use tepui_launcher::{Create, FsOp, PlanError};
 
@@ -131,12 +132,10 @@ const READ_ONLY: [&str; 5] = [
 /// for the entries this kernel has (the host's /proc and /sys have the
 /// same layout as the container's new instances).
 fn protect_kernel_files(rootfs: &Path, ops: &mut Vec<FsOp>) -> Result<(), FsError> {
-    for path in MASKED {
-        let Ok(meta) = std::fs::metadata(path) else {
-            continue;
-        };
+    let (masked, read_only) = kernel_files();
+    for &(path, is_dir) in masked {
         let target = rootfs.join(&path[1..]);
-        ops.push(if meta.is_dir() {
+        ops.push(if is_dir {
             FsOp::mount(
                 "tmpfs",
                 "tmpfs",
@@ -148,13 +147,42 @@ fn protect_kernel_files(rootfs: &Path, ops: &mut Vec<FsOp>) -> Result<(), FsErro
             FsOp::bind(Path::new("/dev/null"), &target, true, Create::Nothing)?
         });
     }
-    for path in READ_ONLY {
-        if std::fs::symlink_metadata(path).is_ok() {
-            let target = rootfs.join(&path[1..]);
-            ops.push(FsOp::bind(&target, &target, true, Create::Nothing)?);
-        }
+    for path in read_only {
+        let target = rootfs.join(&path[1..]);
+        ops.push(FsOp::bind(&target, &target, true, Create::Nothing)?);
     }
     Ok(())
+}
+
+/// The entries of [`MASKED`] this kernel has, each with whether it is a
+/// directory, and those of [`READ_ONLY`]; looked up once, not per launch.
+type KernelFiles = (Vec<(&'static str, bool)>, Vec<&'static str>);
+
+fn kernel_files() -> &'static KernelFiles {
+    static PRESENT: OnceLock<KernelFiles> = OnceLock::new();
+    PRESENT.get_or_init(|| {
+        let masked = MASKED
+            .iter()
+            .filter_map(|p| Some((*p, std::fs::metadata(p).ok()?.is_dir())))
+            .collect();
+        let read_only = READ_ONLY
+            .iter()
+            .copied()
+            .filter(|p| std::fs::symlink_metadata(p).is_ok())
+            .collect();
+        (masked, read_only)
+    })
+}
+
+/// A fresh procfs at `target`, for a container in a new pid namespace.
+pub fn proc_mount(target: &Path) -> Result<FsOp, FsError> {
+    Ok(FsOp::mount(
+        "proc",
+        "proc",
+        target,
+        NOSUID_NODEV_NOEXEC,
+        None,
+    )?)
 }
 
 /// Device nodes bound from the host into the container's /dev.
@@ -163,13 +191,7 @@ const DEVICES: [&str; 6] = ["null", "zero", "full", "random", "urandom", "tty"];
 /// The launch steps for a container rooted at `rootfs`, in order.
 pub fn rootfs_ops(rootfs: &Path, mounts: &RootfsMounts) -> Result<Vec<FsOp>, FsError> {
     let at = |p: &str| resolve_in_root(rootfs, Path::new(p));
-    let mut ops = vec![FsOp::mount(
-        "proc",
-        "proc",
-        &at("/proc")?,
-        NOSUID_NODEV_NOEXEC,
-        None,
-    )?];
+    let mut ops = vec![proc_mount(&at("/proc")?)?];
 
     let dev = at("/dev")?;
     ops.push(FsOp::mount(

@@ -59,11 +59,7 @@ fn io(what: &'static str) -> impl FnOnce(std::io::Error) -> LaunchError {
 /// step that failed. Blocks for the duration of the child's setup.
 pub fn spawn(plan: &Plan) -> Result<Spawned, LaunchError> {
     let last_cap = match plan.capabilities {
-        Some(_) => std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
-            .map_err(io("reading /proc/sys/kernel/cap_last_cap"))?
-            .trim()
-            .parse()
-            .unwrap_or(40),
+        Some(_) => last_cap()?,
         None => 0,
     };
     let args = ExecArgs {
@@ -145,6 +141,21 @@ pub fn spawn(plan: &Plan) -> Result<Spawned, LaunchError> {
     // The child exited with the report; reap it so no zombie is left.
     let _ = crate::pidfd::wait_blocking(pidfd.as_raw_fd());
     decode_report(plan, &report)
+}
+
+/// The highest capability number this kernel knows, read once: it is
+/// fixed for the kernel's lifetime and every launch needs it.
+fn last_cap() -> Result<u32, LaunchError> {
+    static LAST_CAP: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    if let Some(last) = LAST_CAP.get() {
+        return Ok(*last);
+    }
+    let last = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+        .map_err(io("reading /proc/sys/kernel/cap_last_cap"))?
+        .trim()
+        .parse()
+        .unwrap_or(40);
+    Ok(*LAST_CAP.get_or_init(|| last))
 }
 
 /// clone_args.flags bit for CLONE_INTO_CGROUP (Linux 5.7).

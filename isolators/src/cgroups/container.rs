@@ -284,6 +284,12 @@ impl ContainerCgroup {
         }
     }
 
+    /// Kills every process and waits, up to `timeout`, until none is left.
+    pub fn kill_and_wait(&self, timeout: Duration) -> Result<(), CgroupError> {
+        self.kill()?;
+        self.wait_unpopulated(timeout)
+    }
+
     /// Removes the leaf and the container's cgroup; missing is fine.
     pub fn remove(&self) -> Result<(), CgroupError> {
         for dir in [&self.leaf, &self.path] {
@@ -306,5 +312,5 @@ impl ContainerCgroup {
 }
 
 fn populated_line(events: &str) -> bool {
-    memory::key_values(events).any(|(k, v)| k == "populated" && v != 0)
+    super::key_values(events).any(|(k, v)| k == "populated" && v != 0)
 }

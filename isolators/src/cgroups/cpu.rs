@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use super::{CgroupError, read, write};
+use super::{CgroupError, key_values, read, write};
 
 /// The period of cpu.max, in microseconds (the kernel's default).
 pub const PERIOD_USEC: u64 = 100_000;
@@ -66,7 +66,7 @@ pub struct CpuStat {
 /// Parses cpu.stat (present even without the cpu controller).
 pub fn parse_stat(text: &str) -> CpuStat {
     let mut stat = CpuStat::default();
-    for (key, value) in super::memory::key_values(text) {
+    for (key, value) in key_values(text) {
         match key {
             "usage_usec" => stat.usage_usec = value,
             "user_usec" => stat.user_usec = value,

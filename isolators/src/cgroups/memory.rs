@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use super::{CgroupError, read, write};
+use super::{CgroupError, key_values, read, write};
 
 /// Sets memory.max, memory.high when given, and memory.swap.max to 0.
 pub fn apply(dir: &Path, max_bytes: u64, high_bytes: Option<u64>) -> Result<(), CgroupError> {
@@ -22,14 +22,6 @@ pub fn apply(dir: &Path, max_bytes: u64, high_bytes: Option<u64>) -> Result<(), 
         write(&swap, "0")?;
     }
     Ok(())
-}
-
-/// `key value` lines (memory.stat, memory.events, cpu.stat) as pairs.
-pub(crate) fn key_values(text: &str) -> impl Iterator<Item = (&str, u64)> {
-    text.lines().filter_map(|line| {
-        let (key, value) = line.split_once(' ')?;
-        Some((key, value.trim().parse().ok()?))
-    })
 }
 
 /// Memory figures tepui reports.

@@ -78,6 +78,22 @@ pub(crate) fn write(path: &Path, value: &str) -> Result<(), CgroupError> {
     std::fs::write(path, value).map_err(io_error("writing", path))
 }
 
+/// Where this process sees the cgroup2 filesystem mounted.
+fn cgroup2_mount_point() -> Result<PathBuf, CgroupError> {
+    let mountinfo = Path::new("/proc/self/mountinfo");
+    let text = std::fs::read_to_string(mountinfo).map_err(io_error("reading", mountinfo))?;
+    mount::cgroup2_mount(&text).ok_or(CgroupError::NoCgroup2)
+}
+
+/// `key value` lines (memory.stat, memory.events, cpu.stat,
+/// cgroup.events) as pairs; lines whose value is not a number are skipped.
+pub(crate) fn key_values(text: &str) -> impl Iterator<Item = (&str, u64)> {
+    text.lines().filter_map(|line| {
+        let (key, value) = line.split_once(' ')?;
+        Some((key, value.trim().parse().ok()?))
+    })
+}
+
 /// The agent's cgroup v2 subtree: containers are made beneath `root`.
 #[derive(Debug, Clone)]
 pub struct Hierarchy {
@@ -90,9 +106,7 @@ impl Hierarchy {
     /// Opens (creating if needed) the subtree at `root`, which must lie in
     /// the cgroup2 mount, and enables in it every controller it can have.
     pub fn open(root: &Path) -> Result<Self, CgroupError> {
-        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo")
-            .map_err(io_error("reading", Path::new("/proc/self/mountinfo")))?;
-        let mount = mount::cgroup2_mount(&mountinfo).ok_or(CgroupError::NoCgroup2)?;
+        let mount = cgroup2_mount_point()?;
         if !root.starts_with(&mount) || root == mount {
             return Err(CgroupError::Outside(root.to_path_buf(), mount));
         }
@@ -114,11 +128,7 @@ impl Hierarchy {
 
     /// The default subtree: `tepui` under the cgroup2 mount.
     pub fn default_root() -> Result<PathBuf, CgroupError> {
-        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo")
-            .map_err(io_error("reading", Path::new("/proc/self/mountinfo")))?;
-        Ok(mount::cgroup2_mount(&mountinfo)
-            .ok_or(CgroupError::NoCgroup2)?
-            .join("tepui"))
+        Ok(cgroup2_mount_point()?.join("tepui"))
     }
 
     /// The cgroup2 mount point.
