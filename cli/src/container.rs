@@ -2,10 +2,13 @@
 //! for development, benchmarks and the VM tests.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
+use tepui_containerizer::provisioner::runtime::{self, TaskCommand};
+use tepui_containerizer::provisioner::{Provisioner, Reference};
 use tepui_containerizer::{
     Config, ContainerSpec, Containerizer, Limits, Namespaces, RootfsMounts, Stdio, Termination,
     Volume,
@@ -13,11 +16,15 @@ use tepui_containerizer::{
 use tepui_isolators::cgroups::{Hierarchy, memory};
 use tepui_isolators::rlimits;
 
+use crate::image::{self, StoreArgs};
+
 /// `tepui container ...`
 #[derive(Debug, Args)]
 pub struct ContainerArgs {
     #[command(flatten)]
     place: Place,
+    #[command(flatten)]
+    images: StoreArgs,
     #[command(subcommand)]
     command: ContainerCommand,
 }
@@ -104,9 +111,14 @@ struct RunArgs {
     /// Container id [default: run-<pid>-<time>].
     #[arg(long, env = "TEPUI_CONTAINER_ID")]
     id: Option<String>,
-    /// Root filesystem directory; without it the host's is used.
-    #[arg(long, env = "TEPUI_CONTAINER_ROOTFS")]
+    /// Root filesystem directory; without it (or --image) the host's is used.
+    #[arg(long, env = "TEPUI_CONTAINER_ROOTFS", conflicts_with = "image")]
     rootfs: Option<PathBuf>,
+    /// An OCI image for the root filesystem (pulled unless in the store);
+    /// its Entrypoint/Cmd run when no command is given, and its Env,
+    /// User and WorkingDir apply unless overridden.
+    #[arg(long, env = "TEPUI_CONTAINER_IMAGE")]
+    image: Option<String>,
     #[command(flatten)]
     limits: LimitArgs,
     /// Hostname [default: the container id].
@@ -147,8 +159,9 @@ struct RunArgs {
         value_delimiter = ','
     )]
     env: Vec<String>,
-    /// The command and its arguments.
-    #[arg(required = true, last = true)]
+    /// The command and its arguments (with --image, the image's default
+    /// command when omitted).
+    #[arg(required_unless_present = "image", last = true)]
     command: Vec<String>,
 }
 
@@ -166,23 +179,32 @@ async fn dispatch(args: ContainerArgs) -> Result<i32> {
         Some(root) => root,
         None => Hierarchy::default_root()?,
     };
+    let wants_image = matches!(&args.command, ContainerCommand::Run(r) | ContainerCommand::Start(r) if r.image.is_some());
+    // Without an image to run, the store is opened only if it exists (to
+    // release the root filesystems of image containers).
+    let provisioner = if wants_image || args.images.exists() {
+        Some(Arc::new(args.images.provisioner()?))
+    } else {
+        None
+    };
     let containerizer = Containerizer::new(Config {
         cgroup_root,
         state_dir: args.place.state_dir,
+        provisioner: provisioner.clone(),
     })?;
     match args.command {
         ContainerCommand::Run(run) => {
             let id = run.id.clone().unwrap_or_else(default_id);
-            containerizer
-                .launch(&id, spec(run, Stdio::Inherit)?)
-                .await?;
+            let spec = spec(run, Stdio::Inherit, provisioner.as_deref()).await?;
+            containerizer.launch(&id, spec).await?;
             containerizer.wait(&id).await?;
             let ended = containerizer.destroy(&id).await?;
             Ok(exit_code(&id, ended))
         }
         ContainerCommand::Start(run) => {
             let id = run.id.clone().unwrap_or_else(default_id);
-            let pid = containerizer.launch(&id, spec(run, Stdio::Null)?).await?;
+            let spec = spec(run, Stdio::Null, provisioner.as_deref()).await?;
+            let pid = containerizer.launch(&id, spec).await?;
             println!("{id} {pid}");
             Ok(0)
         }
@@ -245,15 +267,50 @@ fn exit_code(id: &str, ended: Termination) -> i32 {
     }
 }
 
-fn spec(run: RunArgs, stdio: Stdio) -> Result<ContainerSpec> {
-    let mut spec = ContainerSpec::new(run.command);
-    for pair in run.env {
+async fn spec(
+    run: RunArgs,
+    stdio: Stdio,
+    provisioner: Option<&Provisioner>,
+) -> Result<ContainerSpec> {
+    let mut env = Vec::new();
+    for pair in &run.env {
         let (key, value) = pair
             .split_once('=')
             .with_context(|| format!("--env {pair:?}: expected KEY=VALUE"))?;
-        spec.env.retain(|(k, _)| k != key);
-        spec.env.push((key.to_owned(), value.to_owned()));
+        env.retain(|(k, _): &(String, String)| k != key);
+        env.push((key.to_owned(), value.to_owned()));
     }
+    let image = match (&run.image, provisioner) {
+        (Some(reference), Some(provisioner)) => {
+            let reference: Reference = reference.parse()?;
+            Some(
+                provisioner
+                    .ensure(&reference, true, image::progress())
+                    .await?,
+            )
+        }
+        _ => None,
+    };
+    // A command given runs as given (CommandInfo value + arguments); none
+    // runs the image's Entrypoint and Cmd.
+    let task = TaskCommand {
+        shell: false,
+        value: run.command.first().cloned(),
+        arguments: run.command.clone(),
+    };
+    let exec = runtime::command(image.as_ref().map(|i| &i.config), &task)?;
+    let mut spec = ContainerSpec::new(exec.argv);
+    spec.program = Some(exec.program);
+    let mut base = spec.env.clone();
+    for (key, value) in runtime::environment(image.as_ref().map(|i| &i.config), &[]) {
+        base.retain(|(k, _)| *k != key);
+        base.push((key, value));
+    }
+    for (key, value) in env {
+        base.retain(|(k, _)| *k != key);
+        base.push((key, value));
+    }
+    spec.env = base;
     let volumes = run
         .volumes
         .iter()
@@ -272,6 +329,11 @@ fn spec(run: RunArgs, stdio: Stdio) -> Result<ContainerSpec> {
     spec.hostname = run.hostname;
     spec.user = run.user;
     spec.cwd = run.cwd;
+    if let Some(image) = image {
+        spec.user = spec.user.or_else(|| runtime::user(&image.config));
+        spec.cwd = spec.cwd.or_else(|| runtime::working_dir(&image.config));
+        spec.image = Some(image);
+    }
     spec.namespaces = Namespaces {
         net: run.net,
         ..Namespaces::isolated_host_network()

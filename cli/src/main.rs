@@ -1,6 +1,8 @@
 //! The `tepui` command line.
 
 mod container;
+mod image;
+mod progress;
 mod wire;
 
 use std::io::IsTerminal;
@@ -26,6 +28,8 @@ enum Command {
     Wire(wire::WireArgs),
     /// Run containers with the containerizer alone (development and tests).
     Container(Box<container::ContainerArgs>),
+    /// Pull, import, list, remove and collect OCI images.
+    Image(Box<image::ImageArgs>),
 }
 
 fn main() -> ExitCode {
@@ -38,6 +42,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Wire(args) => wire::run(&args).map(|()| 0),
         Command::Container(args) => container::run(*args),
+        Command::Image(args) => image::run(*args),
     };
     match result {
         Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),

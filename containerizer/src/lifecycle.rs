@@ -16,6 +16,7 @@ use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
 use tokio::sync::watch;
 
+use crate::provisioner::{Image, ProvisionError, Provisioner};
 use crate::spec::{ContainerSpec, Stdio};
 use crate::state::{self, RunState, StateError};
 use crate::user::{self, UserError};
@@ -69,6 +70,9 @@ pub enum ErrorKind {
     /// A standard stream file.
     #[error("opening {0} for the container's output: {1}")]
     Stdio(PathBuf, std::io::Error),
+    /// The image's root filesystem.
+    #[error(transparent)]
+    Image(#[from] ProvisionError),
     /// A blocking task died (a defect).
     #[error("internal task failed: {0}")]
     Task(String),
@@ -102,6 +106,8 @@ pub struct Config {
     pub cgroup_root: PathBuf,
     /// Its state directory (one subdirectory per container).
     pub state_dir: PathBuf,
+    /// Where images become root filesystems; none refuses image specs.
+    pub provisioner: Option<Arc<Provisioner>>,
 }
 
 struct Running {
@@ -114,6 +120,7 @@ struct Running {
 pub struct Containerizer {
     hierarchy: Hierarchy,
     state_dir: PathBuf,
+    provisioner: Option<Arc<Provisioner>>,
     running: Mutex<HashMap<String, Arc<Running>>>,
 }
 
@@ -159,6 +166,7 @@ impl Containerizer {
         Ok(Self {
             hierarchy,
             state_dir: config.state_dir,
+            provisioner: config.provisioner,
             running: Mutex::new(HashMap::new()),
         })
     }
@@ -200,21 +208,36 @@ impl Containerizer {
 
     /// Creates the container's cgroup with its limits and starts its first
     /// process in it; returns once that process has exec'd.
-    pub async fn launch(&self, id: &str, spec: ContainerSpec) -> Result<i32, ContainerError> {
+    pub async fn launch(&self, id: &str, mut spec: ContainerSpec) -> Result<i32, ContainerError> {
         if !valid_id(id) {
             return Err(error(id)(ErrorKind::InvalidId));
         }
         if self.running().contains_key(id) {
             return Err(error(id)(ErrorKind::Exists));
         }
+        if let Some(image) = spec.image.take() {
+            spec.rootfs = Some(
+                self.provision(id, image, spec.mounts.sandbox.clone())
+                    .await?,
+            );
+        }
         let hierarchy = self.hierarchy.clone();
         let state_dir = self.state_dir.join(id);
         let owned_id = id.to_owned();
-        let (cgroup, spawned) =
+        let started =
             tokio::task::spawn_blocking(move || start(&hierarchy, &owned_id, &spec, &state_dir))
                 .await
                 .map_err(blocking_failed(id))?
-                .map_err(error(id))?;
+                .map_err(error(id));
+        let (cgroup, spawned) = match started {
+            Ok(started) => started,
+            Err(e) => {
+                if let Err(release) = self.release(id).await {
+                    tracing::warn!(container = id, error = %release, "releasing the rootfs of a failed launch");
+                }
+                return Err(e);
+            }
+        };
 
         let (tx, rx) = watch::channel(None);
         let running = Arc::new(Running {
@@ -226,6 +249,48 @@ impl Containerizer {
         monitor(id.to_owned(), spawned.pidfd, cgroup, tx);
         tracing::info!(container = id, pid = spawned.pid, "container launched");
         Ok(spawned.pid)
+    }
+
+    /// Assembles the root filesystem of `image` for container `id`; its
+    /// writable layer goes in the sandbox when there is one.
+    async fn provision(
+        &self,
+        id: &str,
+        image: Image,
+        sandbox: Option<PathBuf>,
+    ) -> Result<PathBuf, ContainerError> {
+        let provisioner = self.provisioner.clone().ok_or_else(|| {
+            error(id)(ErrorKind::Spec(
+                "an image needs a provisioner (an image store)".into(),
+            ))
+        })?;
+        let root = provisioner.store_path().to_owned();
+        let target = root.join("rootfs").join(id);
+        let scratch = match sandbox {
+            Some(sandbox) => sandbox.join(".tepui-rootfs"),
+            None => root.join("scratch").join(id),
+        };
+        let owned_id = id.to_owned();
+        let rootfs = target.clone();
+        tokio::task::spawn_blocking(move || {
+            provisioner.provision(&owned_id, &image, &rootfs, &scratch)
+        })
+        .await
+        .map_err(blocking_failed(id))?
+        .map_err(|e| error(id)(e.into()))?;
+        Ok(target)
+    }
+
+    /// Releases container `id`'s image root filesystem, if it has one.
+    async fn release(&self, id: &str) -> Result<(), ContainerError> {
+        let Some(provisioner) = self.provisioner.clone() else {
+            return Ok(());
+        };
+        let owned_id = id.to_owned();
+        tokio::task::spawn_blocking(move || provisioner.release(&owned_id))
+            .await
+            .map_err(blocking_failed(id))?
+            .map_err(|e| error(id)(e.into()))
     }
 
     /// Waits for the container's first process to end.
@@ -297,6 +362,7 @@ impl Containerizer {
         .await
         .map_err(blocking_failed(id))?
         .map_err(|e| error(id)(e.into()))?;
+        self.release(id).await?;
         self.running().remove(id);
         Ok(())
     }
@@ -338,6 +404,7 @@ impl Containerizer {
         for id in checkpointed {
             if !names.contains(id) {
                 let _ = std::fs::remove_dir_all(self.state_dir.join(id));
+                self.release(id).await?;
                 recovered.missing.push(id.clone());
             }
         }
@@ -433,7 +500,11 @@ fn start(
 /// The launch plan for a spec (without its cgroup).
 fn plan(id: &str, spec: &ContainerSpec) -> Result<Plan, ErrorKind> {
     let ns = spec.namespaces;
-    let mut plan = Plan::new(&spec.command, &spec.env, open_stdio(&spec.stdio)?)?
+    let mut plan = Plan::new(&spec.command, &spec.env, open_stdio(&spec.stdio)?)?;
+    if let Some(program) = &spec.program {
+        plan = plan.executable(program.as_ref())?;
+    }
+    let mut plan = plan
         .namespaces(ns)
         .capabilities(spec.capabilities.unwrap_or_else(capabilities::default_mask))
         .no_new_privs(true);

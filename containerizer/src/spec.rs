@@ -7,6 +7,8 @@ use tepui_isolators::filesystem::RootfsMounts;
 use tepui_isolators::rlimits::Rlimit;
 use tepui_launcher::Namespaces;
 
+use crate::provisioner::Image;
+
 /// Where a container's standard streams go.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Stdio {
@@ -28,6 +30,9 @@ pub enum Stdio {
 pub struct ContainerSpec {
     /// The command and its arguments; the first is found along PATH.
     pub command: Vec<String>,
+    /// The executable when it is not `command[0]` (which is then only
+    /// argv[0]), as with Mesos's CommandInfo `value` and `arguments`.
+    pub program: Option<String>,
     /// The whole environment (nothing is inherited).
     pub env: Vec<(String, String)>,
     /// Working directory inside the container; default: the sandbox when
@@ -37,6 +42,9 @@ pub struct ContainerSpec {
     pub user: Option<String>,
     /// The root filesystem; none runs on the host's.
     pub rootfs: Option<PathBuf>,
+    /// An image from the store to provision the root filesystem from
+    /// (instead of `rootfs`); released when the container is destroyed.
+    pub image: Option<Image>,
     /// Sandbox and volumes mounted into a root filesystem.
     pub mounts: RootfsMounts,
     /// Hostname, with a UTS namespace; default: the container id.
@@ -58,6 +66,7 @@ impl ContainerSpec {
     pub fn new(command: Vec<String>) -> Self {
         Self {
             command,
+            program: None,
             env: vec![(
                 "PATH".into(),
                 "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),
@@ -65,6 +74,7 @@ impl ContainerSpec {
             cwd: None,
             user: None,
             rootfs: None,
+            image: None,
             mounts: RootfsMounts::default(),
             hostname: None,
             namespaces: Namespaces::isolated_host_network(),

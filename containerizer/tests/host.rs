@@ -49,6 +49,7 @@ impl Fixture {
         let containerizer = Containerizer::new(Config {
             cgroup_root: cgroup_root.clone(),
             state_dir: dir.path().join("state"),
+            provisioner: None,
         })
         .unwrap();
         Self {
@@ -502,6 +503,7 @@ async fn recover_reattaches_destroys_orphans_and_reports_the_missing() {
     let restarted = Containerizer::new(Config {
         cgroup_root: f.cgroup_root.clone(),
         state_dir: state.clone(),
+        provisioner: None,
     })
     .unwrap();
     let checkpointed = vec![

@@ -389,6 +389,21 @@ impl Plan {
         Ok(self)
     }
 
+    /// Runs `program` (found along the environment's PATH) with the argv
+    /// given to [`Plan::new`], whose first element is then only argv[0]:
+    /// Mesos's CommandInfo `value` with its `arguments`.
+    pub fn executable(mut self, program: &OsStr) -> Result<Self, PlanError> {
+        let program = cstring("program", program)?;
+        let path = self
+            .env
+            .iter()
+            .rev()
+            .find_map(|pair| pair.as_bytes().strip_prefix(b"PATH="))
+            .unwrap_or(DEFAULT_PATH.as_bytes());
+        self.programs = resolve(program.as_bytes(), path);
+        Ok(self)
+    }
+
     /// The command's first argument.
     pub fn program(&self) -> String {
         self.argv
