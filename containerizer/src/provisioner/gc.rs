@@ -33,7 +33,7 @@ impl Report {
 pub fn collect(store: &Store, max_bytes: Option<u64>) -> Result<Report, StoreError> {
     let mut report = Report::default();
     store.update(|images, leases| {
-        let leased: BTreeSet<&Digest> = leases.iter().flat_map(|(_, l)| l.layers.iter()).collect();
+        let leased: BTreeSet<&str> = leases.iter().map(|(_, l)| l.image.as_str()).collect();
         let Some(max) = max_bytes else {
             return;
         };
@@ -41,7 +41,7 @@ pub fn collect(store: &Store, max_bytes: Option<u64>) -> Result<Report, StoreErr
         images.sort_by_key(|i| i.last_used);
         let mut kept = Vec::new();
         for image in images.drain(..) {
-            let in_use = image.layers.iter().any(|l| leased.contains(&l.digest));
+            let in_use = leased.contains(image.reference.as_str());
             if size > max && !in_use {
                 report.images.push(image.reference.clone());
                 size = size.saturating_sub(unique_bytes(&image, &kept));

@@ -10,7 +10,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
 use hyper::body::Incoming;
-use hyper::header::{AUTHORIZATION, HeaderMap, HeaderName, HeaderValue, LOCATION};
+use hyper::header::{AUTHORIZATION, HeaderMap, HeaderName, HeaderValue, LOCATION, USER_AGENT};
 use hyper::{Request, Response, Uri};
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
@@ -126,7 +126,8 @@ impl Http {
         let mut current = uri.clone();
         for _ in 0..=MAX_REDIRECTS {
             let same_host = current.authority() == uri.authority();
-            let mut request = Request::get(current.clone());
+            let mut request = Request::get(current.clone())
+                .header(USER_AGENT, concat!("tepui/", env!("CARGO_PKG_VERSION")));
             for (name, value) in headers {
                 if same_host || name != AUTHORIZATION {
                     request = request.header(name, value);

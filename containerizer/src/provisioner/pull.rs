@@ -333,11 +333,20 @@ impl Provisioner {
                 Ok::<_, ProvisionError>((position, held))
             });
         }
+        // Every task runs to its end even after one fails, so that no
+        // unpacking is still going on when the error is returned.
         let mut held: Vec<Option<HeldLayer>> = (0..layers.len()).map(|_| None).collect();
+        let mut first_error = None;
         while let Some(joined) = tasks.join_next().await {
-            let (position, layer) =
-                joined.map_err(|e| ProvisionError::Internal(e.to_string()))??;
-            held[position] = Some(layer);
+            match joined.map_err(|e| ProvisionError::Internal(e.to_string())) {
+                Ok(Ok((position, layer))) => held[position] = Some(layer),
+                Ok(Err(e)) | Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        if let Some(e) = first_error {
+            return Err(e);
         }
         held.into_iter()
             .map(|h| h.ok_or_else(|| ProvisionError::Internal("a layer went missing".into())))

@@ -157,6 +157,7 @@ impl Provisioner {
             .map(|l| l.digest.clone())
             .collect();
         let mut lease = Lease {
+            image: image.record.reference.clone(),
             layers: layers.clone(),
             rootfs: target.to_owned(),
             scratch: Some(scratch.to_owned()),

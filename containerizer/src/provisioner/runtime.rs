@@ -17,6 +17,46 @@ pub struct TaskCommand {
     pub arguments: Vec<String>,
 }
 
+impl From<&tepui_proto::v1::CommandInfo> for TaskCommand {
+    fn from(info: &tepui_proto::v1::CommandInfo) -> Self {
+        Self {
+            // CommandInfo.shell defaults to true.
+            shell: info.shell.unwrap_or(true),
+            value: info.value.clone(),
+            arguments: info.arguments.clone(),
+        }
+    }
+}
+
+/// The reference and `cached` flag of a task's `Image` (type DOCKER only).
+pub fn image_reference(
+    image: &tepui_proto::v1::Image,
+) -> Result<(super::Reference, bool), super::ProvisionError> {
+    use tepui_proto::v1::image::Type;
+    let unsupported = |why: &str| super::ProvisionError::Image {
+        reference: image
+            .docker
+            .as_ref()
+            .map(|d| d.name.clone())
+            .unwrap_or_default(),
+        why: why.to_owned(),
+    };
+    match Type::try_from(image.r#type) {
+        Ok(Type::Docker) => {}
+        Ok(Type::Appc) => {
+            return Err(unsupported(
+                "APPC images are not supported; use a DOCKER (OCI) image",
+            ));
+        }
+        Err(_) => return Err(unsupported("unknown image type")),
+    }
+    let docker = image
+        .docker
+        .as_ref()
+        .ok_or_else(|| unsupported("a DOCKER image without its docker.name"))?;
+    Ok((docker.name.parse()?, image.cached.unwrap_or(true)))
+}
+
 /// What to execute: the program and its argv (argv[0] included).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Exec {
@@ -70,27 +110,18 @@ pub fn command(
     let config = image.and_then(|i| i.config().as_ref());
     let entrypoint = config.map(|c| list(c.entrypoint())).unwrap_or_default();
     let cmd = config.map(|c| list(c.cmd())).unwrap_or_default();
-    // The task's arguments follow the image's executable; without any,
-    // the image's defaults do.
-    let (program, defaults) = match (entrypoint.split_first(), cmd.split_first()) {
-        (Some((first, rest)), _) => (first, [rest, cmd].concat()),
-        (None, Some((first, rest))) => (first, rest.to_vec()),
+    // The image's executable, then (with an Entrypoint) the rest of it;
+    // then the task's arguments, or without any, the image's Cmd (less
+    // the Cmd[0] already used as the executable when there is no Entrypoint).
+    let (program, mut argv, cmd_rest) = match (entrypoint.split_first(), cmd.split_first()) {
+        (Some((first, _)), _) => (first, entrypoint.to_vec(), cmd),
+        (None, Some((first, rest))) => (first, vec![first.clone()], rest),
         (None, None) => return Err(CommandError::NoExecutable),
     };
-    let mut argv = vec![program.clone()];
-    if entrypoint.is_empty() {
-        if task.arguments.is_empty() {
-            argv.extend(defaults);
-        } else {
-            argv.extend(task.arguments.iter().cloned());
-        }
+    if task.arguments.is_empty() {
+        argv.extend(cmd_rest.iter().cloned());
     } else {
-        argv.extend(entrypoint[1..].iter().cloned());
-        if task.arguments.is_empty() {
-            argv.extend(cmd.iter().cloned());
-        } else {
-            argv.extend(task.arguments.iter().cloned());
-        }
+        argv.extend(task.arguments.iter().cloned());
     }
     Ok(Exec {
         program: program.clone(),
@@ -237,6 +268,36 @@ mod tests {
         assert_eq!(
             argv(&none, &task(true, Some("echo hi"), &["ignored"])),
             Ok(("/bin/sh".into(), v(&["sh", "-c", "echo hi"])))
+        );
+    }
+
+    #[test]
+    fn reads_a_mesos_command_and_image() {
+        let info = tepui_proto::v1::CommandInfo {
+            value: Some("echo hi".into()),
+            ..Default::default()
+        };
+        assert!(TaskCommand::from(&info).shell, "shell defaults to true");
+        let image = tepui_proto::v1::Image {
+            r#type: tepui_proto::v1::image::Type::Docker as i32,
+            docker: Some(tepui_proto::v1::image::Docker {
+                name: "127.0.0.1:5000/busybox:latest".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let (reference, cached) = image_reference(&image).unwrap();
+        assert_eq!(reference.to_string(), "127.0.0.1:5000/busybox:latest");
+        assert!(cached);
+        let appc = tepui_proto::v1::Image {
+            r#type: tepui_proto::v1::image::Type::Appc as i32,
+            ..Default::default()
+        };
+        assert!(
+            image_reference(&appc)
+                .unwrap_err()
+                .to_string()
+                .contains("APPC")
         );
     }
 

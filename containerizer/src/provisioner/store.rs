@@ -80,6 +80,8 @@ struct Catalog {
 /// What a container's root filesystem holds on to.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Lease {
+    /// The image's reference.
+    pub image: String,
     /// Layers in use.
     pub layers: Vec<Digest>,
     /// The mount point or copied tree.
