@@ -13,6 +13,15 @@ pub struct UserError {
     reason: String,
 }
 
+/// A file of the root filesystem, its symlinks resolved inside the root
+/// (an image's /etc/passwd may not lead to the host's); empty if absent.
+fn read_in_root(root: &Path, path: &str) -> String {
+    tepui_isolators::filesystem::resolve_in_root(root, Path::new(path))
+        .ok()
+        .and_then(|p| std::fs::read_to_string(p).ok())
+        .unwrap_or_default()
+}
+
 /// Resolves `name`, `uid` or `uid:gid` against `root`/etc/passwd and
 /// `root`/etc/group (numeric ids need no entry).
 pub fn resolve(root: &Path, spec: &str) -> Result<User, UserError> {
@@ -20,7 +29,7 @@ pub fn resolve(root: &Path, spec: &str) -> Result<User, UserError> {
         user: spec.to_owned(),
         reason,
     };
-    let passwd = std::fs::read_to_string(root.join("etc/passwd")).unwrap_or_default();
+    let passwd = read_in_root(root, "etc/passwd");
     let (user_part, group_part) = match spec.split_once(':') {
         Some((u, g)) => (u, Some(g)),
         None => (spec, None),
@@ -51,7 +60,7 @@ pub fn resolve(root: &Path, spec: &str) -> Result<User, UserError> {
             .unwrap_or(uid),
     };
     let name = entry.as_ref().map(|f| f[0]).unwrap_or(user_part);
-    let group = std::fs::read_to_string(root.join("etc/group")).unwrap_or_default();
+    let group = read_in_root(root, "etc/group");
     let mut groups: Vec<u32> = group
         .lines()
         .map(|l| l.split(':').collect::<Vec<_>>())
@@ -66,6 +75,21 @@ pub fn resolve(root: &Path, spec: &str) -> Result<User, UserError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_passwd_symlink_is_resolved_inside_the_root() {
+        let dir = tempfile::tempdir().unwrap();
+        let outside = dir.path().join("outside");
+        std::fs::create_dir_all(&outside).unwrap();
+        std::fs::write(outside.join("passwd"), "evil:x:4242:4242::/:/bin/sh\n").unwrap();
+        let root = dir.path().join("root");
+        std::fs::create_dir_all(root.join("etc")).unwrap();
+        std::os::unix::fs::symlink(outside.join("passwd"), root.join("etc/passwd")).unwrap();
+        assert!(
+            resolve(&root, "evil").is_err(),
+            "the host-side file was read"
+        );
+    }
 
     #[test]
     fn resolves_names_and_ids_in_the_root() {

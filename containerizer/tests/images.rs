@@ -108,6 +108,12 @@ struct Registry {
 
 impl Registry {
     fn start(dir: &Path, htpasswd: Option<(&str, &str)>) -> Self {
+        Self::start_with(dir, htpasswd, false)
+    }
+
+    /// With `tls`, serves https with a certificate for 127.0.0.1 signed by
+    /// a CA written to `<dir>/registry/ca.pem`.
+    fn start_with(dir: &Path, htpasswd: Option<(&str, &str)>, tls: bool) -> Self {
         let dir = dir.join("registry");
         std::fs::create_dir_all(&dir).unwrap();
         let mut auth = String::new();
@@ -120,10 +126,19 @@ impl Registry {
             );
         }
         let port = free_port();
+        let mut http_tls = String::new();
+        if tls {
+            make_certificates(&dir);
+            http_tls = format!(
+                "  tls:\n    certificate: {}\n    key: {}\n",
+                dir.join("cert.pem").display(),
+                dir.join("key.pem").display()
+            );
+        }
         let config = format!(
             "version: 0.1\nlog:\n  level: warn\n  accesslog:\n    disabled: false\n\
              storage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n\
-             http:\n  addr: 127.0.0.1:{port}\n{auth}",
+             http:\n  addr: 127.0.0.1:{port}\n{http_tls}{auth}",
             dir.join("data").display()
         );
         std::fs::write(dir.join("config.yml"), config).unwrap();
@@ -206,6 +221,62 @@ impl Registry {
             .join(hex)
             .join("data")
     }
+}
+
+/// A CA and a server certificate for 127.0.0.1 signed by it, with openssl.
+fn make_certificates(dir: &Path) {
+    let openssl = |args: &[&str]| {
+        run(Command::new("openssl").current_dir(dir).args(args));
+    };
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=tepui-test-ca",
+    ]);
+    openssl(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "key.pem",
+        "-out",
+        "req.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+    ]);
+    std::fs::write(
+        dir.join("ext"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "req.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "cert.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "ext",
+    ]);
 }
 
 impl Drop for Registry {
@@ -334,6 +405,40 @@ async fn pulls_by_tag_and_digest_and_runs_a_container_in_the_overlay() {
                 .exists()
         );
     }
+}
+
+#[tokio::test]
+async fn pulls_over_https_trusting_only_the_ca_given() {
+    let dir = tempfile::tempdir().unwrap();
+    let registry = Registry::start_with(dir.path(), None, true);
+    let image = layout(dir.path(), "one", "one", 0, false);
+    registry.push(&image, "secure:latest", None);
+    let name = reference(&format!("{}/secure:latest", registry.host()));
+    let secure = RegistryOptions {
+        attempts: 1,
+        ..RegistryOptions::default()
+    };
+
+    let untrusting = provisioner(&dir.path().join("store1"), secure.clone());
+    let e = untrusting
+        .pull(&name, progress())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("https://") && e.to_lowercase().contains("certificate"),
+        "{e}"
+    );
+
+    let trusting = provisioner(
+        &dir.path().join("store2"),
+        RegistryOptions {
+            ca_file: Some(dir.path().join("registry/ca.pem")),
+            ..secure
+        },
+    );
+    let pulled = trusting.pull(&name, progress()).await.unwrap();
+    assert_eq!(pulled.record.layers.len(), 3);
 }
 
 #[tokio::test]
