@@ -10,14 +10,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${RUNS:-50}
 
-need=()
-for tool in crun runc hyperfine python3 busybox:busybox-static /usr/bin/time:time; do
-    command -v "${tool%%:*}" >/dev/null || need+=("${tool##*:}")
-done
-if [ ${#need[@]} -gt 0 ]; then
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
-fi
+. bench/common.sh
+install_missing crun runc hyperfine python3 busybox:busybox-static /usr/bin/time:time
 
 cargo build --release --locked -q -p tepui-cli
 tepui=$PWD/target/release/tepui

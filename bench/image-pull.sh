@@ -16,14 +16,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${RUNS:-5}
 
-need=()
-for tool in docker-registry skopeo umoci hyperfine python3 busybox:busybox-static; do
-    command -v "${tool%%:*}" >/dev/null || need+=("${tool##*:}")
-done
-if [ ${#need[@]} -gt 0 ]; then
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
-fi
+. bench/common.sh
+install_missing docker-registry skopeo umoci hyperfine python3 busybox:busybox-static
 
 cargo build --release --locked -q -p tepui-cli
 tepui=$PWD/target/release/tepui
@@ -33,9 +27,14 @@ cgroup2=$(awk '$0 ~ / - cgroup2 / { print $5; exit }' /proc/self/mountinfo)
 cgroot=$cgroup2/tepui-bench-pull-$$
 registry_pid=
 cleanup() {
-    [ -n "$registry_pid" ] && kill "$registry_pid" 2>/dev/null && wait "$registry_pid" 2>/dev/null
+    local status=$?
+    if [ -n "$registry_pid" ]; then
+        kill "$registry_pid" 2>/dev/null || true
+        wait "$registry_pid" 2>/dev/null || true
+    fi
     rmdir "$cgroot" 2>/dev/null || true
-    [ -n "$work" ] && [ -d "$work" ] && rm -rf "$work"
+    if [ -n "$work" ] && [ -d "$work" ]; then rm -rf "$work"; fi
+    exit "$status"
 }
 trap cleanup EXIT
 

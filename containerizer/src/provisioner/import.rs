@@ -119,6 +119,19 @@ fn hash_file(path: &Path) -> Result<(Digest, u64), ProvisionError> {
     Ok((hasher.finish(), size))
 }
 
+/// An image found in a layout or archive, its blobs still local files.
+struct LocalImage {
+    reference: Reference,
+    /// The manifest's digest and bytes.
+    manifest: (Digest, Vec<u8>),
+    /// The config's digest and bytes.
+    config: (Digest, Vec<u8>),
+    /// The layers' digests and sizes, base first.
+    layers: Vec<(Digest, u64)>,
+    /// Each layer's file.
+    sources: Vec<PathBuf>,
+}
+
 impl Provisioner {
     /// Imports every image in the layout or archive at `path`, naming it
     /// `name` when given (an archive with one image only).
@@ -222,17 +235,14 @@ impl Provisioner {
                 .iter()
                 .map(|(d, _)| dir.join("blobs/sha256").join(d.hex()))
                 .collect();
-            images.push(
-                self.import_image(
-                    reference,
-                    (manifest_digest, bytes),
-                    (config_digest, config_bytes),
-                    layers,
-                    sources,
-                    progress.clone(),
-                )
-                .await?,
-            );
+            let local = LocalImage {
+                reference,
+                manifest: (manifest_digest, bytes),
+                config: (config_digest, config_bytes),
+                layers,
+                sources,
+            };
+            images.push(self.import_image(local, progress.clone()).await?);
         }
         Ok(images)
     }
@@ -314,17 +324,14 @@ impl Provisioner {
             let bytes = serde_json::to_vec(&manifest)
                 .map_err(|e| ProvisionError::Internal(e.to_string()))?;
             let manifest_digest = Digest::of(&bytes);
-            images.push(
-                self.import_image(
-                    reference,
-                    (manifest_digest, bytes),
-                    (config_digest, config_bytes),
-                    layers,
-                    sources,
-                    progress.clone(),
-                )
-                .await?,
-            );
+            let local = LocalImage {
+                reference,
+                manifest: (manifest_digest, bytes),
+                config: (config_digest, config_bytes),
+                layers,
+                sources,
+            };
+            images.push(self.import_image(local, progress.clone()).await?);
         }
         Ok(images)
     }
@@ -332,13 +339,16 @@ impl Provisioner {
     /// Stores one image whose blobs are local files.
     async fn import_image(
         &self,
-        reference: Reference,
-        manifest: (Digest, Vec<u8>),
-        config: (Digest, Vec<u8>),
-        layers: Vec<(Digest, u64)>,
-        sources: Vec<PathBuf>,
+        local: LocalImage,
         progress: Arc<dyn Progress>,
     ) -> Result<Image, ProvisionError> {
+        let LocalImage {
+            reference,
+            manifest,
+            config,
+            layers,
+            sources,
+        } = local;
         let name = reference.to_string();
         let image_config = parse_config(&name, &config.1)?;
         check_diff_ids(&name, &image_config, layers.len())?;

@@ -247,21 +247,29 @@ impl Store {
     }
 
     /// Claims layer `digest`: shared if it is unpacked, else exclusive so
-    /// the caller unpacks it. Blocks while another unpacks it.
+    /// the caller unpacks it. Blocks while another unpacks it, but never
+    /// waits for the exclusive lock: a waiter there would wait on shared
+    /// holders, who may themselves wait on a layer this caller holds.
     pub(crate) fn claim_layer(&self, digest: &Digest) -> Result<LayerSlot, StoreError> {
         let lock_path = self.lock_path(digest);
         let layer = self.layer_path(digest);
-        let shared = FileLock::shared(&lock_path).map_err(at(&lock_path))?;
-        if layer.is_dir() {
-            return Ok(LayerSlot::Present(shared));
+        loop {
+            // Waits only for an unpacker (the sole exclusive holder).
+            let shared = FileLock::shared(&lock_path).map_err(at(&lock_path))?;
+            if layer.is_dir() {
+                return Ok(LayerSlot::Present(shared));
+            }
+            drop(shared);
+            if let Some(exclusive) = FileLock::try_exclusive(&lock_path).map_err(at(&lock_path))? {
+                if layer.is_dir() {
+                    exclusive.downgrade().map_err(at(&lock_path))?;
+                    return Ok(LayerSlot::Present(exclusive));
+                }
+                return Ok(LayerSlot::Missing(exclusive));
+            }
+            // Another claimant got in between: an unpacker, whose work the
+            // shared lock above waits for, or users of a layer now present.
         }
-        drop(shared);
-        let exclusive = FileLock::exclusive(&lock_path).map_err(at(&lock_path))?;
-        if layer.is_dir() {
-            exclusive.downgrade().map_err(at(&lock_path))?;
-            return Ok(LayerSlot::Present(exclusive));
-        }
-        Ok(LayerSlot::Missing(exclusive))
     }
 
     /// Moves a fully unpacked tree into place as layer `digest`; the
@@ -513,6 +521,53 @@ mod tests {
         assert!(store.remove_layer(&d).unwrap());
         assert!(!store.layer_path(&d).exists());
         assert!(store.layers().unwrap().is_empty());
+    }
+
+    #[test]
+    fn concurrent_pulls_claiming_shared_layers_never_deadlock() {
+        use std::sync::mpsc;
+        use std::time::Duration;
+        for _round in 0..100 {
+            let dir = tempfile::tempdir().unwrap();
+            let store = std::sync::Arc::new(Store::open(dir.path()).unwrap());
+            let (done, finished) = mpsc::channel();
+            // Four pulls of three shared layers; like a pull, each claims its
+            // layers at once (a thread per layer) and holds every claim
+            // until it has all of them.
+            for _pull in 0..4 {
+                let (held_tx, held_rx) = mpsc::channel();
+                for n in 10..13u8 {
+                    let (store, held_tx) = (store.clone(), held_tx.clone());
+                    std::thread::spawn(move || {
+                        let d = digest(n);
+                        let lock = match store.claim_layer(&d).unwrap() {
+                            LayerSlot::Present(lock) => lock,
+                            LayerSlot::Missing(lock) => {
+                                let tmp = store.tmp_path(&d, "unpack");
+                                fs::create_dir_all(&tmp).unwrap();
+                                std::thread::sleep(Duration::from_micros(200));
+                                store.commit_layer(&d, &tmp, &lock).unwrap();
+                                lock
+                            }
+                        };
+                        held_tx.send(lock).unwrap();
+                    });
+                }
+                let done = done.clone();
+                std::thread::spawn(move || {
+                    let held: Vec<_> = held_rx.iter().take(3).collect();
+                    std::thread::sleep(Duration::from_micros(200));
+                    drop(held);
+                    done.send(()).unwrap();
+                });
+            }
+            for _ in 0..4 {
+                finished
+                    .recv_timeout(Duration::from_secs(10))
+                    .expect("claims deadlocked");
+            }
+            assert_eq!(store.layers().unwrap().len(), 3);
+        }
     }
 
     #[test]
