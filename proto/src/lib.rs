@@ -7,6 +7,7 @@ pub mod json;
 pub mod protobuf;
 pub mod recordio;
 pub mod required;
+pub mod resources;
 
 /// Generated prost types, nested as their proto packages are so that
 /// cross-package references resolve.
