@@ -2,6 +2,7 @@
 //! recover) built from the isolators and the launcher; later also the
 //! provisioner that turns OCI images into root filesystems.
 
+pub mod fetcher;
 mod lifecycle;
 pub mod provisioner;
 pub mod spec;

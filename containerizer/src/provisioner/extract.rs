@@ -1,4 +1,4 @@
-//! Unpacking one image layer (a tar, plain, gzip or zstd) into its own
+//! Unpacking one image layer (a tar, plain, gzip, zstd, bzip2 or xz) into its own
 //! directory, safely against a hostile layer: no entry may write outside
 //! the directory by `..`, an absolute path, a symlink or a hardlink; device
 //! nodes and setuid bits pass only when allowed; the bytes written are
@@ -25,6 +25,12 @@ pub struct Options {
     pub allow_devices: bool,
     /// Keep setuid and setgid bits (else they are cleared).
     pub allow_setuid: bool,
+    /// Turn OCI whiteouts into overlayfs ones (image layers); else a
+    /// `.wh.` name is an ordinary file (fetched archives).
+    pub whiteouts: bool,
+    /// Give entries the owners the archive names (image layers); else
+    /// they belong to the extracting process.
+    pub keep_owners: bool,
 }
 
 impl Default for Options {
@@ -34,6 +40,21 @@ impl Default for Options {
             max_entries: 4_000_000,
             allow_devices: false,
             allow_setuid: false,
+            whiteouts: true,
+            keep_owners: true,
+        }
+    }
+}
+
+impl Options {
+    /// For archives that are not image layers (a fetched URI, an
+    /// oci-archive): no whiteouts, no owners, no devices, no setuid.
+    pub fn plain_archive(max_bytes: u64) -> Self {
+        Self {
+            max_bytes,
+            whiteouts: false,
+            keep_owners: false,
+            ..Self::default()
         }
     }
 }
@@ -115,12 +136,24 @@ impl fmt::Display for ExtractError {
     }
 }
 
+/// The most memory an xz stream may ask for (its dictionary), so that a
+/// hostile header cannot make the decoder allocate gigabytes.
+const XZ_MEMORY_KIB: u32 = 256 * 1024;
+
 /// The decompressed tar stream of a layer, by its magic bytes.
 fn decompress<'a>(input: impl Read + 'a) -> io::Result<Box<dyn Read + 'a>> {
     let mut reader = BufReader::with_capacity(64 * 1024, input);
     let magic = reader.fill_buf()?;
     Ok(if magic.starts_with(&[0x1f, 0x8b]) {
         Box::new(flate2::read::GzDecoder::new(reader))
+    } else if magic.starts_with(b"BZh") {
+        Box::new(bzip2::read::MultiBzDecoder::new(reader))
+    } else if magic.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0]) {
+        Box::new(lzma_rust2::XzReader::new_mem_limit(
+            reader,
+            true,
+            XZ_MEMORY_KIB,
+        ))
     } else if magic.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
         Box::new(
             ruzstd::decoding::StreamingDecoder::new(reader)
@@ -234,7 +267,11 @@ fn apply(
     let dir = parent.as_raw_fd();
 
     // OCI whiteouts, as overlayfs expresses them.
-    if let Some(hidden) = name.as_bytes().strip_prefix(b".wh.") {
+    if let Some(hidden) = name
+        .as_bytes()
+        .strip_prefix(b".wh.")
+        .filter(|_| options.whiteouts)
+    {
         summary.whiteouts += 1;
         if hidden == b".wh..opq" {
             // SAFETY: fsetxattr on a directory fd we own, with a 1-byte value.
@@ -266,8 +303,12 @@ fn apply(
     if !options.allow_setuid {
         mode &= !0o6000;
     }
-    let uid = header.uid().unwrap_or(0) as libc::uid_t;
-    let gid = header.gid().unwrap_or(0) as libc::gid_t;
+    let owner = options.keep_owners.then(|| {
+        (
+            header.uid().unwrap_or(0) as libc::uid_t,
+            header.gid().unwrap_or(0) as libc::gid_t,
+        )
+    });
     let c_name = cstr(&name)?;
 
     use tar::EntryType as T;
@@ -276,11 +317,7 @@ fn apply(
             let file = open_file(dir, &c_name).map_err(Refusal::Io)?;
             let mut file = std::fs::File::from(file);
             copy_capped(entry, &mut file, options.max_bytes, &mut summary.bytes)?;
-            // SAFETY: fchown/fchmod on the file we just wrote.
-            unsafe {
-                check(libc::fchown(file.as_raw_fd(), uid, gid)).map_err(Refusal::Io)?;
-                check(libc::fchmod(file.as_raw_fd(), mode)).map_err(Refusal::Io)?;
-            }
+            set_owner_and_mode(file.as_raw_fd(), owner, mode)?;
         }
         T::Directory => {
             // SAFETY: mkdirat relative to our parent fd.
@@ -290,11 +327,7 @@ fn apply(
             }
             parts.push(name);
             let made = root.dir(&parts, false).map_err(resolve_error)?;
-            // SAFETY: fchown/fchmod on a directory fd we own.
-            unsafe {
-                check(libc::fchown(made.as_raw_fd(), uid, gid)).map_err(Refusal::Io)?;
-                check(libc::fchmod(made.as_raw_fd(), mode)).map_err(Refusal::Io)?;
-            }
+            set_owner_and_mode(made.as_raw_fd(), owner, mode)?;
         }
         T::Symlink => {
             let target = entry
@@ -303,17 +336,14 @@ fn apply(
             let target = CString::new(target.as_ref())
                 .map_err(|_| Refusal::Corrupt("NUL byte in a link".into()))?;
             clear(dir, &c_name);
-            // SAFETY: symlinkat and fchownat (not following) relative to our fd.
-            unsafe {
-                check(libc::symlinkat(target.as_ptr(), dir, c_name.as_ptr()))
-                    .map_err(Refusal::Io)?;
-                check(libc::fchownat(
-                    dir,
-                    c_name.as_ptr(),
-                    uid,
-                    gid,
-                    libc::AT_SYMLINK_NOFOLLOW,
-                ))
+            // SAFETY: symlinkat relative to our fd.
+            check(unsafe { libc::symlinkat(target.as_ptr(), dir, c_name.as_ptr()) })
+                .map_err(Refusal::Io)?;
+            if let Some((uid, gid)) = owner {
+                // SAFETY: fchownat (not following) relative to our fd.
+                check(unsafe {
+                    libc::fchownat(dir, c_name.as_ptr(), uid, gid, libc::AT_SYMLINK_NOFOLLOW)
+                })
                 .map_err(Refusal::Io)?;
             }
         }
@@ -365,6 +395,53 @@ fn apply(
         other => return Err(Refusal::Unsupported(other.as_byte() as char)),
     }
     Ok(())
+}
+
+/// Gives an entry's fd its owner (when kept) and its mode.
+fn set_owner_and_mode(
+    fd: RawFd,
+    owner: Option<(libc::uid_t, libc::gid_t)>,
+    mode: u32,
+) -> Result<(), Refusal> {
+    if let Some((uid, gid)) = owner {
+        // SAFETY: fchown on an fd the caller owns.
+        check(unsafe { libc::fchown(fd, uid, gid) }).map_err(Refusal::Io)?;
+    }
+    // SAFETY: fchmod on an fd the caller owns.
+    check(unsafe { libc::fchmod(fd, mode) }).map_err(Refusal::Io)
+}
+
+/// Writes the regular file at `path` (an archive's entry name) beneath
+/// `root` with the data of `from`, as safely as a tar entry: for
+/// extractors of other archive formats.
+pub(crate) fn write_file(
+    root: &Beneath,
+    path: &[u8],
+    from: &mut impl Read,
+    mode: u32,
+    options: &Options,
+    summary: &mut Summary,
+) -> Result<(), Refusal> {
+    let mut parts = components(path)?;
+    let Some(name) = parts.pop() else {
+        return Err(Refusal::Corrupt("a file entry without a name".into()));
+    };
+    let parent = root.dir(&parts, true).map_err(resolve_error)?;
+    let file = open_file(parent.as_raw_fd(), &cstr(&name)?).map_err(Refusal::Io)?;
+    let mut file = std::fs::File::from(file);
+    copy_capped(from, &mut file, options.max_bytes, &mut summary.bytes)?;
+    let mode = if options.allow_setuid {
+        mode
+    } else {
+        mode & !0o6000
+    };
+    set_owner_and_mode(file.as_raw_fd(), None, mode & 0o7777)
+}
+
+/// Makes the directory at `path` (an archive's entry name) beneath `root`.
+pub(crate) fn make_dir(root: &Beneath, path: &[u8]) -> Result<(), Refusal> {
+    let parts = components(path)?;
+    root.dir(&parts, true).map(drop).map_err(resolve_error)
 }
 
 /// Creates (or replaces) a regular file, never through a symlink.

@@ -157,11 +157,7 @@ impl Provisioner {
         );
         let _lock = self.store.lock(&token)?;
         let unpacked = self.store.tmp_path(&token, "import");
-        let options = extract::Options {
-            allow_devices: false,
-            allow_setuid: false,
-            ..self.config.extract
-        };
+        let options = extract::Options::plain_archive(self.config.extract.max_bytes);
         let result = async {
             let (source, target, options) = (path.to_owned(), unpacked.clone(), options);
             tokio::task::spawn_blocking(move || {

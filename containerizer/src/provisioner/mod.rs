@@ -6,7 +6,7 @@
 //! ([`runtime`]) and garbage collection ([`gc`]).
 
 pub mod auth;
-mod beneath;
+pub(crate) mod beneath;
 pub mod digest;
 pub mod extract;
 pub mod gc;
