@@ -1,8 +1,11 @@
 //! The tepui agent: registration with the master, the executor API, the
 //! status update manager, checkpoints and recovery, the fetcher, sandbox
 //! garbage collection and the HTTP endpoints (issue 5; in progress: the
-//! work dir layout, checkpoints and the status update manager so far).
+//! work dir layout, checkpoints, the status update manager and the
+//! executor API so far).
 
 pub mod checkpoint;
+pub mod executor_api;
+pub mod http;
 pub mod paths;
 pub mod status_update;

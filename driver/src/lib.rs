@@ -1,5 +1,5 @@
 //! Scheduler and executor drivers: Rust APIs over the Mesos v1 scheduler
-//! and executor HTTP APIs.
-//!
-//! Built by issues 5 and 6; this crate holds its place in the workspace
-//! graph.
+//! and executor HTTP APIs (the executor driver so far; the scheduler
+//! driver comes with the master, issue 6).
+
+pub mod executor;

@@ -4,6 +4,7 @@
 
 pub mod descriptor;
 pub mod json;
+pub mod media;
 pub mod protobuf;
 pub mod recordio;
 pub mod required;

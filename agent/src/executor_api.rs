@@ -1,0 +1,194 @@
+//! The executor API v1 (`POST /api/v1/executor`), JSON or protobuf:
+//! SUBSCRIBE opens the executor's RecordIO event stream; UPDATE and
+//! MESSAGE answer 202. What the calls mean to the agent is up to an
+//! [`ExecutorHost`]; this module is the wire: negotiation, decoding,
+//! validation and the stream.
+
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use hyper::body::Incoming;
+use hyper::header::{ACCEPT, CONTENT_TYPE, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
+use tepui_proto::media::Encoding;
+use tepui_proto::recordio;
+use tepui_proto::v1::executor::{Call, Event, call, event};
+use tepui_proto::v1::{TaskInfo, TaskStatus};
+use tokio::sync::mpsc;
+
+use crate::http::{self, Body};
+
+/// The largest call accepted.
+const MAX_CALL: usize = 16 << 20;
+
+/// An executor's event stream, as the agent holds it.
+#[derive(Clone)]
+pub struct EventSink {
+    tx: mpsc::Sender<Bytes>,
+    encoding: Encoding,
+}
+
+impl EventSink {
+    /// Sends `event`; false once the executor's connection is gone.
+    pub async fn send(&self, event: &Event) -> bool {
+        let Ok(bytes) = self.encoding.encode(event) else {
+            return false;
+        };
+        let mut frame = BytesMut::new();
+        recordio::encode(&bytes, &mut frame);
+        self.tx.send(frame.freeze()).await.is_ok()
+    }
+
+    /// Whether the executor's connection is gone.
+    pub fn is_closed(&self) -> bool {
+        self.tx.is_closed()
+    }
+}
+
+/// What the agent does with executor calls.
+pub trait ExecutorHost: Send + Sync + 'static {
+    /// An executor subscribes: the host replies on `events` (SUBSCRIBED,
+    /// then what is queued for it) or refuses with a message.
+    fn subscribe(
+        &self,
+        framework: &str,
+        executor: &str,
+        subscribe: call::Subscribe,
+        events: EventSink,
+    ) -> Result<(), String>;
+
+    /// A status update from a subscribed executor; once the host has taken
+    /// it (checkpointed), the executor is sent ACKNOWLEDGED.
+    fn update(&self, framework: &str, executor: &str, status: TaskStatus) -> Result<(), String>;
+
+    /// A message for the framework.
+    fn message(&self, framework: &str, executor: &str, data: Vec<u8>) -> Result<(), String>;
+}
+
+/// The ACKNOWLEDGED event for an update the agent has taken.
+pub fn acknowledged(status: &TaskStatus) -> Event {
+    Event {
+        r#type: Some(event::Type::Acknowledged as i32),
+        acknowledged: Some(event::Acknowledged {
+            task_id: status.task_id.clone(),
+            uuid: status.uuid.clone().unwrap_or_default(),
+        }),
+        ..Default::default()
+    }
+}
+
+/// A LAUNCH event for `task`.
+pub fn launch(task: TaskInfo) -> Event {
+    Event {
+        r#type: Some(event::Type::Launch as i32),
+        launch: Some(event::Launch { task }),
+        ..Default::default()
+    }
+}
+
+/// Serves one request to the executor API.
+pub async fn handle(host: Arc<dyn ExecutorHost>, request: Request<Incoming>) -> Response<Body> {
+    if request.method() != Method::POST {
+        let mut r = http::text(StatusCode::METHOD_NOT_ALLOWED, "expecting a 'POST' request");
+        r.headers_mut()
+            .insert("Allow", HeaderValue::from_static("POST"));
+        return r;
+    }
+    let header = |name| {
+        request
+            .headers()
+            .get(name)
+            .and_then(|v: &HeaderValue| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let Some(encoding) = header(CONTENT_TYPE)
+        .as_deref()
+        .and_then(Encoding::from_media_type)
+    else {
+        return http::text(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "expecting 'Content-Type' of application/json or application/x-protobuf",
+        );
+    };
+    let Some(accept) = Encoding::from_accept(header(ACCEPT).as_deref()) else {
+        return http::text(
+            StatusCode::NOT_ACCEPTABLE,
+            "expecting 'Accept' to allow application/json or application/x-protobuf",
+        );
+    };
+    let body = match http::read_body(request.into_body(), MAX_CALL).await {
+        Ok(body) => body,
+        Err(e) => return http::text(StatusCode::BAD_REQUEST, e),
+    };
+    let call: Call = match encoding.decode(&body) {
+        Ok(call) => call,
+        Err(e) => {
+            return http::text(
+                StatusCode::BAD_REQUEST,
+                format!("failed to parse the call: {e}"),
+            );
+        }
+    };
+    let framework = call.framework_id.value.clone();
+    let executor = call.executor_id.value.clone();
+    let bad = |why: String| http::text(StatusCode::BAD_REQUEST, why);
+    match call.r#type.and_then(|t| call::Type::try_from(t).ok()) {
+        Some(call::Type::Subscribe) => {
+            let Some(subscribe) = call.subscribe else {
+                return bad("expecting 'subscribe' to be present".into());
+            };
+            let (tx, body) = http::channel(64);
+            let sink = EventSink {
+                tx,
+                encoding: accept,
+            };
+            if let Err(why) = host.subscribe(&framework, &executor, subscribe, sink) {
+                return bad(why);
+            }
+            let mut response = Response::new(body);
+            response
+                .headers_mut()
+                .insert(CONTENT_TYPE, HeaderValue::from_static(accept.media_type()));
+            response
+        }
+        Some(call::Type::Update) => {
+            let Some(update) = call.update else {
+                return bad("expecting 'update' to be present".into());
+            };
+            if update.status.uuid.as_ref().is_none_or(|u| u.is_empty()) {
+                return bad("an executor's status update must carry a uuid".into());
+            }
+            if update
+                .status
+                .executor_id
+                .as_ref()
+                .is_some_and(|e| e.value != executor)
+            {
+                return bad("the update's executor_id is not the caller's".into());
+            }
+            match host.update(&framework, &executor, update.status) {
+                Ok(()) => http::text(StatusCode::ACCEPTED, ""),
+                Err(why) => bad(why),
+            }
+        }
+        Some(call::Type::Message) => {
+            let Some(message) = call.message else {
+                return bad("expecting 'message' to be present".into());
+            };
+            match host.message(&framework, &executor, message.data) {
+                Ok(()) => http::text(StatusCode::ACCEPTED, ""),
+                Err(why) => bad(why),
+            }
+        }
+        _ => bad("unknown or missing call type".into()),
+    }
+}
+
+/// Events decoded from a stream's bytes, for tests and the driver.
+pub fn decode_events(encoding: Encoding, stream: &[u8]) -> Result<Vec<Event>, String> {
+    recordio::decode_all(stream, MAX_CALL)
+        .map_err(|e| e.to_string())?
+        .iter()
+        .map(|r| encoding.decode::<Event>(r).map_err(|e| e.to_string()))
+        .collect()
+}

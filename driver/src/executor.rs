@@ -1,0 +1,449 @@
+//! The executor driver: the Mesos v1 executor API from the executor's
+//! side. It reads the environment the agent gives an executor, subscribes
+//! (re-sending what the agent has not acknowledged), streams events, and
+//! sends updates and messages; an update is kept until the agent
+//! acknowledges it, so a reconnect after an agent restart re-sends it.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::header::{ACCEPT, CONTENT_TYPE};
+use hyper::{Request, StatusCode, Uri};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use tepui_proto::media::Encoding;
+use tepui_proto::recordio;
+use tepui_proto::v1::executor::{Call, Event, call, event};
+use tepui_proto::v1::{ExecutorId, FrameworkId, TaskInfo, TaskStatus, task_status};
+
+/// The largest event accepted.
+const MAX_EVENT: usize = 64 << 20;
+
+/// A driver failure.
+#[derive(Debug, thiserror::Error)]
+pub enum DriverError {
+    /// An environment variable the agent sets is missing or bad.
+    #[error("environment variable {name}: {why}")]
+    Environment {
+        /// The variable.
+        name: &'static str,
+        /// What is wrong.
+        why: String,
+    },
+    /// The agent could not be reached, or the connection broke.
+    #[error("agent {endpoint}: {why}")]
+    Connection {
+        /// The agent's endpoint.
+        endpoint: String,
+        /// What failed.
+        why: String,
+    },
+    /// The agent refused a call.
+    #[error("agent {endpoint} answered {status}: {message}")]
+    Refused {
+        /// The agent's endpoint.
+        endpoint: String,
+        /// The status.
+        status: StatusCode,
+        /// The agent's message.
+        message: String,
+    },
+    /// An event did not decode.
+    #[error("agent {endpoint}: a bad event: {why}")]
+    Event {
+        /// The agent's endpoint.
+        endpoint: String,
+        /// What was wrong.
+        why: String,
+    },
+}
+
+/// What the agent tells an executor through its environment.
+#[derive(Debug, Clone)]
+pub struct ExecutorEnv {
+    /// host:port of the agent's HTTP API (MESOS_AGENT_ENDPOINT).
+    pub agent_endpoint: String,
+    /// MESOS_FRAMEWORK_ID.
+    pub framework_id: String,
+    /// MESOS_EXECUTOR_ID.
+    pub executor_id: String,
+    /// MESOS_CHECKPOINT: whether to wait for a restarted agent.
+    pub checkpoint: bool,
+    /// MESOS_RECOVERY_TIMEOUT: how long to wait for it.
+    pub recovery_timeout: Duration,
+    /// MESOS_SUBSCRIPTION_BACKOFF_MAX: the longest wait between attempts.
+    pub subscription_backoff_max: Duration,
+    /// MESOS_EXECUTOR_SHUTDOWN_GRACE_PERIOD: the time to end on SHUTDOWN.
+    pub shutdown_grace_period: Duration,
+    /// MESOS_SANDBOX: the sandbox as the executor sees it.
+    pub sandbox: String,
+}
+
+/// Parses a Mesos duration: a number and a unit (ns, us, ms, secs, mins,
+/// hrs, days, weeks), e.g. `15mins` or `2.5secs`.
+pub fn parse_duration(text: &str) -> Option<Duration> {
+    let text = text.trim();
+    let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
+    let (number, unit) = text.split_at(split);
+    let number: f64 = number.parse().ok()?;
+    let seconds = match unit.trim() {
+        "ns" => 1e-9,
+        "us" => 1e-6,
+        "ms" => 1e-3,
+        "secs" | "s" => 1.0,
+        "mins" => 60.0,
+        "hrs" => 3600.0,
+        "days" => 86400.0,
+        "weeks" => 604800.0,
+        _ => return None,
+    };
+    Duration::try_from_secs_f64(number * seconds).ok()
+}
+
+impl ExecutorEnv {
+    /// Reads the environment.
+    pub fn from_env() -> Result<Self, DriverError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads the variables through `get` (the environment, or a test's map).
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, DriverError> {
+        let required = |name: &'static str| {
+            get(name)
+                .filter(|v| !v.is_empty())
+                .ok_or(DriverError::Environment {
+                    name,
+                    why: "not set".into(),
+                })
+        };
+        let duration = |name: &'static str, default: Duration| match get(name) {
+            None => Ok(default),
+            Some(v) => parse_duration(&v).ok_or(DriverError::Environment {
+                name,
+                why: format!("{v:?} is not a duration like 15mins"),
+            }),
+        };
+        Ok(Self {
+            agent_endpoint: required("MESOS_AGENT_ENDPOINT")?,
+            framework_id: required("MESOS_FRAMEWORK_ID")?,
+            executor_id: required("MESOS_EXECUTOR_ID")?,
+            checkpoint: get("MESOS_CHECKPOINT").is_some_and(|v| v == "1" || v == "true"),
+            recovery_timeout: duration("MESOS_RECOVERY_TIMEOUT", Duration::from_secs(15 * 60))?,
+            subscription_backoff_max: duration(
+                "MESOS_SUBSCRIPTION_BACKOFF_MAX",
+                Duration::from_secs(2),
+            )?,
+            shutdown_grace_period: duration(
+                "MESOS_EXECUTOR_SHUTDOWN_GRACE_PERIOD",
+                Duration::from_secs(5),
+            )?,
+            sandbox: get("MESOS_SANDBOX")
+                .or_else(|| get("MESOS_DIRECTORY"))
+                .unwrap_or_else(|| ".".into()),
+        })
+    }
+}
+
+/// 16 random bytes, for update uuids.
+pub fn random_uuid() -> Vec<u8> {
+    let mut bytes = [0u8; 16];
+    // SAFETY: getrandom(2) into a buffer of the length given.
+    let n = unsafe { libc::getrandom(bytes.as_mut_ptr().cast(), bytes.len(), 0) };
+    if n != 16 {
+        // Never expected on Linux >= 3.17; fall back to time and pid.
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        bytes = (nanos ^ (u128::from(std::process::id()) << 64)).to_le_bytes();
+    }
+    // Version 4, variant 1, as a UUID.
+    bytes[6] = (bytes[6] & 0x0f) | 0x40;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    bytes.to_vec()
+}
+
+/// The executor's connection to its agent.
+pub struct ExecutorDriver {
+    env: ExecutorEnv,
+    client: Client<HttpConnector, Full<Bytes>>,
+    encoding: Encoding,
+    /// Updates sent but not acknowledged, in the order they were sent.
+    unacknowledged: Mutex<Vec<TaskStatus>>,
+    /// Tasks launched that have had no update acknowledged yet.
+    unacknowledged_tasks: Mutex<BTreeMap<String, TaskInfo>>,
+}
+
+/// The event stream of one subscription.
+pub struct EventStream {
+    body: Incoming,
+    decoder: recordio::Decoder,
+    buffer: BytesMut,
+    encoding: Encoding,
+    endpoint: String,
+}
+
+impl EventStream {
+    /// The next event; None when the agent closed the stream.
+    pub async fn next(&mut self) -> Result<Option<Event>, DriverError> {
+        let endpoint = self.endpoint.clone();
+        let broken = |why: String| DriverError::Connection {
+            endpoint: endpoint.clone(),
+            why,
+        };
+        loop {
+            match self.decoder.decode(&mut self.buffer) {
+                Ok(Some(record)) => {
+                    return self
+                        .encoding
+                        .decode::<Event>(&record)
+                        .map(Some)
+                        .map_err(|e| DriverError::Event {
+                            endpoint: endpoint.clone(),
+                            why: e.to_string(),
+                        });
+                }
+                Ok(None) => {}
+                Err(e) => return Err(broken(e.to_string())),
+            }
+            match self.body.frame().await {
+                None => {
+                    return if self.buffer.is_empty() {
+                        Ok(None)
+                    } else {
+                        Err(broken("the stream ended inside a record".into()))
+                    };
+                }
+                Some(Err(e)) => return Err(broken(e.to_string())),
+                Some(Ok(frame)) => {
+                    if let Ok(data) = frame.into_data() {
+                        self.buffer.extend_from_slice(&data);
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl ExecutorDriver {
+    /// A driver for the executor `env` describes.
+    pub fn new(env: ExecutorEnv) -> Self {
+        let client = Client::builder(hyper_util::rt::TokioExecutor::new()).build_http();
+        Self {
+            env,
+            client,
+            encoding: Encoding::Protobuf,
+            unacknowledged: Mutex::new(Vec::new()),
+            unacknowledged_tasks: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// The environment it was made from.
+    pub fn env(&self) -> &ExecutorEnv {
+        &self.env
+    }
+
+    fn call(&self, kind: call::Type) -> Call {
+        Call {
+            executor_id: ExecutorId {
+                value: self.env.executor_id.clone(),
+            },
+            framework_id: FrameworkId {
+                value: self.env.framework_id.clone(),
+            },
+            r#type: Some(kind as i32),
+            ..Default::default()
+        }
+    }
+
+    async fn post(&self, call: &Call) -> Result<hyper::Response<Incoming>, DriverError> {
+        let endpoint = &self.env.agent_endpoint;
+        let broken = |why: String| DriverError::Connection {
+            endpoint: endpoint.clone(),
+            why,
+        };
+        let uri: Uri = format!("http://{endpoint}/api/v1/executor")
+            .parse()
+            .map_err(|e| broken(format!("bad endpoint: {e}")))?;
+        let body = self
+            .encoding
+            .encode(call)
+            .map_err(|e| broken(e.to_string()))?;
+        let request = Request::post(uri)
+            .header(CONTENT_TYPE, self.encoding.media_type())
+            .header(ACCEPT, self.encoding.media_type())
+            .body(Full::new(Bytes::from(body)))
+            .map_err(|e| broken(e.to_string()))?;
+        let response = self
+            .client
+            .request(request)
+            .await
+            .map_err(|e| broken(e.to_string()))?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(response);
+        }
+        let message = response
+            .into_body()
+            .collect()
+            .await
+            .map(|b| String::from_utf8_lossy(&b.to_bytes()).into_owned())
+            .unwrap_or_default();
+        Err(DriverError::Refused {
+            endpoint: endpoint.clone(),
+            status,
+            message,
+        })
+    }
+
+    /// Subscribes, re-sending every unacknowledged update and task.
+    pub async fn subscribe(&self) -> Result<EventStream, DriverError> {
+        let mut call = self.call(call::Type::Subscribe);
+        call.subscribe = Some(call::Subscribe {
+            unacknowledged_tasks: self
+                .unacknowledged_tasks
+                .lock()
+                .map(|t| t.values().cloned().collect())
+                .unwrap_or_default(),
+            unacknowledged_updates: self
+                .unacknowledged
+                .lock()
+                .map(|u| {
+                    u.iter()
+                        .map(|s| call::Update { status: s.clone() })
+                        .collect()
+                })
+                .unwrap_or_default(),
+        });
+        let response = self.post(&call).await?;
+        Ok(EventStream {
+            body: response.into_body(),
+            decoder: recordio::Decoder::new(MAX_EVENT),
+            buffer: BytesMut::new(),
+            encoding: self.encoding,
+            endpoint: self.env.agent_endpoint.clone(),
+        })
+    }
+
+    /// Subscribes, retrying with backoff for as long as the executor may
+    /// wait for its agent (the recovery timeout when checkpointing).
+    pub async fn subscribe_with_retry(&self) -> Result<EventStream, DriverError> {
+        let deadline = tokio::time::Instant::now()
+            + if self.env.checkpoint {
+                self.env.recovery_timeout
+            } else {
+                Duration::ZERO
+            };
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            match self.subscribe().await {
+                Ok(stream) => return Ok(stream),
+                Err(e @ DriverError::Refused { .. }) => return Err(e),
+                Err(e) if tokio::time::Instant::now() + backoff > deadline => return Err(e),
+                Err(e) => {
+                    tracing::info!(error = %e, "agent not reachable; subscribing again");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(
+                        self.env
+                            .subscription_backoff_max
+                            .max(Duration::from_millis(100)),
+                    );
+                }
+            }
+        }
+    }
+
+    /// Records that a task was launched (it is re-sent on resubscribing
+    /// until an update of it is acknowledged).
+    pub fn launched(&self, task: &TaskInfo) {
+        if let Ok(mut tasks) = self.unacknowledged_tasks.lock() {
+            tasks.insert(task.task_id.value.clone(), task.clone());
+        }
+    }
+
+    /// Sends a status update (a uuid, timestamp and source are filled in);
+    /// it is kept until acknowledged. A broken connection is not an error:
+    /// the update goes again on the next subscription.
+    pub async fn update(&self, mut status: TaskStatus) -> Result<(), DriverError> {
+        status.uuid = Some(random_uuid());
+        status.source = Some(task_status::Source::Executor as i32);
+        status.executor_id = Some(ExecutorId {
+            value: self.env.executor_id.clone(),
+        });
+        status.timestamp = Some(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64()),
+        );
+        if let Ok(mut pending) = self.unacknowledged.lock() {
+            pending.push(status.clone());
+        }
+        let mut call = self.call(call::Type::Update);
+        call.update = Some(call::Update { status });
+        match self.post(&call).await {
+            Ok(_) | Err(DriverError::Connection { .. }) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Takes an ACKNOWLEDGED event: the update is no longer re-sent.
+    pub fn acknowledge(&self, acknowledged: &event::Acknowledged) {
+        if let Ok(mut pending) = self.unacknowledged.lock() {
+            pending.retain(|s| s.uuid.as_deref() != Some(acknowledged.uuid.as_slice()));
+        }
+        if let Ok(mut tasks) = self.unacknowledged_tasks.lock() {
+            tasks.remove(&acknowledged.task_id.value);
+        }
+    }
+
+    /// Whether every update sent has been acknowledged.
+    pub fn all_acknowledged(&self) -> bool {
+        self.unacknowledged
+            .lock()
+            .map(|p| p.is_empty())
+            .unwrap_or(false)
+    }
+
+    /// Sends a message to the framework.
+    pub async fn message(&self, data: Vec<u8>) -> Result<(), DriverError> {
+        let mut call = self.call(call::Type::Message);
+        call.message = Some(call::Message { data });
+        self.post(&call).await.map(drop)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_durations_and_the_environment_as_mesos_writes_them() {
+        assert_eq!(parse_duration("15mins"), Some(Duration::from_secs(900)));
+        assert_eq!(parse_duration("2.5secs"), Some(Duration::from_millis(2500)));
+        assert_eq!(parse_duration("10ms"), Some(Duration::from_millis(10)));
+        assert_eq!(parse_duration("soon"), None);
+        let vars = [
+            ("MESOS_AGENT_ENDPOINT", "127.0.0.1:5051"),
+            ("MESOS_FRAMEWORK_ID", "fw"),
+            ("MESOS_EXECUTOR_ID", "ex"),
+            ("MESOS_CHECKPOINT", "1"),
+            ("MESOS_RECOVERY_TIMEOUT", "1mins"),
+        ];
+        let env = ExecutorEnv::from_lookup(|n| {
+            vars.iter()
+                .find(|(k, _)| *k == n)
+                .map(|(_, v)| v.to_string())
+        })
+        .unwrap();
+        assert!(env.checkpoint);
+        assert_eq!(env.recovery_timeout, Duration::from_secs(60));
+        let missing = ExecutorEnv::from_lookup(|_| None).unwrap_err().to_string();
+        assert!(missing.contains("MESOS_AGENT_ENDPOINT"), "{missing}");
+        let uuid = random_uuid();
+        assert_eq!(uuid.len(), 16);
+        assert_ne!(uuid, random_uuid());
+    }
+}
