@@ -6,6 +6,7 @@
 
 pub mod checkpoint;
 pub mod executor_api;
+pub mod executor_env;
 pub mod http;
 pub mod paths;
 pub mod status_update;
