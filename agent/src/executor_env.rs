@@ -34,9 +34,9 @@ pub struct ExecutorEnvInput<'a> {
 /// A duration as Mesos writes one (`15mins`, `2secs`, `500ms`).
 pub fn mesos_duration(duration: Duration) -> String {
     let ms = duration.as_millis();
-    if ms % 60_000 == 0 && ms > 0 {
+    if ms.is_multiple_of(60_000) && ms > 0 {
         format!("{}mins", ms / 60_000)
-    } else if ms % 1000 == 0 {
+    } else if ms.is_multiple_of(1000) {
         format!("{}secs", ms / 1000)
     } else {
         format!("{ms}ms")
