@@ -9,4 +9,5 @@ pub mod executor_api;
 pub mod executor_env;
 pub mod http;
 pub mod paths;
+pub mod runner;
 pub mod status_update;

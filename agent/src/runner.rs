@@ -1,0 +1,569 @@
+//! Running tasks: each task gets an executor run (a sandbox in the Mesos
+//! layout, its URIs fetched, its executor launched in a container: the
+//! built-in tepui-executor, or the task's own ExecutorInfo command); the
+//! task waits in a queue until its executor subscribes; the executor's
+//! status updates go through the status update manager to the master
+//! link; when an executor's container ends, its tasks that had not ended
+//! get a terminal update from the agent.
+//!
+//! The master link is a channel of [`AgentToMaster`] messages; the
+//! registration that drains it is the agent daemon's.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use tepui_containerizer::fetcher::{FetchUri, Fetcher};
+use tepui_containerizer::{ContainerSpec, Containerizer, Stdio};
+use tepui_proto::internal::{AgentToMaster, StatusUpdate, agent_to_master};
+use tepui_proto::v1::executor::{Event, call, event};
+use tepui_proto::v1::{
+    AgentId, AgentInfo, ContainerId, ExecutorId, ExecutorInfo, FrameworkId, FrameworkInfo,
+    TaskInfo, TaskState, TaskStatus, task_status,
+};
+use tokio::sync::mpsc;
+
+use crate::executor_api::{self, EventSink, ExecutorHost};
+use crate::executor_env::{ExecutorEnvInput, executor_env};
+use crate::paths::{Layout, RunIds};
+use crate::status_update::{self, Manager, TaskKey};
+
+/// How the runner is set up.
+#[derive(Debug, Clone)]
+pub struct RunnerConfig {
+    /// This agent's id.
+    pub agent_id: String,
+    /// This agent's hostname (in AgentInfo).
+    pub hostname: String,
+    /// host:port of the agent's HTTP API, for executors.
+    pub endpoint: String,
+    /// The work dir.
+    pub layout: Layout,
+    /// The built-in command executor.
+    pub command_executor: PathBuf,
+    /// How long executors of checkpointing frameworks wait for a restart.
+    pub recovery_timeout: Duration,
+    /// How long an executor has to end on SHUTDOWN.
+    pub shutdown_grace_period: Duration,
+}
+
+/// A task could not be taken.
+#[derive(Debug, thiserror::Error)]
+#[error("task {task}: {why}")]
+pub struct RunError {
+    /// The task.
+    pub task: String,
+    /// Why not.
+    pub why: String,
+}
+
+struct Executor {
+    framework: FrameworkInfo,
+    info: ExecutorInfo,
+    container: String,
+    sandbox: PathBuf,
+    queued: Vec<TaskInfo>,
+    /// Each task's latest state, as its updates told.
+    tasks: HashMap<String, i32>,
+    sink: Option<EventSink>,
+}
+
+type ExecutorKey = (String, String);
+
+/// Runs tasks in executors in containers.
+pub struct Runner {
+    config: RunnerConfig,
+    containerizer: Arc<Containerizer>,
+    fetcher: Arc<Fetcher>,
+    executors: Mutex<HashMap<ExecutorKey, Executor>>,
+    updates: Mutex<Manager>,
+    to_master: mpsc::UnboundedSender<AgentToMaster>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl Runner {
+    /// A runner sending its updates to `to_master`.
+    pub fn new(
+        config: RunnerConfig,
+        containerizer: Arc<Containerizer>,
+        fetcher: Arc<Fetcher>,
+        to_master: mpsc::UnboundedSender<AgentToMaster>,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            config,
+            containerizer,
+            fetcher,
+            executors: Mutex::new(HashMap::new()),
+            updates: Mutex::new(Manager::new()),
+            to_master,
+        })
+    }
+
+    /// Takes a task of `framework`: starts its executor run and queues it.
+    pub fn run_task(
+        self: &Arc<Self>,
+        framework: FrameworkInfo,
+        task: TaskInfo,
+    ) -> Result<(), RunError> {
+        let fail = |why: &str| RunError {
+            task: task.task_id.value.clone(),
+            why: why.to_owned(),
+        };
+        let framework_id = framework
+            .id
+            .clone()
+            .ok_or_else(|| fail("the framework has no id"))?
+            .value;
+        let info = match (&task.executor, &task.command) {
+            (Some(executor), None) => executor.clone(),
+            (None, Some(_)) => ExecutorInfo {
+                executor_id: ExecutorId {
+                    value: task.task_id.value.clone(),
+                },
+                framework_id: framework.id.clone(),
+                name: Some(format!("Command Executor (Task: {})", task.task_id.value)),
+                ..Default::default()
+            },
+            (Some(_), Some(_)) => {
+                return Err(fail("a task has a command or an executor, not both"));
+            }
+            (None, None) => return Err(fail("a task needs a command or an executor")),
+        };
+        let key = (framework_id.clone(), info.executor_id.value.clone());
+        let mut executors = lock(&self.executors);
+        if let Some(running) = executors.get_mut(&key) {
+            // An executor already running takes further tasks (custom executors).
+            if running.tasks.contains_key(&task.task_id.value) {
+                return Err(fail("a task of this id already runs here"));
+            }
+            running
+                .tasks
+                .insert(task.task_id.value.clone(), TaskState::TaskStaging as i32);
+            match running.sink.clone() {
+                Some(sink) => {
+                    tokio::spawn(async move {
+                        sink.send(&executor_api::launch(task)).await;
+                    });
+                }
+                None => running.queued.push(task),
+            }
+            return Ok(());
+        }
+        let container = hex(&tepui_driver::executor::random_uuid());
+        let ids = RunIds {
+            agent: &self.config.agent_id,
+            framework: &framework_id,
+            executor: &info.executor_id.value,
+            container: &container,
+        };
+        let sandbox = self
+            .config
+            .layout
+            .sandbox(&ids)
+            .map_err(|e| fail(&e.to_string()))?;
+        std::fs::create_dir_all(&sandbox)
+            .map_err(|e| fail(&format!("{}: {e}", sandbox.display())))?;
+        let mut tasks = HashMap::new();
+        tasks.insert(task.task_id.value.clone(), TaskState::TaskStaging as i32);
+        executors.insert(
+            key.clone(),
+            Executor {
+                framework,
+                info: info.clone(),
+                container: container.clone(),
+                sandbox: sandbox.clone(),
+                queued: vec![task.clone()],
+                tasks,
+                sink: None,
+            },
+        );
+        drop(executors);
+        tracing::info!(framework = %framework_id, executor = %info.executor_id.value, %container, task = %task.task_id.value, "starting an executor");
+        let runner = self.clone();
+        tokio::spawn(async move {
+            runner
+                .start_executor(key, info, task, container, sandbox)
+                .await
+        });
+        Ok(())
+    }
+
+    /// Fetches, launches and then watches one executor run.
+    async fn start_executor(
+        self: Arc<Self>,
+        key: ExecutorKey,
+        info: ExecutorInfo,
+        task: TaskInfo,
+        container: String,
+        sandbox: PathBuf,
+    ) {
+        let command = info.command.as_ref().or(task.command.as_ref());
+        let uris: Vec<FetchUri> = command
+            .map(|c| c.uris.iter().map(FetchUri::from).collect())
+            .unwrap_or_default();
+        if let Err(e) = self.fetcher.fetch_all(&uris, &sandbox).await {
+            self.executor_failed(
+                &key,
+                task_status::Reason::ContainerLaunchFailed,
+                e.to_string(),
+            );
+            return;
+        }
+        let spec = match self.executor_spec(&key, &info, &sandbox) {
+            Ok(spec) => spec,
+            Err(why) => {
+                self.executor_failed(&key, task_status::Reason::ContainerLaunchFailed, why);
+                return;
+            }
+        };
+        if let Err(e) = self.containerizer.launch(&container, spec).await {
+            self.executor_failed(
+                &key,
+                task_status::Reason::ContainerLaunchFailed,
+                e.to_string(),
+            );
+            return;
+        }
+        let ended = self.containerizer.wait(&container).await;
+        let message = match &ended {
+            Ok(t) => match (&t.limitation, t.status) {
+                (Some(limitation), _) => format!("Executor terminated: {limitation}"),
+                (None, Some(status)) => {
+                    format!("Executor terminated with exit code {}", status.code())
+                }
+                (None, None) => "Executor terminated".to_owned(),
+            },
+            Err(e) => format!("Executor terminated: {e}"),
+        };
+        let reason = match ended.as_ref().ok().and_then(|t| t.limitation.as_ref()) {
+            Some(limitation) => tepui_containerizer::mesos_reason(limitation),
+            None => task_status::Reason::ExecutorTerminated,
+        };
+        self.executor_failed(&key, reason, message);
+        if let Err(e) = self.containerizer.destroy(&container).await {
+            tracing::warn!(%container, error = %e, "removing an ended executor's container");
+        }
+    }
+
+    /// The container spec of an executor run.
+    fn executor_spec(
+        &self,
+        key: &ExecutorKey,
+        info: &ExecutorInfo,
+        sandbox: &std::path::Path,
+    ) -> Result<ContainerSpec, String> {
+        let checkpoint = lock(&self.executors)
+            .get(key)
+            .map(|e| e.framework.checkpoint.unwrap_or(false))
+            .unwrap_or(false);
+        let command = match &info.command {
+            Some(c) if c.shell.unwrap_or(true) => {
+                vec![
+                    "/bin/sh".to_owned(),
+                    "-c".to_owned(),
+                    c.value
+                        .clone()
+                        .ok_or("an executor command without a value")?,
+                ]
+            }
+            Some(c) => {
+                let mut argv = c.arguments.clone();
+                if argv.is_empty() {
+                    argv.push(
+                        c.value
+                            .clone()
+                            .ok_or("an executor command without a value")?,
+                    );
+                }
+                argv
+            }
+            None => vec![self.config.command_executor.display().to_string()],
+        };
+        let mut spec = ContainerSpec::new(command);
+        if let Some(c) = info.command.as_ref().filter(|c| !c.shell.unwrap_or(true)) {
+            spec.program = c.value.clone();
+        }
+        spec.env.extend(executor_env(&ExecutorEnvInput {
+            agent_id: &self.config.agent_id,
+            agent_endpoint: &self.config.endpoint,
+            framework_id: &key.0,
+            executor_id: &key.1,
+            directory: sandbox,
+            sandbox,
+            checkpoint,
+            recovery_timeout: self.config.recovery_timeout,
+            subscription_backoff_max: Duration::from_secs(2),
+            shutdown_grace_period: self.config.shutdown_grace_period,
+        }));
+        if let Some(env) = info.command.as_ref().and_then(|c| c.environment.as_ref()) {
+            for variable in &env.variables {
+                if let Some(value) = &variable.value {
+                    spec.env.retain(|(k, _)| *k != variable.name);
+                    spec.env.push((variable.name.clone(), value.clone()));
+                }
+            }
+        }
+        spec.mounts.sandbox = Some(sandbox.to_owned());
+        spec.cwd = Some(sandbox.to_owned());
+        spec.stdio = Stdio::Files {
+            stdout: sandbox.join("stdout"),
+            stderr: sandbox.join("stderr"),
+        };
+        Ok(spec)
+    }
+
+    /// Ends every task of an executor that had not ended, with `reason`.
+    fn executor_failed(&self, key: &ExecutorKey, reason: task_status::Reason, message: String) {
+        let Some(executor) = lock(&self.executors).remove(key) else {
+            return;
+        };
+        tracing::info!(framework = %key.0, executor = %key.1, %message, "executor ended");
+        for (task, state) in executor.tasks {
+            if status_update::is_terminal(state) {
+                continue;
+            }
+            let status = TaskStatus {
+                task_id: tepui_proto::v1::TaskId { value: task },
+                state: TaskState::TaskFailed as i32,
+                message: Some(message.clone()),
+                source: Some(task_status::Source::Agent as i32),
+                reason: Some(reason as i32),
+                executor_id: Some(executor.info.executor_id.clone()),
+                uuid: Some(tepui_driver::executor::random_uuid()),
+                timestamp: Some(now()),
+                ..Default::default()
+            };
+            self.take_update(
+                &key.0,
+                &executor.framework,
+                &executor.container,
+                &key.1,
+                status,
+            );
+        }
+    }
+
+    /// Takes an update into the status update manager (checkpointed when
+    /// the framework checkpoints) and forwards what is due.
+    fn take_update(
+        &self,
+        framework_id: &str,
+        framework: &FrameworkInfo,
+        container: &str,
+        executor: &str,
+        status: TaskStatus,
+    ) {
+        let log = framework.checkpoint.unwrap_or(false).then(|| {
+            let ids = RunIds {
+                agent: &self.config.agent_id,
+                framework: framework_id,
+                executor,
+                container,
+            };
+            self.config
+                .layout
+                .task_meta(&ids, &status.task_id.value)
+                .map(|dir| dir.join("task.updates"))
+        });
+        let log = match log.transpose() {
+            Ok(log) => log,
+            Err(e) => {
+                tracing::error!(error = %e, "a status update for a task whose id cannot be a path");
+                return;
+            }
+        };
+        let update = StatusUpdate {
+            framework_id: FrameworkId {
+                value: framework_id.to_owned(),
+            },
+            latest_state: Some(status.state),
+            status,
+        };
+        match lock(&self.updates).update(update, log.as_deref()) {
+            Ok(Some(forward)) => self.forward(forward),
+            Ok(None) => {}
+            Err(e) => tracing::error!(error = %e, "status update refused"),
+        }
+    }
+
+    fn forward(&self, update: StatusUpdate) {
+        let _ = self.to_master.send(AgentToMaster {
+            message: Some(agent_to_master::Message::StatusUpdate(update)),
+        });
+    }
+
+    /// The scheduler acknowledged an update (relayed by the master).
+    pub fn acknowledge(&self, framework: &str, task: &str, uuid: &[u8]) {
+        let key = TaskKey {
+            framework: framework.to_owned(),
+            task: task.to_owned(),
+        };
+        match lock(&self.updates).acknowledge(&key, uuid) {
+            Ok(acked) => {
+                if let Some(next) = acked.next {
+                    self.forward(next);
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "acknowledgement refused"),
+        }
+    }
+
+    /// The updates due to be forwarded again now.
+    pub fn retry_due(&self) {
+        let due = lock(&self.updates).due(std::time::Instant::now());
+        for update in due {
+            self.forward(update);
+        }
+    }
+
+    /// The sandbox of a task's executor run, while it runs.
+    pub fn sandbox_of(&self, framework: &str, executor: &str) -> Option<PathBuf> {
+        lock(&self.executors)
+            .get(&(framework.to_owned(), executor.to_owned()))
+            .map(|e| e.sandbox.clone())
+    }
+}
+
+fn now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+impl ExecutorHost for Runner {
+    fn subscribe(
+        &self,
+        framework: &str,
+        executor: &str,
+        subscribe: call::Subscribe,
+        events: EventSink,
+    ) -> Result<(), String> {
+        let key = (framework.to_owned(), executor.to_owned());
+        let (subscribed, queued, resent, framework_info, container) = {
+            let mut executors = lock(&self.executors);
+            let Some(run) = executors.get_mut(&key) else {
+                return Err(format!(
+                    "unknown executor {executor} of framework {framework}"
+                ));
+            };
+            run.sink = Some(events.clone());
+            let subscribed = Event {
+                r#type: Some(event::Type::Subscribed as i32),
+                subscribed: Some(event::Subscribed {
+                    executor_info: run.info.clone(),
+                    framework_info: run.framework.clone(),
+                    agent_info: AgentInfo {
+                        hostname: self.config.hostname.clone(),
+                        id: Some(AgentId {
+                            value: self.config.agent_id.clone(),
+                        }),
+                        ..Default::default()
+                    },
+                    container_id: Some(ContainerId {
+                        value: run.container.clone(),
+                        ..Default::default()
+                    }),
+                }),
+                ..Default::default()
+            };
+            let queued = std::mem::take(&mut run.queued);
+            let resent: Vec<TaskStatus> = subscribe
+                .unacknowledged_updates
+                .into_iter()
+                .map(|u| u.status)
+                .collect();
+            (
+                subscribed,
+                queued,
+                resent,
+                run.framework.clone(),
+                run.container.clone(),
+            )
+        };
+        tracing::info!(%framework, %executor, "executor subscribed");
+        for status in &resent {
+            self.take_update(
+                framework,
+                &framework_info,
+                &container,
+                executor,
+                status.clone(),
+            );
+        }
+        tokio::spawn(async move {
+            events.send(&subscribed).await;
+            for task in queued {
+                events.send(&executor_api::launch(task)).await;
+            }
+            for status in &resent {
+                events.send(&executor_api::acknowledged(status)).await;
+            }
+        });
+        Ok(())
+    }
+
+    fn update(&self, framework: &str, executor: &str, status: TaskStatus) -> Result<(), String> {
+        let key = (framework.to_owned(), executor.to_owned());
+        let (framework_info, container, sink) = {
+            let mut executors = lock(&self.executors);
+            let Some(run) = executors.get_mut(&key) else {
+                return Err(format!(
+                    "unknown executor {executor} of framework {framework}"
+                ));
+            };
+            let Some(state) = run.tasks.get_mut(&status.task_id.value) else {
+                return Err(format!(
+                    "task {} is not one of this executor's",
+                    status.task_id.value
+                ));
+            };
+            *state = status.state;
+            (
+                run.framework.clone(),
+                run.container.clone(),
+                run.sink.clone(),
+            )
+        };
+        self.take_update(
+            framework,
+            &framework_info,
+            &container,
+            executor,
+            status.clone(),
+        );
+        if let Some(sink) = sink {
+            tokio::spawn(async move {
+                sink.send(&executor_api::acknowledged(&status)).await;
+            });
+        }
+        Ok(())
+    }
+
+    fn message(&self, framework: &str, executor: &str, data: Vec<u8>) -> Result<(), String> {
+        let _ = self.to_master.send(AgentToMaster {
+            message: Some(agent_to_master::Message::FrameworkMessage(
+                tepui_proto::internal::FrameworkMessage {
+                    agent_id: AgentId {
+                        value: self.config.agent_id.clone(),
+                    },
+                    framework_id: FrameworkId {
+                        value: framework.to_owned(),
+                    },
+                    executor_id: ExecutorId {
+                        value: executor.to_owned(),
+                    },
+                    data,
+                },
+            )),
+        });
+        Ok(())
+    }
+}

@@ -1,0 +1,280 @@
+//! The runner on the host, as root: tasks run by the real tepui-executor
+//! in real containers (namespaces and a cgroup on the host's cgroup2
+//! core files), their URIs fetched, their updates checkpointed and
+//! delivered one at a time to a stand-in master that acknowledges them;
+//! executors that die or never start fail their tasks with a reason.
+
+// A panic is how a test reports failure.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tepui_agent::executor_api::{self, ExecutorHost};
+use tepui_agent::paths::Layout;
+use tepui_agent::runner::{Runner, RunnerConfig};
+use tepui_containerizer::fetcher::{Fetcher, FetcherConfig};
+use tepui_containerizer::provisioner::http::Http;
+use tepui_containerizer::{Config, Containerizer};
+use tepui_proto::internal::{AgentToMaster, StatusUpdate, agent_to_master};
+use tepui_proto::v1::{
+    CommandInfo, FrameworkId, FrameworkInfo, TaskId, TaskInfo, TaskState, command_info, task_status,
+};
+use tokio::sync::mpsc;
+
+struct Fixture {
+    runner: Arc<Runner>,
+    containerizer: Arc<Containerizer>,
+    master: mpsc::UnboundedReceiver<AgentToMaster>,
+    server: tokio::task::JoinHandle<()>,
+    cgroup_root: std::path::PathBuf,
+    dir: tempfile::TempDir,
+}
+
+impl Fixture {
+    async fn new(name: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let cgroup_root = tepui_isolators::cgroups::Hierarchy::default_root()
+            .unwrap()
+            .with_file_name(format!("tepui-runner-{name}-{}", std::process::id()));
+        let containerizer = Arc::new(
+            Containerizer::new(Config {
+                cgroup_root: cgroup_root.clone(),
+                state_dir: dir.path().join("containers"),
+                provisioner: None,
+            })
+            .unwrap(),
+        );
+        let fetcher = Arc::new(Fetcher::new(
+            FetcherConfig {
+                cache_dir: dir.path().join("fetch-cache"),
+                cache_max_bytes: 1 << 20,
+                max_bytes: 1 << 20,
+            },
+            Http::new(None).unwrap(),
+        ));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let endpoint = listener.local_addr().unwrap().to_string();
+        let (to_master, master) = mpsc::unbounded_channel();
+        let runner = Runner::new(
+            RunnerConfig {
+                agent_id: "agent-1".into(),
+                hostname: "localhost".into(),
+                endpoint,
+                layout: Layout::new(&dir.path().join("work")),
+                command_executor: env!("CARGO_BIN_EXE_tepui-executor").into(),
+                recovery_timeout: Duration::from_secs(60),
+                shutdown_grace_period: Duration::from_secs(5),
+            },
+            containerizer.clone(),
+            fetcher,
+            to_master,
+        );
+        let host: Arc<dyn ExecutorHost> = runner.clone();
+        let server = tokio::spawn(tepui_agent::http::serve(
+            listener,
+            Arc::new(move |request| executor_api::handle(host.clone(), request)),
+        ));
+        Self {
+            runner,
+            containerizer,
+            master,
+            server,
+            cgroup_root,
+            dir,
+        }
+    }
+
+    /// The next status update the master receives; the master acknowledges it.
+    async fn next_update(&mut self) -> StatusUpdate {
+        let message = tokio::time::timeout(Duration::from_secs(20), self.master.recv())
+            .await
+            .expect("a status update in time")
+            .unwrap();
+        let Some(agent_to_master::Message::StatusUpdate(update)) = message.message else {
+            panic!("not a status update: {message:?}");
+        };
+        self.runner.acknowledge(
+            &update.framework_id.value,
+            &update.status.task_id.value,
+            update.status.uuid.as_deref().unwrap_or_default(),
+        );
+        update
+    }
+
+    /// States until (and with) the first terminal one.
+    async fn states_until_terminal(&mut self) -> (Vec<TaskState>, StatusUpdate) {
+        let mut states = Vec::new();
+        loop {
+            let update = self.next_update().await;
+            let state = TaskState::try_from(update.status.state).unwrap();
+            states.push(state);
+            if tepui_agent::status_update::is_terminal(update.status.state) {
+                return (states, update);
+            }
+        }
+    }
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        self.server.abort();
+        let _ = std::fs::remove_dir(&self.cgroup_root);
+    }
+}
+
+fn framework(checkpoint: bool) -> FrameworkInfo {
+    FrameworkInfo {
+        user: "root".into(),
+        name: "test".into(),
+        id: Some(FrameworkId {
+            value: "fw-1".into(),
+        }),
+        checkpoint: Some(checkpoint),
+        ..Default::default()
+    }
+}
+
+fn task(id: &str, script: &str, uris: Vec<command_info::Uri>) -> TaskInfo {
+    TaskInfo {
+        name: id.into(),
+        task_id: TaskId { value: id.into() },
+        command: Some(CommandInfo {
+            value: Some(script.into()),
+            uris,
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn a_task_runs_in_its_executor_and_its_updates_arrive_in_order() {
+    let mut f = Fixture::new("run").await;
+    let payload = f.dir.path().join("payload.txt");
+    std::fs::write(&payload, "fetched\n").unwrap();
+    let uri = command_info::Uri {
+        value: format!("file://{}", payload.display()),
+        ..Default::default()
+    };
+    f.runner
+        .run_task(
+            framework(true),
+            task(
+                "t1",
+                "cat payload.txt; echo \"in $MESOS_SANDBOX\"",
+                vec![uri],
+            ),
+        )
+        .unwrap();
+    let sandbox = f
+        .runner
+        .sandbox_of("fw-1", "t1")
+        .expect("a sandbox while it runs");
+    let (states, last) = f.states_until_terminal().await;
+    assert_eq!(
+        states,
+        vec![
+            TaskState::TaskStarting,
+            TaskState::TaskRunning,
+            TaskState::TaskFinished
+        ]
+    );
+    assert_eq!(
+        last.status.source,
+        Some(task_status::Source::Executor as i32)
+    );
+    // The sandbox is in the Mesos layout, and the task's output is in it.
+    let layout = f
+        .dir
+        .path()
+        .join("work/slaves/agent-1/frameworks/fw-1/executors/t1/runs");
+    assert!(sandbox.starts_with(&layout), "{}", sandbox.display());
+    let stdout = std::fs::read_to_string(sandbox.join("stdout")).unwrap();
+    assert!(
+        stdout.contains("fetched\n") && stdout.contains(&format!("in {}", sandbox.display())),
+        "{stdout}"
+    );
+    // Checkpointed: the task's update log holds all three and their acks.
+    let container = sandbox.file_name().unwrap().to_str().unwrap();
+    let log = f
+        .dir
+        .path()
+        .join(format!("work/meta/slaves/agent-1/frameworks/fw-1/executors/t1/runs/{container}/tasks/t1/task.updates"));
+    let records: Vec<tepui_proto::internal::StatusUpdateRecord> =
+        tepui_agent::checkpoint::read_log(&log).unwrap();
+    assert_eq!(records.len(), 6);
+}
+
+#[tokio::test]
+async fn an_executor_that_dies_fails_its_task_with_a_reason() {
+    let mut f = Fixture::new("dies").await;
+    f.runner
+        .run_task(framework(false), task("t2", "sleep 60", vec![]))
+        .unwrap();
+    let running = f.next_update().await;
+    assert_eq!(running.status.state, TaskState::TaskStarting as i32);
+    assert_eq!(
+        f.next_update().await.status.state,
+        TaskState::TaskRunning as i32
+    );
+    // The executor's container is destroyed under it.
+    let sandbox = f.runner.sandbox_of("fw-1", "t2").unwrap();
+    let container = sandbox.file_name().unwrap().to_str().unwrap().to_owned();
+    f.containerizer.destroy(&container).await.unwrap();
+    let failed = f.next_update().await;
+    assert_eq!(failed.status.state, TaskState::TaskFailed as i32);
+    assert_eq!(
+        failed.status.source,
+        Some(task_status::Source::Agent as i32)
+    );
+    assert_eq!(
+        failed.status.reason,
+        Some(task_status::Reason::ExecutorTerminated as i32)
+    );
+    assert!(f.runner.sandbox_of("fw-1", "t2").is_none());
+}
+
+#[tokio::test]
+async fn a_fetch_failure_fails_the_task_naming_the_uri() {
+    let mut f = Fixture::new("fetch").await;
+    let uri = command_info::Uri {
+        value: "file:///nonexistent/tool.sh".into(),
+        ..Default::default()
+    };
+    f.runner
+        .run_task(framework(false), task("t3", "true", vec![uri]))
+        .unwrap();
+    let failed = f.next_update().await;
+    assert_eq!(failed.status.state, TaskState::TaskFailed as i32);
+    assert_eq!(
+        failed.status.reason,
+        Some(task_status::Reason::ContainerLaunchFailed as i32)
+    );
+    let message = failed.status.message.unwrap_or_default();
+    assert!(
+        message.contains("fetching file:///nonexistent/tool.sh"),
+        "{message}"
+    );
+    // No container was left behind (a container is a cgroup directory).
+    let containers = Path::new(&f.cgroup_root)
+        .read_dir()
+        .map(|d| d.flatten().filter(|e| e.path().is_dir()).count())
+        .unwrap_or(0);
+    assert_eq!(containers, 0);
+    let e = f
+        .runner
+        .run_task(
+            framework(false),
+            TaskInfo {
+                command: None,
+                ..task("t4", "x", vec![])
+            },
+        )
+        .unwrap_err();
+    assert!(
+        e.to_string().contains("needs a command or an executor"),
+        "{e}"
+    );
+}
