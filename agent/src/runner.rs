@@ -330,17 +330,8 @@ impl Runner {
             if status_update::is_terminal(state) {
                 continue;
             }
-            let status = TaskStatus {
-                task_id: tepui_proto::v1::TaskId { value: task },
-                state: TaskState::TaskFailed as i32,
-                message: Some(message.clone()),
-                source: Some(task_status::Source::Agent as i32),
-                reason: Some(reason as i32),
-                executor_id: Some(executor.info.executor_id.clone()),
-                uuid: Some(tepui_driver::executor::random_uuid()),
-                timestamp: Some(now()),
-                ..Default::default()
-            };
+            let mut status = agent_status(&task, TaskState::TaskFailed, reason, &message);
+            status.executor_id = Some(executor.info.executor_id.clone());
             self.take_update(
                 &key.0,
                 &executor.framework,
@@ -416,6 +407,91 @@ impl Runner {
         }
     }
 
+    /// Kills a task: its executor is sent KILL (with the kill policy, if
+    /// given); a task still queued for an executor that has not subscribed
+    /// ends at once as TASK_KILLED from the agent.
+    pub fn kill_task(
+        &self,
+        framework: &str,
+        task: &str,
+        kill_policy: Option<tepui_proto::v1::KillPolicy>,
+    ) {
+        let mut executors = lock(&self.executors);
+        let Some((key, run)) = executors
+            .iter_mut()
+            .find(|((fw, _), run)| fw == framework && run.tasks.contains_key(task))
+        else {
+            drop(executors);
+            tracing::warn!(%framework, %task, "kill of an unknown task");
+            return;
+        };
+        let key = key.clone();
+        if let Some(position) = run.queued.iter().position(|t| t.task_id.value == task) {
+            run.queued.remove(position);
+            run.tasks
+                .insert(task.to_owned(), TaskState::TaskKilled as i32);
+            let (framework_info, container) = (run.framework.clone(), run.container.clone());
+            drop(executors);
+            let status = agent_status(
+                task,
+                TaskState::TaskKilled,
+                task_status::Reason::TaskKilledDuringLaunch,
+                "killed before its executor took it",
+            );
+            self.take_update(&key.0, &framework_info, &container, &key.1, status);
+            return;
+        }
+        let Some(sink) = run.sink.clone() else {
+            return;
+        };
+        drop(executors);
+        let kill = Event {
+            r#type: Some(event::Type::Kill as i32),
+            kill: Some(event::Kill {
+                task_id: tepui_proto::v1::TaskId {
+                    value: task.to_owned(),
+                },
+                kill_policy,
+            }),
+            ..Default::default()
+        };
+        tokio::spawn(async move {
+            sink.send(&kill).await;
+        });
+    }
+
+    /// Shuts down every executor of a framework (SHUTDOWN, then the
+    /// container is destroyed after the shutdown grace period).
+    pub fn shutdown_framework(self: &Arc<Self>, framework: &str) {
+        let runs: Vec<(Option<EventSink>, String)> = lock(&self.executors)
+            .iter()
+            .filter(|((fw, _), _)| fw == framework)
+            .map(|(_, run)| (run.sink.clone(), run.container.clone()))
+            .collect();
+        for (sink, container) in runs {
+            let runner = self.clone();
+            tokio::spawn(async move {
+                if let Some(sink) = sink {
+                    let shutdown = Event {
+                        r#type: Some(event::Type::Shutdown as i32),
+                        ..Default::default()
+                    };
+                    sink.send(&shutdown).await;
+                    let grace = runner.config.shutdown_grace_period;
+                    if tokio::time::timeout(grace, runner.containerizer.wait(&container))
+                        .await
+                        .is_ok()
+                    {
+                        return;
+                    }
+                }
+                if let Err(e) = runner.containerizer.destroy(&container).await {
+                    tracing::warn!(%container, error = %e, "destroying an executor at framework shutdown");
+                }
+            });
+        }
+    }
+
     /// The updates due to be forwarded again now.
     pub fn retry_due(&self) {
         let due = lock(&self.updates).due(std::time::Instant::now());
@@ -429,6 +505,27 @@ impl Runner {
         lock(&self.executors)
             .get(&(framework.to_owned(), executor.to_owned()))
             .map(|e| e.sandbox.clone())
+    }
+}
+
+/// A status update the agent itself makes for a task.
+fn agent_status(
+    task: &str,
+    state: TaskState,
+    reason: task_status::Reason,
+    message: &str,
+) -> TaskStatus {
+    TaskStatus {
+        task_id: tepui_proto::v1::TaskId {
+            value: task.to_owned(),
+        },
+        state: state as i32,
+        message: Some(message.to_owned()),
+        source: Some(task_status::Source::Agent as i32),
+        reason: Some(reason as i32),
+        uuid: Some(tepui_driver::executor::random_uuid()),
+        timestamp: Some(now()),
+        ..Default::default()
     }
 }
 

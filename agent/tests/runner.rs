@@ -278,3 +278,69 @@ async fn a_fetch_failure_fails_the_task_naming_the_uri() {
         "{e}"
     );
 }
+
+#[tokio::test]
+async fn a_kill_ends_the_task_through_its_executor_within_the_grace_period() {
+    let mut f = Fixture::new("kill").await;
+    f.runner
+        .run_task(
+            framework(false),
+            task("t5", "trap '' TERM; sleep 60 & wait; sleep 60", vec![]),
+        )
+        .unwrap();
+    assert_eq!(
+        f.next_update().await.status.state,
+        TaskState::TaskStarting as i32
+    );
+    assert_eq!(
+        f.next_update().await.status.state,
+        TaskState::TaskRunning as i32
+    );
+    let started = std::time::Instant::now();
+    f.runner.kill_task(
+        "fw-1",
+        "t5",
+        Some(tepui_proto::v1::KillPolicy {
+            grace_period: Some(tepui_proto::v1::DurationInfo {
+                nanoseconds: 200_000_000,
+            }),
+        }),
+    );
+    let killed = f.next_update().await;
+    assert_eq!(killed.status.state, TaskState::TaskKilled as i32);
+    assert_eq!(
+        killed.status.source,
+        Some(task_status::Source::Executor as i32)
+    );
+    assert!(
+        started.elapsed() >= Duration::from_millis(200),
+        "SIGKILL only after the grace period"
+    );
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+#[tokio::test]
+async fn a_framework_shutdown_ends_its_executors() {
+    let mut f = Fixture::new("shutdown").await;
+    f.runner
+        .run_task(framework(false), task("t6", "sleep 60", vec![]))
+        .unwrap();
+    assert_eq!(
+        f.next_update().await.status.state,
+        TaskState::TaskStarting as i32
+    );
+    assert_eq!(
+        f.next_update().await.status.state,
+        TaskState::TaskRunning as i32
+    );
+    f.runner.shutdown_framework("fw-1");
+    let killed = f.next_update().await;
+    assert_eq!(killed.status.state, TaskState::TaskKilled as i32);
+    for _ in 0..200 {
+        if f.runner.sandbox_of("fw-1", "t6").is_none() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("the executor run did not end");
+}
