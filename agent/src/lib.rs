@@ -4,10 +4,13 @@
 //! work dir layout, checkpoints, the status update manager and the
 //! executor API so far).
 
+pub mod attributes;
 pub mod checkpoint;
 pub mod executor_api;
 pub mod executor_env;
 pub mod http;
+pub mod master_link;
 pub mod paths;
+pub mod resources;
 pub mod runner;
 pub mod status_update;

@@ -74,6 +74,8 @@ type ExecutorKey = (String, String);
 /// Runs tasks in executors in containers.
 pub struct Runner {
     config: RunnerConfig,
+    /// The id the master gave this agent (set on registration).
+    agent_id: Mutex<String>,
     containerizer: Arc<Containerizer>,
     fetcher: Arc<Fetcher>,
     executors: Mutex<HashMap<ExecutorKey, Executor>>,
@@ -98,6 +100,7 @@ impl Runner {
         to_master: mpsc::UnboundedSender<AgentToMaster>,
     ) -> Arc<Self> {
         Arc::new(Self {
+            agent_id: Mutex::new(config.agent_id.clone()),
             config,
             containerizer,
             fetcher,
@@ -105,6 +108,15 @@ impl Runner {
             updates: Mutex::new(Manager::new()),
             to_master,
         })
+    }
+
+    /// Sets the agent id the master assigned (before any task arrives).
+    pub fn set_agent_id(&self, id: &str) {
+        *lock(&self.agent_id) = id.to_owned();
+    }
+
+    fn agent_id(&self) -> String {
+        lock(&self.agent_id).clone()
     }
 
     /// Takes a task of `framework`: starts its executor run and queues it.
@@ -158,8 +170,9 @@ impl Runner {
             return Ok(());
         }
         let container = hex(&tepui_driver::executor::random_uuid());
+        let agent_id = self.agent_id();
         let ids = RunIds {
-            agent: &self.config.agent_id,
+            agent: &agent_id,
             framework: &framework_id,
             executor: &info.executor_id.value,
             container: &container,
@@ -291,8 +304,9 @@ impl Runner {
         if let Some(c) = info.command.as_ref().filter(|c| !c.shell.unwrap_or(true)) {
             spec.program = c.value.clone();
         }
+        let agent_id = self.agent_id();
         spec.env.extend(executor_env(&ExecutorEnvInput {
-            agent_id: &self.config.agent_id,
+            agent_id: &agent_id,
             agent_endpoint: &self.config.endpoint,
             framework_id: &key.0,
             executor_id: &key.1,
@@ -352,9 +366,10 @@ impl Runner {
         executor: &str,
         status: TaskStatus,
     ) {
+        let agent_id = self.agent_id();
         let log = framework.checkpoint.unwrap_or(false).then(|| {
             let ids = RunIds {
-                agent: &self.config.agent_id,
+                agent: &agent_id,
                 framework: framework_id,
                 executor,
                 container,
@@ -492,6 +507,37 @@ impl Runner {
         }
     }
 
+    /// Forwards again every update awaiting acknowledgement (after the
+    /// agent registers again with a master).
+    pub fn forward_pending(&self) {
+        let heads = lock(&self.updates).heads();
+        for update in heads {
+            self.forward(update);
+        }
+    }
+
+    /// Refuses a task the agent cannot take: TASK_ERROR from the agent.
+    pub fn reject_task(&self, framework: &str, task: &str, why: &str) {
+        let status = agent_status(
+            task,
+            TaskState::TaskError,
+            task_status::Reason::TaskInvalid,
+            why,
+        );
+        let update = StatusUpdate {
+            framework_id: FrameworkId {
+                value: framework.to_owned(),
+            },
+            latest_state: Some(status.state),
+            status,
+        };
+        match lock(&self.updates).update(update, None) {
+            Ok(Some(forward)) => self.forward(forward),
+            Ok(None) => {}
+            Err(e) => tracing::error!(error = %e, "status update refused"),
+        }
+    }
+
     /// The updates due to be forwarded again now.
     pub fn retry_due(&self) {
         let due = lock(&self.updates).due(std::time::Instant::now());
@@ -560,7 +606,7 @@ impl ExecutorHost for Runner {
                     agent_info: AgentInfo {
                         hostname: self.config.hostname.clone(),
                         id: Some(AgentId {
-                            value: self.config.agent_id.clone(),
+                            value: self.agent_id(),
                         }),
                         ..Default::default()
                     },
@@ -649,8 +695,9 @@ impl ExecutorHost for Runner {
             message: Some(agent_to_master::Message::FrameworkMessage(
                 tepui_proto::internal::FrameworkMessage {
                     agent_id: AgentId {
-                        value: self.config.agent_id.clone(),
+                        value: self.agent_id(),
                     },
+
                     framework_id: FrameworkId {
                         value: framework.to_owned(),
                     },

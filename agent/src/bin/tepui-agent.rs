@@ -1,0 +1,241 @@
+//! tepui-agent: the agent daemon. It detects (or is given) its resources,
+//! serves the executor API, registers with its master, and runs the tasks
+//! the master sends in executors in containers.
+
+use std::io::IsTerminal;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::Parser;
+use hyper::{Request, StatusCode};
+use tepui_agent::executor_api::{self, ExecutorHost};
+use tepui_agent::master_link::{self, LinkConfig};
+use tepui_agent::paths::Layout;
+use tepui_agent::resources;
+use tepui_agent::runner::{Runner, RunnerConfig};
+use tepui_agent::{attributes, http};
+use tepui_containerizer::fetcher::{Fetcher, FetcherConfig};
+use tepui_containerizer::provisioner::http::Http;
+use tepui_containerizer::{Config, Containerizer};
+use tepui_driver::executor::parse_duration;
+use tepui_isolators::cgroups::Hierarchy;
+use tepui_proto::v1::AgentInfo;
+
+/// The tepui agent: runs a master's tasks in containers on this machine.
+#[derive(Debug, Parser)]
+#[command(name = "tepui-agent", version, about, long_about = None)]
+struct Flags {
+    /// The master, as HOST:PORT.
+    #[arg(long, env = "TEPUI_MASTER")]
+    master: String,
+    /// Where sandboxes, checkpoints, images and caches live.
+    #[arg(long, env = "TEPUI_WORK_DIR", default_value = "/var/lib/tepui/agent")]
+    work_dir: PathBuf,
+    /// The address to listen on.
+    #[arg(long, env = "TEPUI_IP", default_value = "0.0.0.0")]
+    ip: IpAddr,
+    /// The port to listen on (0: any free port).
+    #[arg(long, env = "TEPUI_PORT", default_value_t = 5051)]
+    port: u16,
+    /// The hostname to report [default: this machine's].
+    #[arg(long, env = "TEPUI_HOSTNAME")]
+    hostname: Option<String>,
+    /// Resources to offer, e.g. `cpus:4;mem:2048;disk:10000;ports:[31000-32000]`;
+    /// those not named are detected.
+    #[arg(long, env = "TEPUI_RESOURCES")]
+    resources: Option<String>,
+    /// Attributes, e.g. `rack:a;zone:eu-1;generation:3`.
+    #[arg(long, env = "TEPUI_ATTRIBUTES")]
+    attributes: Option<String>,
+    /// cgroup v2 subtree for containers [default: tepui under the cgroup2 mount].
+    #[arg(long, env = "TEPUI_CGROUP_ROOT")]
+    cgroup_root: Option<PathBuf>,
+    /// Where container state is kept (tmpfs: it does not outlive a reboot).
+    #[arg(
+        long,
+        env = "TEPUI_CONTAINER_STATE_DIR",
+        default_value = "/run/tepui/containers"
+    )]
+    container_state_dir: PathBuf,
+    /// How long executors of checkpointing frameworks wait for a restarted agent.
+    #[arg(long, env = "TEPUI_RECOVERY_TIMEOUT", default_value = "15mins", value_parser = duration)]
+    recovery_timeout: Duration,
+    /// How long an executor has to end when shut down.
+    #[arg(long, env = "TEPUI_EXECUTOR_SHUTDOWN_GRACE_PERIOD", default_value = "5secs", value_parser = duration)]
+    executor_shutdown_grace_period: Duration,
+    /// Size bound of the fetcher's cache.
+    #[arg(long, env = "TEPUI_FETCHER_CACHE_SIZE", default_value = "2G")]
+    fetcher_cache_size: String,
+    /// The longest wait between attempts to register with the master.
+    #[arg(long, env = "TEPUI_REGISTRATION_BACKOFF_MAX", default_value = "30secs", value_parser = duration)]
+    registration_backoff_max: Duration,
+    /// The built-in command executor [default: tepui-executor beside this binary].
+    #[arg(long, env = "TEPUI_COMMAND_EXECUTOR")]
+    command_executor: Option<PathBuf>,
+    /// Log level (error, warn, info, debug, trace).
+    #[arg(long, env = "TEPUI_LOG", default_value = "info")]
+    log_level: tracing::Level,
+}
+
+fn duration(text: &str) -> Result<Duration, String> {
+    parse_duration(text)
+        .ok_or_else(|| format!("{text:?} is not a duration like 15mins, 5secs or 200ms"))
+}
+
+fn hostname() -> String {
+    let mut buffer = [0u8; 256];
+    // SAFETY: gethostname writes at most the length given into our buffer.
+    let ok = unsafe { libc::gethostname(buffer.as_mut_ptr().cast(), buffer.len()) } == 0;
+    let end = buffer.iter().position(|b| *b == 0).unwrap_or(buffer.len());
+    if ok && end > 0 {
+        String::from_utf8_lossy(&buffer[..end]).into_owned()
+    } else {
+        "localhost".to_owned()
+    }
+}
+
+async fn run(flags: Flags) -> Result<()> {
+    std::fs::create_dir_all(&flags.work_dir)
+        .with_context(|| format!("creating {}", flags.work_dir.display()))?;
+    let layout = Layout::new(&flags.work_dir);
+    let detected = resources::detect(&flags.work_dir);
+    let total = resources::total(flags.resources.as_deref(), detected)?;
+    let attributes = attributes::parse(flags.attributes.as_deref().unwrap_or(""))?;
+    let cgroup_root = match flags.cgroup_root {
+        Some(root) => root,
+        None => Hierarchy::default_root()?,
+    };
+    let containerizer = Arc::new(Containerizer::new(Config {
+        cgroup_root,
+        state_dir: flags.container_state_dir,
+        provisioner: None,
+    })?);
+    let fetcher = Arc::new(Fetcher::new(
+        FetcherConfig {
+            cache_dir: flags.work_dir.join("fetch-cache"),
+            cache_max_bytes: tepui_isolators::cgroups::memory::parse_size(
+                &flags.fetcher_cache_size,
+            )
+            .context("--fetcher-cache-size")?,
+            max_bytes: 64 << 30,
+        },
+        Http::new(None)?,
+    ));
+    let listener = tokio::net::TcpListener::bind(SocketAddr::new(flags.ip, flags.port))
+        .await
+        .with_context(|| format!("listening on {}:{}", flags.ip, flags.port))?;
+    let bound = listener.local_addr()?;
+    let advertised = if bound.ip().is_unspecified() {
+        IpAddr::V4(Ipv4Addr::LOCALHOST)
+    } else {
+        bound.ip()
+    };
+    let endpoint = SocketAddr::new(advertised, bound.port()).to_string();
+    let hostname = flags.hostname.unwrap_or_else(hostname);
+    let command_executor = match flags.command_executor {
+        Some(path) => path,
+        None => std::env::current_exe()?
+            .parent()
+            .map(|d| d.join("tepui-executor"))
+            .context("finding tepui-executor beside tepui-agent")?,
+    };
+    let (to_master, outgoing) = tokio::sync::mpsc::unbounded_channel();
+    let runner = Runner::new(
+        RunnerConfig {
+            agent_id: String::new(),
+            hostname: hostname.clone(),
+            endpoint: endpoint.clone(),
+            layout: layout.clone(),
+            command_executor,
+            recovery_timeout: flags.recovery_timeout,
+            shutdown_grace_period: flags.executor_shutdown_grace_period,
+        },
+        containerizer.clone(),
+        fetcher,
+        to_master,
+    );
+    tracing::info!(
+        %endpoint,
+        master = %flags.master,
+        work_dir = %flags.work_dir.display(),
+        cpus = tepui_proto::resources::scalar(&total, "cpus"),
+        mem_mib = tepui_proto::resources::scalar(&total, "mem"),
+        disk_mib = tepui_proto::resources::scalar(&total, "disk"),
+        controllers = %containerizer.controllers(),
+        namespaces = "mount,pid,uts,ipc,net",
+        "agent starting"
+    );
+    let host: Arc<dyn ExecutorHost> = runner.clone();
+    let handler = Arc::new(move |request: Request<hyper::body::Incoming>| {
+        let host = host.clone();
+        async move {
+            match request.uri().path() {
+                "/api/v1/executor" => executor_api::handle(host, request).await,
+                "/health" => http::text(StatusCode::OK, ""),
+                other => http::text(StatusCode::NOT_FOUND, format!("no endpoint {other}")),
+            }
+        }
+    });
+    let server = tokio::spawn(http::serve(listener, handler));
+    let retries = {
+        let runner = runner.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                runner.retry_due();
+            }
+        })
+    };
+    let agent_info = AgentInfo {
+        hostname,
+        port: Some(i32::from(bound.port())),
+        resources: total,
+        attributes,
+        ..Default::default()
+    };
+    master_link::run(
+        LinkConfig {
+            master: flags.master,
+            agent_info,
+            layout,
+            backoff_max: flags.registration_backoff_max,
+        },
+        runner,
+        outgoing,
+    )
+    .await;
+    server.abort();
+    retries.abort();
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let flags = Flags::parse();
+    tracing_subscriber::fmt()
+        .with_max_level(flags.log_level)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("tepui-agent: starting the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(flags)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("tepui-agent: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

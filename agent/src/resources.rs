@@ -1,0 +1,117 @@
+//! The resources an agent offers: detected from the machine (cpus, memory,
+//! the work dir's disk, a default port range) unless `--resources` names
+//! them, as the Mesos agent does.
+
+use std::path::Path;
+
+use tepui_proto::resources::{self, ResourceError};
+use tepui_proto::v1::Resource;
+
+/// Memory and disk the agent keeps back for the system: this much, or
+/// half, whichever is less (Mesos's rule).
+const MEM_RESERVE_MIB: f64 = 1024.0;
+const DISK_RESERVE_MIB: f64 = 5120.0;
+
+/// What was detected, before any `--resources` override.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Detected {
+    /// CPUs this process may run on.
+    pub cpus: f64,
+    /// Memory, MiB.
+    pub mem_mib: f64,
+    /// Disk of the work dir's filesystem, MiB.
+    pub disk_mib: f64,
+}
+
+fn after_reserve(total: f64, reserve: f64) -> f64 {
+    (total - reserve.min(total / 2.0)).max(0.0).floor()
+}
+
+/// Reads the machine: affinity CPUs, /proc/meminfo, statvfs of `work_dir`.
+pub fn detect(work_dir: &Path) -> Detected {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    let mem_total_kib = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find_map(|l| l.strip_prefix("MemTotal:"))
+                .and_then(|v| {
+                    v.split_whitespace()
+                        .next()
+                        .and_then(|n| n.parse::<f64>().ok())
+                })
+        })
+        .unwrap_or(0.0);
+    let disk_bytes = statvfs_bytes(work_dir).unwrap_or(0.0);
+    Detected {
+        cpus,
+        mem_mib: after_reserve(mem_total_kib / 1024.0, MEM_RESERVE_MIB),
+        disk_mib: after_reserve(disk_bytes / (1024.0 * 1024.0), DISK_RESERVE_MIB),
+    }
+}
+
+fn statvfs_bytes(path: &Path) -> Option<f64> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
+    // SAFETY: statvfs fills the zeroed struct we pass for a C string path.
+    let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: as above; the pointers are valid for the call.
+    if unsafe { libc::statvfs(c.as_ptr(), &mut stat) } != 0 {
+        return None;
+    }
+    Some(stat.f_blocks as f64 * stat.f_frsize as f64)
+}
+
+/// The agent's resources: `given` (the `--resources` text) where it names
+/// a resource, detected values for cpus, mem and disk otherwise, and ports
+/// 31000-32000 unless given.
+pub fn total(given: Option<&str>, detected: Detected) -> Result<Vec<Resource>, ResourceError> {
+    let mut out = match given {
+        Some(text) => resources::parse(text)?,
+        None => Vec::new(),
+    };
+    for (name, amount) in [
+        ("cpus", detected.cpus),
+        ("mem", detected.mem_mib),
+        ("disk", detected.disk_mib),
+    ] {
+        if !out.iter().any(|r| r.name == name) {
+            out.push(resources::new_scalar(name, amount));
+        }
+    }
+    if !out.iter().any(|r| r.name == "ports") {
+        out.extend(resources::parse("ports:[31000-32000]")?);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn given_resources_win_and_the_rest_are_detected() {
+        let detected = Detected {
+            cpus: 2.0,
+            mem_mib: 23000.0,
+            disk_mib: 70000.0,
+        };
+        let r = total(Some("cpus:8;gpus:1"), detected).unwrap();
+        assert_eq!(resources::scalar(&r, "cpus"), 8.0);
+        assert_eq!(resources::scalar(&r, "gpus"), 1.0);
+        assert_eq!(resources::scalar(&r, "mem"), 23000.0);
+        assert!(r.iter().any(|x| x.name == "ports"));
+        assert!(total(Some("cpus:x"), detected).is_err());
+    }
+
+    #[test]
+    fn reserves_for_the_system_as_mesos_does() {
+        assert_eq!(after_reserve(24576.0, MEM_RESERVE_MIB), 23552.0);
+        assert_eq!(after_reserve(1000.0, MEM_RESERVE_MIB), 500.0);
+        let d = detect(Path::new("/"));
+        assert!(
+            d.cpus >= 1.0 && d.mem_mib > 0.0 && d.disk_mib > 0.0,
+            "{d:?}"
+        );
+    }
+}

@@ -1,0 +1,308 @@
+//! tepui-agent, the real binary, against a minimal in-test master that
+//! speaks tepui's internal protocol: it registers (reporting its
+//! resources), runs the task the master sends through tepui-executor in a
+//! container, delivers its updates one at a time as the master
+//! acknowledges them, answers pings, and after a SIGKILL and restart
+//! re-registers under the id it checkpointed.
+
+// A panic is how a test reports failure.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use hyper::body::Incoming;
+use hyper::{Request, Response, StatusCode};
+use prost::Message;
+use tepui_agent::http::{self, Body};
+use tepui_agent::master_link::STREAM_ID;
+use tepui_proto::internal::{
+    AgentRegistered, AgentReregistered, AgentToMaster, MasterToAgent, Ping, RunTask,
+    StatusUpdateAcknowledgement, agent_to_master, master_to_agent,
+};
+use tepui_proto::v1::{
+    AgentId, CommandInfo, FrameworkId, FrameworkInfo, TaskId, TaskInfo, TaskState,
+};
+use tokio::sync::mpsc;
+
+#[derive(Default)]
+struct Master {
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    registrations: Vec<AgentToMaster>,
+    updates: Vec<tepui_proto::internal::StatusUpdate>,
+    pongs: usize,
+    stream: Option<mpsc::Sender<Bytes>>,
+    pending_task: Option<TaskInfo>,
+}
+
+fn frame(message: &MasterToAgent) -> Bytes {
+    let mut out = BytesMut::new();
+    tepui_proto::recordio::encode(&message.encode_to_vec(), &mut out);
+    out.freeze()
+}
+
+impl Master {
+    async fn handle(self: Arc<Self>, request: Request<Incoming>) -> Response<Body> {
+        let body = http::read_body(request.into_body(), 1 << 20).await.unwrap();
+        let message = AgentToMaster::decode(body.as_ref()).unwrap();
+        match message.message.clone() {
+            Some(agent_to_master::Message::RegisterAgent(_))
+            | Some(agent_to_master::Message::ReregisterAgent(_)) => {
+                let (tx, body) = http::channel(16);
+                let answer = match &message.message {
+                    Some(agent_to_master::Message::RegisterAgent(_)) => {
+                        master_to_agent::Message::AgentRegistered(AgentRegistered {
+                            agent_id: AgentId {
+                                value: "agent-7".into(),
+                            },
+                            master_info: None,
+                            ping_interval_seconds: Some(0.2),
+                        })
+                    }
+                    _ => master_to_agent::Message::AgentReregistered(AgentReregistered {
+                        agent_id: AgentId {
+                            value: "agent-7".into(),
+                        },
+                        ping_interval_seconds: Some(0.2),
+                        ..Default::default()
+                    }),
+                };
+                let task = {
+                    let mut state = self.state.lock().unwrap();
+                    state.registrations.push(message);
+                    state.stream = Some(tx.clone());
+                    state.pending_task.take()
+                };
+                tx.send(frame(&MasterToAgent {
+                    message: Some(answer),
+                }))
+                .await
+                .unwrap();
+                if let Some(task) = task {
+                    let run = RunTask {
+                        framework_info: FrameworkInfo {
+                            user: "root".into(),
+                            name: "fw".into(),
+                            id: Some(FrameworkId {
+                                value: "fw-1".into(),
+                            }),
+                            checkpoint: Some(true),
+                            ..Default::default()
+                        },
+                        task,
+                    };
+                    tx.send(frame(&MasterToAgent {
+                        message: Some(master_to_agent::Message::RunTask(run)),
+                    }))
+                    .await
+                    .unwrap();
+                }
+                tokio::spawn(async move {
+                    let ping = frame(&MasterToAgent {
+                        message: Some(master_to_agent::Message::Ping(Ping {
+                            connected: Some(true),
+                        })),
+                    });
+                    while tx.send(ping.clone()).await.is_ok() {
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
+                });
+                let mut response = Response::new(body);
+                response
+                    .headers_mut()
+                    .insert(STREAM_ID, "stream-1".parse().unwrap());
+                response
+            }
+            Some(agent_to_master::Message::StatusUpdate(update)) => {
+                let ack = StatusUpdateAcknowledgement {
+                    agent_id: AgentId {
+                        value: "agent-7".into(),
+                    },
+                    framework_id: update.framework_id.clone(),
+                    task_id: update.status.task_id.clone(),
+                    uuid: update.status.uuid.clone().unwrap_or_default(),
+                };
+                let stream = {
+                    let mut state = self.state.lock().unwrap();
+                    state.updates.push(update);
+                    state.stream.clone()
+                };
+                if let Some(stream) = stream {
+                    let _ = stream
+                        .send(frame(&MasterToAgent {
+                            message: Some(master_to_agent::Message::StatusUpdateAcknowledgement(
+                                ack,
+                            )),
+                        }))
+                        .await;
+                }
+                http::text(StatusCode::ACCEPTED, "")
+            }
+            Some(agent_to_master::Message::Pong(_)) => {
+                self.state.lock().unwrap().pongs += 1;
+                http::text(StatusCode::ACCEPTED, "")
+            }
+            _ => http::text(StatusCode::ACCEPTED, ""),
+        }
+    }
+}
+
+fn agent(master: &str, work: &std::path::Path, cgroup: &std::path::Path) -> tokio::process::Child {
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_tepui-agent"))
+        .args(["--master", master, "--ip", "127.0.0.1", "--port", "0"])
+        .arg("--work-dir")
+        .arg(work.join("work"))
+        .arg("--container-state-dir")
+        .arg(work.join("containers"))
+        .arg("--cgroup-root")
+        .arg(cgroup)
+        .args(["--resources", "cpus:3;mem:1024", "--attributes", "rack:r1"])
+        .env_remove("RUST_BACKTRACE")
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap()
+}
+
+async fn until(what: &str, check: impl Fn() -> bool) {
+    for _ in 0..400 {
+        if check() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+#[tokio::test]
+async fn registers_runs_a_task_and_reregisters_as_itself_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let cgroup = tepui_isolators::cgroups::Hierarchy::default_root()
+        .unwrap()
+        .with_file_name(format!("tepui-agent-daemon-{}", std::process::id()));
+    let master = Arc::new(Master::default());
+    master.state.lock().unwrap().pending_task = Some(TaskInfo {
+        name: "hello".into(),
+        task_id: TaskId {
+            value: "hello-1".into(),
+        },
+        command: Some(CommandInfo {
+            value: Some("echo hello from the agent".into()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    let server = {
+        let master = master.clone();
+        tokio::spawn(http::serve(
+            listener,
+            Arc::new(move |r| master.clone().handle(r)),
+        ))
+    };
+
+    let mut first = agent(&address, dir.path(), &cgroup);
+    until("the task to finish", || {
+        master
+            .state
+            .lock()
+            .unwrap()
+            .updates
+            .iter()
+            .any(|u| u.status.state == TaskState::TaskFinished as i32)
+    })
+    .await;
+    {
+        let state = master.state.lock().unwrap();
+        let Some(agent_to_master::Message::RegisterAgent(register)) =
+            &state.registrations[0].message
+        else {
+            panic!("first a RegisterAgent");
+        };
+        let resources = &register.agent_info.resources;
+        assert_eq!(tepui_proto::resources::scalar(resources, "cpus"), 3.0);
+        assert!(
+            tepui_proto::resources::scalar(resources, "disk") > 0.0,
+            "detected"
+        );
+        assert_eq!(register.agent_info.attributes[0].name, "rack");
+        let states: Vec<i32> = state.updates.iter().map(|u| u.status.state).collect();
+        assert_eq!(
+            states,
+            vec![
+                TaskState::TaskStarting as i32,
+                TaskState::TaskRunning as i32,
+                TaskState::TaskFinished as i32
+            ]
+        );
+    }
+    until("pongs", || master.state.lock().unwrap().pongs >= 2).await;
+    let stdout = std::fs::read_dir(
+        dir.path()
+            .join("work/slaves/agent-7/frameworks/fw-1/executors/hello-1/runs"),
+    )
+    .unwrap()
+    .flatten()
+    .map(|run| std::fs::read_to_string(run.path().join("stdout")).unwrap_or_default())
+    .collect::<String>();
+    assert!(stdout.contains("hello from the agent"), "{stdout}");
+
+    // SIGKILL, then a new process: it comes back under its checkpointed id.
+    first.kill().await.unwrap();
+    let _ = first.wait().await;
+    let mut second = agent(&address, dir.path(), &cgroup);
+    until("a re-registration", || {
+        master.state.lock().unwrap().registrations.len() >= 2
+    })
+    .await;
+    {
+        let state = master.state.lock().unwrap();
+        let Some(agent_to_master::Message::ReregisterAgent(again)) =
+            &state.registrations[1].message
+        else {
+            panic!("then a ReregisterAgent: {:?}", state.registrations[1]);
+        };
+        assert_eq!(
+            again.agent_info.id.as_ref().map(|i| i.value.as_str()),
+            Some("agent-7")
+        );
+    }
+    second.kill().await.unwrap();
+    let _ = second.wait().await;
+    server.abort();
+    let _ = std::fs::remove_dir(&cgroup);
+}
+
+#[tokio::test]
+async fn bad_flags_are_one_clear_line() {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_tepui-agent"))
+        .args([
+            "--master",
+            "127.0.0.1:1",
+            "--resources",
+            "cpus:lots",
+            "--work-dir",
+        ])
+        .arg(tempfile::tempdir().unwrap().path())
+        .output()
+        .await
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("tepui-agent: resources \"cpus:lots\": \"lots\" is not a number"),
+        "{err}"
+    );
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_tepui-agent"))
+        .args(["--master", "x", "--recovery-timeout", "soon"])
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a duration"));
+}
