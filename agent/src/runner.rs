@@ -24,6 +24,7 @@ use tepui_proto::v1::{
 };
 use tokio::sync::mpsc;
 
+use crate::checkpoint;
 use crate::executor_api::{self, EventSink, ExecutorHost};
 use crate::executor_env::{ExecutorEnvInput, executor_env};
 use crate::paths::{Layout, RunIds};
@@ -184,6 +185,10 @@ impl Runner {
             .map_err(|e| fail(&e.to_string()))?;
         std::fs::create_dir_all(&sandbox)
             .map_err(|e| fail(&format!("{}: {e}", sandbox.display())))?;
+        if framework.checkpoint.unwrap_or(false) {
+            self.checkpoint_run(&ids, &framework, &info, &task)
+                .map_err(|e| fail(&e.to_string()))?;
+        }
         let mut tasks = HashMap::new();
         tasks.insert(task.task_id.value.clone(), TaskState::TaskStaging as i32);
         executors.insert(
@@ -339,6 +344,9 @@ impl Runner {
         let Some(executor) = lock(&self.executors).remove(key) else {
             return;
         };
+        if executor.framework.checkpoint.unwrap_or(false) {
+            self.mark_completed(&key.0, &key.1, &executor.container);
+        }
         tracing::info!(framework = %key.0, executor = %key.1, %message, "executor ended");
         for (task, state) in executor.tasks {
             if status_update::is_terminal(state) {
@@ -507,6 +515,162 @@ impl Runner {
         }
     }
 
+    /// Checkpoints a new executor run: framework.info, executor.info and
+    /// the first task's task.info, so a restarted agent can recover it.
+    fn checkpoint_run(
+        &self,
+        ids: &RunIds<'_>,
+        framework: &FrameworkInfo,
+        info: &ExecutorInfo,
+        task: &TaskInfo,
+    ) -> Result<(), String> {
+        let layout = &self.config.layout;
+        let framework_dir = layout
+            .framework_meta(ids.agent, ids.framework)
+            .map_err(|e| e.to_string())?;
+        checkpoint::write(&framework_dir.join("framework.info"), framework)
+            .map_err(|e| e.to_string())?;
+        let executor_dir = layout
+            .executor_meta(ids.agent, ids.framework, ids.executor)
+            .map_err(|e| e.to_string())?;
+        checkpoint::write(&executor_dir.join("executor.info"), info).map_err(|e| e.to_string())?;
+        let task_dir = layout
+            .task_meta(ids, &task.task_id.value)
+            .map_err(|e| e.to_string())?;
+        checkpoint::write(&task_dir.join("task.info"), task).map_err(|e| e.to_string())
+    }
+
+    /// Marks an executor run as over, so recovery leaves it alone.
+    fn mark_completed(&self, framework: &str, executor: &str, container: &str) {
+        let agent_id = self.agent_id();
+        let ids = RunIds {
+            agent: &agent_id,
+            framework,
+            executor,
+            container,
+        };
+        if let Ok(dir) = self.config.layout.run_meta(&ids) {
+            let _ = std::fs::create_dir_all(&dir);
+            if let Err(e) = std::fs::write(dir.join("executor.sentinel"), b"") {
+                tracing::warn!(%container, error = %e, "marking an executor run completed");
+            }
+        }
+    }
+
+    /// After a restart: rebuilds the executor runs of checkpointing
+    /// frameworks from the work dir, re-attaches their containers and
+    /// waits for their executors to subscribe again; runs whose container
+    /// is gone fail their unfinished tasks. Returns (recovered, lost).
+    pub async fn recover(
+        self: &Arc<Self>,
+        agent_id: &str,
+    ) -> Result<(usize, usize), RecoveryError> {
+        self.set_agent_id(agent_id);
+        let found = scan(&self.config.layout, agent_id)?;
+        let containers: Vec<String> = found.iter().map(|r| r.container.clone()).collect();
+        let recovered =
+            self.containerizer
+                .recover(&containers)
+                .await
+                .map_err(|e| RecoveryError {
+                    path: PathBuf::from("containers"),
+                    why: e.to_string(),
+                })?;
+        let (mut alive, mut lost) = (0, 0);
+        for run in found {
+            let key = (run.framework_id.clone(), run.info.executor_id.value.clone());
+            let mut tasks = HashMap::new();
+            for (task, log) in &run.tasks {
+                let recovered_head =
+                    lock(&self.updates)
+                        .recover(log)
+                        .map_err(|e| RecoveryError {
+                            path: log.clone(),
+                            why: e.to_string(),
+                        })?;
+                let task_key = TaskKey {
+                    framework: run.framework_id.clone(),
+                    task: task.task_id.value.clone(),
+                };
+                let state = lock(&self.updates)
+                    .latest_state(&task_key)
+                    .unwrap_or(TaskState::TaskStaging as i32);
+                tasks.insert(task.task_id.value.clone(), state);
+                drop(recovered_head);
+            }
+            let sandbox = self
+                .config
+                .layout
+                .sandbox(&RunIds {
+                    agent: agent_id,
+                    framework: &run.framework_id,
+                    executor: &run.info.executor_id.value,
+                    container: &run.container,
+                })
+                .map_err(|e| RecoveryError {
+                    path: PathBuf::from(&run.container),
+                    why: e.to_string(),
+                })?;
+            lock(&self.executors).insert(
+                key.clone(),
+                Executor {
+                    framework: run.framework.clone(),
+                    info: run.info.clone(),
+                    container: run.container.clone(),
+                    sandbox,
+                    queued: Vec::new(),
+                    tasks,
+                    sink: None,
+                },
+            );
+            if recovered.alive.contains(&run.container) {
+                alive += 1;
+                tracing::info!(framework = %key.0, executor = %key.1, container = %run.container, "executor run recovered; waiting for it to subscribe");
+                let runner = self.clone();
+                tokio::spawn(async move { runner.watch(key, run.container).await });
+            } else {
+                lost += 1;
+                self.executor_failed(
+                    &key,
+                    task_status::Reason::ExecutorTerminated,
+                    "Executor terminated while the agent was down".to_owned(),
+                );
+            }
+        }
+        // Executors that do not come back within the recovery timeout are ended.
+        let runner = self.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(runner.config.recovery_timeout).await;
+            let silent: Vec<String> = lock(&runner.executors)
+                .values()
+                .filter(|e| e.sink.is_none())
+                .map(|e| e.container.clone())
+                .collect();
+            for container in silent {
+                tracing::warn!(%container, "executor did not subscribe within the recovery timeout; destroying it");
+                let _ = runner.containerizer.destroy(&container).await;
+            }
+        });
+        Ok((alive, lost))
+    }
+
+    /// Waits for a recovered executor's container to end, then fails what
+    /// it left unfinished.
+    async fn watch(self: Arc<Self>, key: ExecutorKey, container: String) {
+        let ended = self.containerizer.wait(&container).await;
+        let message = match &ended {
+            Ok(t) => match &t.limitation {
+                Some(limitation) => format!("Executor terminated: {limitation}"),
+                None => "Executor terminated".to_owned(),
+            },
+            Err(e) => format!("Executor terminated: {e}"),
+        };
+        self.executor_failed(&key, task_status::Reason::ExecutorTerminated, message);
+        if let Err(e) = self.containerizer.destroy(&container).await {
+            tracing::warn!(%container, error = %e, "removing an ended executor's container");
+        }
+    }
+
     /// Forwards again every update awaiting acknowledgement (after the
     /// agent registers again with a master).
     pub fn forward_pending(&self) {
@@ -552,6 +716,82 @@ impl Runner {
             .get(&(framework.to_owned(), executor.to_owned()))
             .map(|e| e.sandbox.clone())
     }
+}
+
+/// Recovery could not read the work dir.
+#[derive(Debug, thiserror::Error)]
+#[error("recovering {path}: {why}")]
+pub struct RecoveryError {
+    /// The file or directory.
+    pub path: PathBuf,
+    /// What was wrong.
+    pub why: String,
+}
+
+/// One checkpointed executor run.
+struct CheckpointedRun {
+    framework_id: String,
+    framework: FrameworkInfo,
+    info: ExecutorInfo,
+    container: String,
+    /// Its tasks and their update logs.
+    tasks: Vec<(TaskInfo, PathBuf)>,
+}
+
+fn entries(dir: &std::path::Path) -> Vec<(String, PathBuf)> {
+    std::fs::read_dir(dir)
+        .map(|d| {
+            d.flatten()
+                .filter(|e| e.path().is_dir())
+                .map(|e| (e.file_name().to_string_lossy().into_owned(), e.path()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn required<M: prost::Message + Default>(path: PathBuf) -> Result<M, RecoveryError> {
+    match checkpoint::read::<M>(&path) {
+        Ok(Some(m)) => Ok(m),
+        Ok(None) => Err(RecoveryError {
+            path,
+            why: "missing".into(),
+        }),
+        Err(e) => Err(RecoveryError { path, why: e.why }),
+    }
+}
+
+/// The executor runs checkpointed under `agent_id` that had not completed.
+fn scan(layout: &Layout, agent_id: &str) -> Result<Vec<CheckpointedRun>, RecoveryError> {
+    let bad = |e: crate::paths::BadId| RecoveryError {
+        path: layout.work_dir().to_owned(),
+        why: e.to_string(),
+    };
+    let mut runs = Vec::new();
+    let frameworks = layout.agent_meta(agent_id).map_err(bad)?.join("frameworks");
+    for (framework_id, framework_dir) in entries(&frameworks) {
+        let framework: FrameworkInfo = required(framework_dir.join("framework.info"))?;
+        for (_, executor_dir) in entries(&framework_dir.join("executors")) {
+            let info: ExecutorInfo = required(executor_dir.join("executor.info"))?;
+            for (container, run_dir) in entries(&executor_dir.join("runs")) {
+                if run_dir.join("executor.sentinel").exists() {
+                    continue;
+                }
+                let mut tasks = Vec::new();
+                for (_, task_dir) in entries(&run_dir.join("tasks")) {
+                    let task: TaskInfo = required(task_dir.join("task.info"))?;
+                    tasks.push((task, task_dir.join("task.updates")));
+                }
+                runs.push(CheckpointedRun {
+                    framework_id: framework_id.clone(),
+                    framework: framework.clone(),
+                    info: info.clone(),
+                    container,
+                    tasks,
+                });
+            }
+        }
+    }
+    Ok(runs)
 }
 
 /// A status update the agent itself makes for a task.

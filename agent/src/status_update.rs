@@ -90,6 +90,8 @@ struct Stream {
     log: Option<Log>,
     /// Whether the terminal update was acknowledged.
     ended: bool,
+    /// The state of the newest update taken.
+    latest: Option<i32>,
     /// When the head is due again, and the wait after that.
     retry_at: Instant,
     backoff: Duration,
@@ -102,6 +104,7 @@ impl Stream {
             seen: HashSet::new(),
             log,
             ended: false,
+            latest: None,
             retry_at: Instant::now() + RETRY_MIN,
             backoff: RETRY_MIN,
         }
@@ -184,6 +187,7 @@ impl Manager {
             uuid: None,
         })?;
         stream.seen.insert(uuid);
+        stream.latest = Some(update.status.state);
         stream.pending.push_back(update.clone());
         if stream.pending.len() == 1 {
             stream.backoff = RETRY_MIN;
@@ -279,6 +283,7 @@ impl Manager {
                     if let Some(uuid) = update.status.uuid.clone() {
                         stream.seen.insert(uuid);
                     }
+                    stream.latest = Some(update.status.state);
                     stream.pending.push_back(update);
                 }
                 Ok(RecordType::Ack) => {
@@ -305,6 +310,11 @@ impl Manager {
         }
         self.streams.insert(key, stream);
         Ok(head)
+    }
+
+    /// The state of the newest update taken for a task.
+    pub fn latest_state(&self, key: &TaskKey) -> Option<i32> {
+        self.streams.get(key).and_then(|s| s.latest)
     }
 
     /// Forgets a task's stream (its framework was shut down).

@@ -153,8 +153,24 @@ impl Master {
 }
 
 fn agent(master: &str, work: &std::path::Path, cgroup: &std::path::Path) -> tokio::process::Child {
+    agent_on(master, work, cgroup, 0)
+}
+
+fn agent_on(
+    master: &str,
+    work: &std::path::Path,
+    cgroup: &std::path::Path,
+    port: u16,
+) -> tokio::process::Child {
     tokio::process::Command::new(env!("CARGO_BIN_EXE_tepui-agent"))
-        .args(["--master", master, "--ip", "127.0.0.1", "--port", "0"])
+        .args([
+            "--master",
+            master,
+            "--ip",
+            "127.0.0.1",
+            "--port",
+            &port.to_string(),
+        ])
         .arg("--work-dir")
         .arg(work.join("work"))
         .arg("--container-state-dir")
@@ -305,4 +321,142 @@ async fn bad_flags_are_one_clear_line() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a duration"));
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A master with `task` to send, serving on a fresh port.
+async fn master_with(task: TaskInfo) -> (Arc<Master>, String, tokio::task::JoinHandle<()>) {
+    let master = Arc::new(Master::default());
+    master.state.lock().unwrap().pending_task = Some(task);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    let server = {
+        let master = master.clone();
+        tokio::spawn(http::serve(
+            listener,
+            Arc::new(move |r| master.clone().handle(r)),
+        ))
+    };
+    (master, address, server)
+}
+
+fn shell_task(id: &str, script: &str) -> TaskInfo {
+    TaskInfo {
+        name: id.into(),
+        task_id: TaskId { value: id.into() },
+        command: Some(CommandInfo {
+            value: Some(script.into()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+fn states(master: &Master) -> Vec<i32> {
+    master
+        .state
+        .lock()
+        .unwrap()
+        .updates
+        .iter()
+        .map(|u| u.status.state)
+        .collect()
+}
+
+#[tokio::test]
+async fn a_restarted_agent_recovers_its_running_executor_and_the_task_ends_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let cgroup = tepui_isolators::cgroups::Hierarchy::default_root()
+        .unwrap()
+        .with_file_name(format!("tepui-agent-recover-{}", std::process::id()));
+    let (master, address, server) =
+        master_with(shell_task("long-1", "sleep 2; echo finished")).await;
+    let port = free_port();
+    let mut first = agent_on(&address, dir.path(), &cgroup, port);
+    until("RUNNING", || {
+        states(&master).contains(&(TaskState::TaskRunning as i32))
+    })
+    .await;
+    first.kill().await.unwrap();
+    let _ = first.wait().await;
+
+    let mut second = agent_on(&address, dir.path(), &cgroup, port);
+    until("FINISHED", || {
+        states(&master).contains(&(TaskState::TaskFinished as i32))
+    })
+    .await;
+    // Give any duplicate time to show up.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        states(&master),
+        vec![
+            TaskState::TaskStarting as i32,
+            TaskState::TaskRunning as i32,
+            TaskState::TaskFinished as i32
+        ]
+    );
+    second.kill().await.unwrap();
+    let _ = second.wait().await;
+    server.abort();
+    let _ = std::fs::remove_dir(&cgroup);
+}
+
+#[tokio::test]
+async fn an_executor_gone_while_the_agent_was_down_fails_its_task() {
+    let dir = tempfile::tempdir().unwrap();
+    let cgroup = tepui_isolators::cgroups::Hierarchy::default_root()
+        .unwrap()
+        .with_file_name(format!("tepui-agent-lost-{}", std::process::id()));
+    let (master, address, server) = master_with(shell_task("long-2", "sleep 60")).await;
+    let port = free_port();
+    let mut first = agent_on(&address, dir.path(), &cgroup, port);
+    until("RUNNING", || {
+        states(&master).contains(&(TaskState::TaskRunning as i32))
+    })
+    .await;
+    first.kill().await.unwrap();
+    let _ = first.wait().await;
+    // The executor's container is killed while no agent runs.
+    let container = std::fs::read_dir(&cgroup)
+        .unwrap()
+        .flatten()
+        .find(|e| e.path().is_dir())
+        .expect("the executor's cgroup")
+        .path();
+    std::fs::write(container.join("cgroup.kill"), "1").unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let mut second = agent_on(&address, dir.path(), &cgroup, port);
+    until("a terminal update", || {
+        states(&master).contains(&(TaskState::TaskFailed as i32))
+    })
+    .await;
+    let failed = master
+        .state
+        .lock()
+        .unwrap()
+        .updates
+        .last()
+        .cloned()
+        .unwrap();
+    assert_eq!(
+        failed.status.reason,
+        Some(tepui_proto::v1::task_status::Reason::ExecutorTerminated as i32)
+    );
+    assert_eq!(
+        failed.status.source,
+        Some(tepui_proto::v1::task_status::Source::Agent as i32)
+    );
+    until("its cgroup removed", || !container.exists()).await;
+    second.kill().await.unwrap();
+    let _ = second.wait().await;
+    server.abort();
+    let _ = std::fs::remove_dir(&cgroup);
 }

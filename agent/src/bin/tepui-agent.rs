@@ -190,6 +190,13 @@ async fn run(flags: Flags) -> Result<()> {
             }
         })
     };
+    match master_link::checkpointed_agent_id(&layout)? {
+        Some(id) => {
+            let (alive, lost) = runner.recover(&id).await?;
+            tracing::info!(agent_id = %id, executors = alive, lost, "recovered from the checkpoint");
+        }
+        None => tracing::info!("no checkpointed agent; registering as a new agent"),
+    }
     let agent_info = AgentInfo {
         hostname,
         port: Some(i32::from(bound.port())),
