@@ -211,7 +211,9 @@ pub async fn run(
     };
     let mut backoff = Duration::from_millis(200);
     loop {
-        match session(&connection, &runner, &mut outgoing).await {
+        let ended = session(&connection, &runner, &mut outgoing).await;
+        runner.set_registered(false);
+        match ended {
             Ok(()) => {
                 tracing::warn!(master = %connection.config.master, "lost the master; registering again");
                 backoff = Duration::from_millis(200);
@@ -293,32 +295,46 @@ async fn session(
     checkpoint_agent(&config.layout, &config.agent_info, &agent_id)?;
     runner.set_agent_id(&agent_id);
     tracing::info!(master = %config.master, agent_id = %agent_id, reregistered = known.is_some(), "registered with the master");
+    runner.set_registered(true);
     runner.forward_pending();
     let silence = Duration::from_secs_f64(ping_interval.unwrap_or(15.0).max(0.1) * 5.0);
-    loop {
-        tokio::select! {
-            message = tokio::time::timeout(silence, stream.next()) => {
-                let message = match message {
-                    Err(_) => return Err(connection.fail(format!("no ping for {} s", silence.as_secs()))),
-                    Ok(Err(e)) => return Err(connection.fail(e)),
-                    Ok(Ok(None)) => return Ok(()),
-                    Ok(Ok(Some(m))) => m,
+    // Reading the stream and sending to the master run side by side, so
+    // that a master slow to answer a POST never stops the agent reading
+    // (which could be what the master is waiting for).
+    let reader = async {
+        loop {
+            let message = match tokio::time::timeout(silence, stream.next()).await {
+                Err(_) => {
+                    return Err(connection.fail(format!("no ping for {} s", silence.as_secs())));
+                }
+                Ok(Err(e)) => return Err(connection.fail(e)),
+                Ok(Ok(None)) => return Ok(()),
+                Ok(Ok(Some(m))) => m,
+            };
+            if let Some(master_to_agent::Message::Ping(_)) = &message.message {
+                let pong = AgentToMaster {
+                    message: Some(agent_to_master::Message::Pong(Pong {})),
                 };
-                if let Some(master_to_agent::Message::Ping(_)) = &message.message {
-                    let pong = AgentToMaster { message: Some(agent_to_master::Message::Pong(Pong {})) };
-                    let _ = connection.post(&pong, Some(&stream_id)).await;
-                    continue;
+                if let Err(e) = connection.post(&pong, Some(&stream_id)).await {
+                    tracing::warn!(error = %e, "answering a ping");
                 }
-                dispatch(runner, message);
+                continue;
             }
-            Some(message) = outgoing.recv() => {
-                // A message lost here is not lost: status updates are
-                // forwarded again until acknowledged.
-                if let Err(e) = connection.post(&message, Some(&stream_id)).await {
-                    tracing::warn!(error = %e, "sending to the master");
-                }
+            dispatch(runner, message);
+        }
+    };
+    let writer = async {
+        while let Some(message) = outgoing.recv().await {
+            // A message lost here is not lost: status updates are
+            // forwarded again until acknowledged.
+            if let Err(e) = connection.post(&message, Some(&stream_id)).await {
+                tracing::warn!(error = %e, "sending to the master");
             }
         }
+    };
+    tokio::select! {
+        ended = reader => ended,
+        () = writer => Ok(()),
     }
 }
 

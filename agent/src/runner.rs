@@ -77,6 +77,9 @@ pub struct Runner {
     config: RunnerConfig,
     /// The id the master gave this agent (set on registration).
     agent_id: Mutex<String>,
+    /// Whether a master is listening; until it is, updates wait in the
+    /// status update manager (and go out on registration).
+    registered: std::sync::atomic::AtomicBool,
     containerizer: Arc<Containerizer>,
     fetcher: Arc<Fetcher>,
     executors: Mutex<HashMap<ExecutorKey, Executor>>,
@@ -102,6 +105,7 @@ impl Runner {
     ) -> Arc<Self> {
         Arc::new(Self {
             agent_id: Mutex::new(config.agent_id.clone()),
+            registered: std::sync::atomic::AtomicBool::new(false),
             config,
             containerizer,
             fetcher,
@@ -409,6 +413,9 @@ impl Runner {
     }
 
     fn forward(&self, update: StatusUpdate) {
+        if !self.registered.load(std::sync::atomic::Ordering::SeqCst) {
+            return;
+        }
         let _ = self.to_master.send(AgentToMaster {
             message: Some(agent_to_master::Message::StatusUpdate(update)),
         });
@@ -561,12 +568,37 @@ impl Runner {
     /// frameworks from the work dir, re-attaches their containers and
     /// waits for their executors to subscribe again; runs whose container
     /// is gone fail their unfinished tasks. Returns (recovered, lost).
+    ///
+    /// With `strict`, an unreadable checkpoint fails recovery (naming the
+    /// file); without, the run it belongs to is skipped with a warning and
+    /// its container, no longer known, is destroyed as an orphan.
     pub async fn recover(
         self: &Arc<Self>,
         agent_id: &str,
+        strict: bool,
     ) -> Result<(usize, usize), RecoveryError> {
         self.set_agent_id(agent_id);
-        let found = scan(&self.config.layout, agent_id)?;
+        let mut found = Vec::new();
+        // Each run's update streams are read before anything is re-attached.
+        for run in scan(&self.config.layout, agent_id, strict)? {
+            let mut failed = None;
+            for (_, log) in &run.tasks {
+                if let Err(e) = lock(&self.updates).recover(log) {
+                    failed = Some(RecoveryError {
+                        path: log.clone(),
+                        why: e.to_string(),
+                    });
+                    break;
+                }
+            }
+            match failed {
+                Some(e) if strict => return Err(e),
+                Some(e) => {
+                    tracing::warn!(error = %e, container = %run.container, "skipping an executor run whose checkpoint does not read")
+                }
+                None => found.push(run),
+            }
+        }
         let containers: Vec<String> = found.iter().map(|r| r.container.clone()).collect();
         let recovered =
             self.containerizer
@@ -580,14 +612,7 @@ impl Runner {
         for run in found {
             let key = (run.framework_id.clone(), run.info.executor_id.value.clone());
             let mut tasks = HashMap::new();
-            for (task, log) in &run.tasks {
-                let recovered_head =
-                    lock(&self.updates)
-                        .recover(log)
-                        .map_err(|e| RecoveryError {
-                            path: log.clone(),
-                            why: e.to_string(),
-                        })?;
+            for (task, _) in &run.tasks {
                 let task_key = TaskKey {
                     framework: run.framework_id.clone(),
                     task: task.task_id.value.clone(),
@@ -596,7 +621,6 @@ impl Runner {
                     .latest_state(&task_key)
                     .unwrap_or(TaskState::TaskStaging as i32);
                 tasks.insert(task.task_id.value.clone(), state);
-                drop(recovered_head);
             }
             let sandbox = self
                 .config
@@ -669,6 +693,12 @@ impl Runner {
         if let Err(e) = self.containerizer.destroy(&container).await {
             tracing::warn!(%container, error = %e, "removing an ended executor's container");
         }
+    }
+
+    /// Whether a master is listening (set by the master link).
+    pub fn set_registered(&self, registered: bool) {
+        self.registered
+            .store(registered, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// Forwards again every update awaiting acknowledgement (after the
@@ -761,25 +791,55 @@ fn required<M: prost::Message + Default>(path: PathBuf) -> Result<M, RecoveryErr
 }
 
 /// The executor runs checkpointed under `agent_id` that had not completed.
-fn scan(layout: &Layout, agent_id: &str) -> Result<Vec<CheckpointedRun>, RecoveryError> {
+/// An unreadable checkpoint is an error when `strict`, else its framework,
+/// executor or run is skipped with a warning.
+fn scan(
+    layout: &Layout,
+    agent_id: &str,
+    strict: bool,
+) -> Result<Vec<CheckpointedRun>, RecoveryError> {
     let bad = |e: crate::paths::BadId| RecoveryError {
         path: layout.work_dir().to_owned(),
         why: e.to_string(),
     };
+    let skip = |e: RecoveryError| -> Result<(), RecoveryError> {
+        if strict {
+            return Err(e);
+        }
+        tracing::warn!(error = %e, "skipping what this checkpoint describes");
+        Ok(())
+    };
     let mut runs = Vec::new();
     let frameworks = layout.agent_meta(agent_id).map_err(bad)?.join("frameworks");
     for (framework_id, framework_dir) in entries(&frameworks) {
-        let framework: FrameworkInfo = required(framework_dir.join("framework.info"))?;
+        let framework: FrameworkInfo = match required(framework_dir.join("framework.info")) {
+            Ok(f) => f,
+            Err(e) => {
+                skip(e)?;
+                continue;
+            }
+        };
         for (_, executor_dir) in entries(&framework_dir.join("executors")) {
-            let info: ExecutorInfo = required(executor_dir.join("executor.info"))?;
-            for (container, run_dir) in entries(&executor_dir.join("runs")) {
+            let info: ExecutorInfo = match required(executor_dir.join("executor.info")) {
+                Ok(i) => i,
+                Err(e) => {
+                    skip(e)?;
+                    continue;
+                }
+            };
+            'runs: for (container, run_dir) in entries(&executor_dir.join("runs")) {
                 if run_dir.join("executor.sentinel").exists() {
                     continue;
                 }
                 let mut tasks = Vec::new();
                 for (_, task_dir) in entries(&run_dir.join("tasks")) {
-                    let task: TaskInfo = required(task_dir.join("task.info"))?;
-                    tasks.push((task, task_dir.join("task.updates")));
+                    match required::<TaskInfo>(task_dir.join("task.info")) {
+                        Ok(task) => tasks.push((task, task_dir.join("task.updates"))),
+                        Err(e) => {
+                            skip(e)?;
+                            continue 'runs;
+                        }
+                    }
                 }
                 runs.push(CheckpointedRun {
                     framework_id: framework_id.clone(),

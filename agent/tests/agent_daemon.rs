@@ -37,7 +37,7 @@ struct State {
     updates: Vec<tepui_proto::internal::StatusUpdate>,
     pongs: usize,
     stream: Option<mpsc::Sender<Bytes>>,
-    pending_task: Option<TaskInfo>,
+    pending: Vec<TaskInfo>,
 }
 
 fn frame(message: &MasterToAgent) -> Bytes {
@@ -72,37 +72,40 @@ impl Master {
                         ..Default::default()
                     }),
                 };
-                let task = {
+                let tasks = {
                     let mut state = self.state.lock().unwrap();
                     state.registrations.push(message);
                     state.stream = Some(tx.clone());
-                    state.pending_task.take()
+                    std::mem::take(&mut state.pending)
                 };
-                tx.send(frame(&MasterToAgent {
-                    message: Some(answer),
-                }))
-                .await
-                .unwrap();
-                if let Some(task) = task {
-                    let run = RunTask {
-                        framework_info: FrameworkInfo {
-                            user: "root".into(),
-                            name: "fw".into(),
-                            id: Some(FrameworkId {
-                                value: "fw-1".into(),
-                            }),
-                            checkpoint: Some(true),
-                            ..Default::default()
-                        },
-                        task,
-                    };
-                    tx.send(frame(&MasterToAgent {
-                        message: Some(master_to_agent::Message::RunTask(run)),
-                    }))
-                    .await
-                    .unwrap();
-                }
+                // Sent once the response (and so the stream) is returned.
                 tokio::spawn(async move {
+                    let mut messages = vec![answer];
+                    for task in tasks {
+                        messages.push(master_to_agent::Message::RunTask(RunTask {
+                            framework_info: FrameworkInfo {
+                                user: "root".into(),
+                                name: "fw".into(),
+                                id: Some(FrameworkId {
+                                    value: "fw-1".into(),
+                                }),
+                                checkpoint: Some(true),
+                                ..Default::default()
+                            },
+                            task,
+                        }));
+                    }
+                    for message in messages {
+                        if tx
+                            .send(frame(&MasterToAgent {
+                                message: Some(message),
+                            }))
+                            .await
+                            .is_err()
+                        {
+                            return;
+                        }
+                    }
                     let ping = frame(&MasterToAgent {
                         message: Some(master_to_agent::Message::Ping(Ping {
                             connected: Some(true),
@@ -162,7 +165,17 @@ fn agent_on(
     cgroup: &std::path::Path,
     port: u16,
 ) -> tokio::process::Child {
-    tokio::process::Command::new(env!("CARGO_BIN_EXE_tepui-agent"))
+    agent_command(master, work, cgroup, port).spawn().unwrap()
+}
+
+fn agent_command(
+    master: &str,
+    work: &std::path::Path,
+    cgroup: &std::path::Path,
+    port: u16,
+) -> tokio::process::Command {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_tepui-agent"));
+    command
         .args([
             "--master",
             master,
@@ -179,9 +192,8 @@ fn agent_on(
         .arg(cgroup)
         .args(["--resources", "cpus:3;mem:1024", "--attributes", "rack:r1"])
         .env_remove("RUST_BACKTRACE")
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap()
+        .kill_on_drop(true);
+    command
 }
 
 async fn until(what: &str, check: impl Fn() -> bool) {
@@ -201,7 +213,7 @@ async fn registers_runs_a_task_and_reregisters_as_itself_after_a_restart() {
         .unwrap()
         .with_file_name(format!("tepui-agent-daemon-{}", std::process::id()));
     let master = Arc::new(Master::default());
-    master.state.lock().unwrap().pending_task = Some(TaskInfo {
+    master.state.lock().unwrap().pending = vec![TaskInfo {
         name: "hello".into(),
         task_id: TaskId {
             value: "hello-1".into(),
@@ -211,7 +223,7 @@ async fn registers_runs_a_task_and_reregisters_as_itself_after_a_restart() {
             ..Default::default()
         }),
         ..Default::default()
-    });
+    }];
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap().to_string();
     let server = {
@@ -332,9 +344,9 @@ fn free_port() -> u16 {
 }
 
 /// A master with `task` to send, serving on a fresh port.
-async fn master_with(task: TaskInfo) -> (Arc<Master>, String, tokio::task::JoinHandle<()>) {
+async fn master_with(tasks: Vec<TaskInfo>) -> (Arc<Master>, String, tokio::task::JoinHandle<()>) {
     let master = Arc::new(Master::default());
-    master.state.lock().unwrap().pending_task = Some(task);
+    master.state.lock().unwrap().pending = tasks;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap().to_string();
     let server = {
@@ -377,7 +389,7 @@ async fn a_restarted_agent_recovers_its_running_executor_and_the_task_ends_once(
         .unwrap()
         .with_file_name(format!("tepui-agent-recover-{}", std::process::id()));
     let (master, address, server) =
-        master_with(shell_task("long-1", "sleep 2; echo finished")).await;
+        master_with(vec![shell_task("long-1", "sleep 2; echo finished")]).await;
     let port = free_port();
     let mut first = agent_on(&address, dir.path(), &cgroup, port);
     until("RUNNING", || {
@@ -414,7 +426,7 @@ async fn an_executor_gone_while_the_agent_was_down_fails_its_task() {
     let cgroup = tepui_isolators::cgroups::Hierarchy::default_root()
         .unwrap()
         .with_file_name(format!("tepui-agent-lost-{}", std::process::id()));
-    let (master, address, server) = master_with(shell_task("long-2", "sleep 60")).await;
+    let (master, address, server) = master_with(vec![shell_task("long-2", "sleep 60")]).await;
     let port = free_port();
     let mut first = agent_on(&address, dir.path(), &cgroup, port);
     until("RUNNING", || {
@@ -457,6 +469,137 @@ async fn an_executor_gone_while_the_agent_was_down_fails_its_task() {
     until("its cgroup removed", || !container.exists()).await;
     second.kill().await.unwrap();
     let _ = second.wait().await;
+    server.abort();
+    let _ = std::fs::remove_dir(&cgroup);
+}
+
+fn count(master: &Master, state: TaskState) -> usize {
+    states(master)
+        .iter()
+        .filter(|s| **s == state as i32)
+        .count()
+}
+
+fn cgroups(root: &std::path::Path) -> Vec<std::path::PathBuf> {
+    std::fs::read_dir(root)
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.path())
+                .filter(|p| p.is_dir())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn twenty_executors_reconnect_after_a_kill_9_and_five_lost_ones_fail_their_tasks() {
+    let dir = tempfile::tempdir().unwrap();
+    let cgroup = tepui_isolators::cgroups::Hierarchy::default_root()
+        .unwrap()
+        .with_file_name(format!("tepui-agent-twenty-{}", std::process::id()));
+    let tasks = (0..20)
+        .map(|i| shell_task(&format!("t{i}"), "sleep 6"))
+        .collect();
+    let (master, address, server) = master_with(tasks).await;
+    let port = free_port();
+    let mut first = agent_on(&address, dir.path(), &cgroup, port);
+    until("20 RUNNING", || {
+        count(&master, TaskState::TaskRunning) == 20
+    })
+    .await;
+    first.kill().await.unwrap();
+    let _ = first.wait().await;
+    // Five executors die while no agent runs.
+    let running = cgroups(&cgroup);
+    assert_eq!(running.len(), 20);
+    for container in &running[..5] {
+        std::fs::write(container.join("cgroup.kill"), "1").unwrap();
+    }
+    let mut second = agent_on(&address, dir.path(), &cgroup, port);
+    until("20 terminal updates", || {
+        count(&master, TaskState::TaskFinished) + count(&master, TaskState::TaskFailed) == 20
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(count(&master, TaskState::TaskFinished), 15);
+    assert_eq!(count(&master, TaskState::TaskFailed), 5);
+    // Exactly one terminal update per task.
+    let updates = master.state.lock().unwrap().updates.clone();
+    for i in 0..20 {
+        let terminal: std::collections::HashSet<_> = updates
+            .iter()
+            .filter(|u| u.status.task_id.value == format!("t{i}"))
+            .filter(|u| tepui_agent::status_update::is_terminal(u.status.state))
+            .map(|u| u.status.uuid.clone())
+            .collect();
+        let terminal = terminal.len();
+        assert_eq!(terminal, 1, "task t{i}");
+    }
+    until("every container removed", || cgroups(&cgroup).is_empty()).await;
+    second.kill().await.unwrap();
+    let _ = second.wait().await;
+    server.abort();
+    let _ = std::fs::remove_dir(&cgroup);
+}
+
+#[tokio::test]
+async fn a_corrupt_checkpoint_stops_a_strict_agent_and_is_skipped_by_a_lenient_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let cgroup = tepui_isolators::cgroups::Hierarchy::default_root()
+        .unwrap()
+        .with_file_name(format!("tepui-agent-corrupt-{}", std::process::id()));
+    let (master, address, server) = master_with(vec![shell_task("c1", "sleep 60")]).await;
+    let port = free_port();
+    let mut first = agent_on(&address, dir.path(), &cgroup, port);
+    until("RUNNING", || {
+        states(&master).contains(&(TaskState::TaskRunning as i32))
+    })
+    .await;
+    first.kill().await.unwrap();
+    let _ = first.wait().await;
+    let runs = dir
+        .path()
+        .join("work/meta/slaves/agent-7/frameworks/fw-1/executors/c1/runs");
+    let run = std::fs::read_dir(&runs)
+        .unwrap()
+        .flatten()
+        .next()
+        .unwrap()
+        .path();
+    let info = run.join("tasks/c1/task.info");
+    std::fs::write(&info, b"not a checkpoint").unwrap();
+
+    let strict = agent_command(&address, dir.path(), &cgroup, port)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .await
+        .unwrap();
+    let err = String::from_utf8_lossy(&strict.stderr);
+    assert_eq!(strict.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!("tepui-agent: recovering {}", info.display())),
+        "{err}"
+    );
+    assert_eq!(
+        cgroups(&cgroup).len(),
+        1,
+        "a strict agent that stops touches nothing"
+    );
+
+    let mut lenient = agent_command(&address, dir.path(), &cgroup, port)
+        .env("TEPUI_STRICT", "false")
+        .spawn()
+        .unwrap();
+    until("a re-registration", || {
+        master.state.lock().unwrap().registrations.len() >= 2
+    })
+    .await;
+    until("the unknown container destroyed", || {
+        cgroups(&cgroup).is_empty()
+    })
+    .await;
+    lenient.kill().await.unwrap();
+    let _ = lenient.wait().await;
     server.abort();
     let _ = std::fs::remove_dir(&cgroup);
 }

@@ -71,6 +71,8 @@ impl Fixture {
             fetcher,
             to_master,
         );
+        // The test plays a registered master.
+        runner.set_registered(true);
         let host: Arc<dyn ExecutorHost> = runner.clone();
         let server = tokio::spawn(tepui_agent::http::serve(
             listener,

@@ -76,6 +76,10 @@ struct Flags {
     /// The built-in command executor [default: tepui-executor beside this binary].
     #[arg(long, env = "TEPUI_COMMAND_EXECUTOR")]
     command_executor: Option<PathBuf>,
+    /// Whether an unreadable checkpoint stops the agent (true) or only
+    /// the executor run it describes, which is then destroyed (false).
+    #[arg(long, env = "TEPUI_STRICT", default_value_t = true, action = clap::ArgAction::Set)]
+    strict: bool,
     /// Log level (error, warn, info, debug, trace).
     #[arg(long, env = "TEPUI_LOG", default_value = "info")]
     log_level: tracing::Level,
@@ -192,7 +196,7 @@ async fn run(flags: Flags) -> Result<()> {
     };
     match master_link::checkpointed_agent_id(&layout)? {
         Some(id) => {
-            let (alive, lost) = runner.recover(&id).await?;
+            let (alive, lost) = runner.recover(&id, flags.strict).await?;
             tracing::info!(agent_id = %id, executors = alive, lost, "recovered from the checkpoint");
         }
         None => tracing::info!("no checkpointed agent; registering as a new agent"),
