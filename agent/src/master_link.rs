@@ -239,10 +239,14 @@ async fn session(
         Some(id) => {
             let mut info = config.agent_info.clone();
             info.id = Some(AgentId { value: id.clone() });
+            let (frameworks, executor_infos, tasks) = runner.report();
             agent_to_master::Message::ReregisterAgent(ReregisterAgent {
                 agent_info: info,
                 version,
-                ..Default::default()
+                capabilities: Vec::new(),
+                frameworks,
+                executor_infos,
+                tasks,
             })
         }
         None => agent_to_master::Message::RegisterAgent(RegisterAgent {

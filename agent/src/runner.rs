@@ -67,6 +67,8 @@ struct Executor {
     queued: Vec<TaskInfo>,
     /// Each task's latest state, as its updates told.
     tasks: HashMap<String, i32>,
+    /// Each task as launched.
+    infos: HashMap<String, TaskInfo>,
     sink: Option<EventSink>,
 }
 
@@ -164,6 +166,9 @@ impl Runner {
             running
                 .tasks
                 .insert(task.task_id.value.clone(), TaskState::TaskStaging as i32);
+            running
+                .infos
+                .insert(task.task_id.value.clone(), task.clone());
             match running.sink.clone() {
                 Some(sink) => {
                     tokio::spawn(async move {
@@ -204,6 +209,7 @@ impl Runner {
                 sandbox: sandbox.clone(),
                 queued: vec![task.clone()],
                 tasks,
+                infos: HashMap::from([(task.task_id.value.clone(), task.clone())]),
                 sink: None,
             },
         );
@@ -644,6 +650,11 @@ impl Runner {
                     sandbox,
                     queued: Vec::new(),
                     tasks,
+                    infos: run
+                        .tasks
+                        .iter()
+                        .map(|(t, _)| (t.task_id.value.clone(), t.clone()))
+                        .collect(),
                     sink: None,
                 },
             );
@@ -693,6 +704,48 @@ impl Runner {
         if let Err(e) = self.containerizer.destroy(&container).await {
             tracing::warn!(%container, error = %e, "removing an ended executor's container");
         }
+    }
+
+    /// What this agent runs, for re-registering: the frameworks, executors
+    /// and tasks of its live executor runs.
+    pub fn report(
+        &self,
+    ) -> (
+        Vec<FrameworkInfo>,
+        Vec<ExecutorInfo>,
+        Vec<tepui_proto::v1::Task>,
+    ) {
+        let agent_id = self.agent_id();
+        let executors = lock(&self.executors);
+        let mut frameworks: Vec<FrameworkInfo> = Vec::new();
+        let mut infos = Vec::new();
+        let mut tasks = Vec::new();
+        for ((framework_id, _), run) in executors.iter() {
+            if !frameworks.iter().any(|f| f.id == run.framework.id) {
+                frameworks.push(run.framework.clone());
+            }
+            infos.push(run.info.clone());
+            for (task_id, state) in &run.tasks {
+                let Some(info) = run.infos.get(task_id) else {
+                    continue;
+                };
+                tasks.push(tepui_proto::v1::Task {
+                    name: info.name.clone(),
+                    task_id: info.task_id.clone(),
+                    framework_id: FrameworkId {
+                        value: framework_id.clone(),
+                    },
+                    executor_id: Some(run.info.executor_id.clone()),
+                    agent_id: AgentId {
+                        value: agent_id.clone(),
+                    },
+                    state: *state,
+                    resources: info.resources.clone(),
+                    ..Default::default()
+                });
+            }
+        }
+        (frameworks, infos, tasks)
     }
 
     /// Whether a master is listening (set by the master link).
