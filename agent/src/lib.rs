@@ -8,6 +8,7 @@ pub mod attributes;
 pub mod checkpoint;
 pub mod executor_api;
 pub mod executor_env;
+pub mod gc;
 pub mod http;
 pub mod master_link;
 pub mod paths;

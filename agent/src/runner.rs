@@ -27,6 +27,7 @@ use tokio::sync::mpsc;
 use crate::checkpoint;
 use crate::executor_api::{self, EventSink, ExecutorHost};
 use crate::executor_env::{ExecutorEnvInput, executor_env};
+use crate::gc::{Gc, GcConfig};
 use crate::paths::{Layout, RunIds};
 use crate::status_update::{self, Manager, TaskKey};
 
@@ -87,6 +88,8 @@ pub struct Runner {
     executors: Mutex<HashMap<ExecutorKey, Executor>>,
     updates: Mutex<Manager>,
     to_master: mpsc::UnboundedSender<AgentToMaster>,
+    /// Finished runs awaiting removal.
+    gc: Gc,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -114,6 +117,7 @@ impl Runner {
             executors: Mutex::new(HashMap::new()),
             updates: Mutex::new(Manager::new()),
             to_master,
+            gc: Gc::new(),
         })
     }
 
@@ -357,6 +361,12 @@ impl Runner {
         if executor.framework.checkpoint.unwrap_or(false) {
             self.mark_completed(&key.0, &key.1, &executor.container);
         }
+        self.schedule_gc(
+            &key.0,
+            &key.1,
+            &executor.container,
+            std::time::SystemTime::now(),
+        );
         tracing::info!(framework = %key.0, executor = %key.1, %message, "executor ended");
         for (task, state) in executor.tasks {
             if status_update::is_terminal(state) {
@@ -553,6 +563,48 @@ impl Runner {
         checkpoint::write(&task_dir.join("task.info"), task).map_err(|e| e.to_string())
     }
 
+    /// Schedules a finished run's sandbox and checkpoints for removal.
+    fn schedule_gc(
+        &self,
+        framework: &str,
+        executor: &str,
+        container: &str,
+        since: std::time::SystemTime,
+    ) {
+        let agent_id = self.agent_id();
+        let ids = RunIds {
+            agent: &agent_id,
+            framework,
+            executor,
+            container,
+        };
+        for path in [
+            self.config.layout.sandbox(&ids),
+            self.config.layout.run_meta(&ids),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            self.gc.schedule(path, since);
+        }
+    }
+
+    /// Removes finished runs older than the age the disk usage allows;
+    /// never a running executor's sandbox. Returns what was removed.
+    pub fn collect_garbage(&self, config: &GcConfig) -> Vec<PathBuf> {
+        let usage = crate::gc::disk_usage(self.config.layout.work_dir()).unwrap_or(0.0);
+        let allowed = crate::gc::max_age(config, usage);
+        let live: Vec<PathBuf> = lock(&self.executors)
+            .values()
+            .map(|e| e.sandbox.clone())
+            .collect();
+        self.gc
+            .prune(std::time::SystemTime::now(), allowed, |path| {
+                live.iter()
+                    .any(|l| l.starts_with(path) || path.starts_with(l))
+            })
+    }
+
     /// Marks an executor run as over, so recovery leaves it alone.
     fn mark_completed(&self, framework: &str, executor: &str, container: &str) {
         let agent_id = self.agent_id();
@@ -586,7 +638,11 @@ impl Runner {
         self.set_agent_id(agent_id);
         let mut found = Vec::new();
         // Each run's update streams are read before anything is re-attached.
-        for run in scan(&self.config.layout, agent_id, strict)? {
+        let (runs, completed) = scan(&self.config.layout, agent_id, strict)?;
+        for (framework, executor, container, since) in completed {
+            self.schedule_gc(&framework, &executor, &container, since);
+        }
+        for run in runs {
             let mut failed = None;
             for (_, log) in &run.tasks {
                 if let Err(e) = lock(&self.updates).recover(log) {
@@ -846,11 +902,7 @@ fn required<M: prost::Message + Default>(path: PathBuf) -> Result<M, RecoveryErr
 /// The executor runs checkpointed under `agent_id` that had not completed.
 /// An unreadable checkpoint is an error when `strict`, else its framework,
 /// executor or run is skipped with a warning.
-fn scan(
-    layout: &Layout,
-    agent_id: &str,
-    strict: bool,
-) -> Result<Vec<CheckpointedRun>, RecoveryError> {
+fn scan(layout: &Layout, agent_id: &str, strict: bool) -> Result<Scanned, RecoveryError> {
     let bad = |e: crate::paths::BadId| RecoveryError {
         path: layout.work_dir().to_owned(),
         why: e.to_string(),
@@ -863,6 +915,7 @@ fn scan(
         Ok(())
     };
     let mut runs = Vec::new();
+    let mut completed = Vec::new();
     let frameworks = layout.agent_meta(agent_id).map_err(bad)?.join("frameworks");
     for (framework_id, framework_dir) in entries(&frameworks) {
         let framework: FrameworkInfo = match required(framework_dir.join("framework.info")) {
@@ -881,7 +934,16 @@ fn scan(
                 }
             };
             'runs: for (container, run_dir) in entries(&executor_dir.join("runs")) {
-                if run_dir.join("executor.sentinel").exists() {
+                if let Ok(sentinel) = std::fs::metadata(run_dir.join("executor.sentinel")) {
+                    let since = sentinel
+                        .modified()
+                        .unwrap_or_else(|_| std::time::SystemTime::now());
+                    completed.push((
+                        framework_id.clone(),
+                        info.executor_id.value.clone(),
+                        container,
+                        since,
+                    ));
                     continue;
                 }
                 let mut tasks = Vec::new();
@@ -904,8 +966,15 @@ fn scan(
             }
         }
     }
-    Ok(runs)
+    Ok((runs, completed))
 }
+
+/// Runs to recover, and finished runs (framework, executor, container,
+/// when it ended) to collect.
+type Scanned = (
+    Vec<CheckpointedRun>,
+    Vec<(String, String, String, std::time::SystemTime)>,
+);
 
 /// A status update the agent itself makes for a task.
 fn agent_status(

@@ -25,7 +25,6 @@ use tokio::sync::mpsc;
 
 struct Fixture {
     runner: Arc<Runner>,
-    containerizer: Arc<Containerizer>,
     master: mpsc::UnboundedReceiver<AgentToMaster>,
     server: tokio::task::JoinHandle<()>,
     cgroup_root: std::path::PathBuf,
@@ -80,7 +79,6 @@ impl Fixture {
         ));
         Self {
             runner,
-            containerizer,
             master,
             server,
             cgroup_root,
@@ -221,10 +219,10 @@ async fn an_executor_that_dies_fails_its_task_with_a_reason() {
         f.next_update().await.status.state,
         TaskState::TaskRunning as i32
     );
-    // The executor's container is destroyed under it.
+    // Everything in the executor's container dies (cgroup.kill).
     let sandbox = f.runner.sandbox_of("fw-1", "t2").unwrap();
     let container = sandbox.file_name().unwrap().to_str().unwrap().to_owned();
-    f.containerizer.destroy(&container).await.unwrap();
+    std::fs::write(f.cgroup_root.join(&container).join("cgroup.kill"), "1").unwrap();
     let failed = f.next_update().await;
     assert_eq!(failed.status.state, TaskState::TaskFailed as i32);
     assert_eq!(
@@ -298,6 +296,8 @@ async fn a_kill_ends_the_task_through_its_executor_within_the_grace_period() {
         f.next_update().await.status.state,
         TaskState::TaskRunning as i32
     );
+    // Let the shell install its trap before the kill arrives.
+    tokio::time::sleep(Duration::from_millis(300)).await;
     let started = std::time::Instant::now();
     f.runner.kill_task(
         "fw-1",
@@ -345,4 +345,46 @@ async fn a_framework_shutdown_ends_its_executors() {
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     panic!("the executor run did not end");
+}
+
+#[tokio::test]
+async fn finished_runs_are_collected_and_running_ones_kept() {
+    let mut f = Fixture::new("gc").await;
+    f.runner
+        .run_task(framework(true), task("done", "true", vec![]))
+        .unwrap();
+    let done = f.runner.sandbox_of("fw-1", "done").unwrap();
+    f.runner
+        .run_task(framework(true), task("busy", "sleep 60", vec![]))
+        .unwrap();
+    let busy = f.runner.sandbox_of("fw-1", "busy").unwrap();
+    let mut finished = false;
+    while !finished {
+        let update = f.next_update().await;
+        finished = update.status.task_id.value == "done"
+            && update.status.state == TaskState::TaskFinished as i32;
+    }
+    for _ in 0..200 {
+        if f.runner.sandbox_of("fw-1", "done").is_none() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    // A week's delay keeps it; no delay at all removes it, never the busy one.
+    let week = tepui_agent::gc::GcConfig::default();
+    assert!(f.runner.collect_garbage(&week).is_empty());
+    assert!(done.exists());
+    let now = tepui_agent::gc::GcConfig {
+        delay: Duration::ZERO,
+        disk_headroom: 0.0,
+    };
+    let removed = f.runner.collect_garbage(&now);
+    assert_eq!(
+        removed.len(),
+        2,
+        "the sandbox and the run's checkpoints: {removed:?}"
+    );
+    assert!(!done.exists());
+    assert!(busy.exists());
+    f.runner.kill_task("fw-1", "busy", None);
 }

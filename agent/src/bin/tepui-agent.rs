@@ -13,6 +13,7 @@ use anyhow::{Context, Result};
 use clap::Parser;
 use hyper::{Request, StatusCode};
 use tepui_agent::executor_api::{self, ExecutorHost};
+use tepui_agent::gc::GcConfig;
 use tepui_agent::master_link::{self, LinkConfig};
 use tepui_agent::paths::Layout;
 use tepui_agent::resources;
@@ -76,6 +77,16 @@ struct Flags {
     /// The built-in command executor [default: tepui-executor beside this binary].
     #[arg(long, env = "TEPUI_COMMAND_EXECUTOR")]
     command_executor: Option<PathBuf>,
+    /// How long a finished executor run's sandbox is kept on an empty disk.
+    #[arg(long, env = "TEPUI_GC_DELAY", default_value = "1weeks", value_parser = duration)]
+    gc_delay: Duration,
+    /// The fraction of the work dir's disk to keep free; runs are removed
+    /// sooner as usage approaches it.
+    #[arg(long, env = "TEPUI_GC_DISK_HEADROOM", default_value_t = 0.1)]
+    gc_disk_headroom: f64,
+    /// How often disk usage is checked and old runs are removed.
+    #[arg(long, env = "TEPUI_DISK_WATCH_INTERVAL", default_value = "1mins", value_parser = duration)]
+    disk_watch_interval: Duration,
     /// Whether an unreadable checkpoint stops the agent (true) or only
     /// the executor run it describes, which is then destroyed (false).
     #[arg(long, env = "TEPUI_STRICT", default_value_t = true, action = clap::ArgAction::Set)]
@@ -185,12 +196,29 @@ async fn run(flags: Flags) -> Result<()> {
         }
     });
     let server = tokio::spawn(http::serve(listener, handler));
+    if !(0.0..=1.0).contains(&flags.gc_disk_headroom) {
+        anyhow::bail!("--gc-disk-headroom must be between 0 and 1");
+    }
     let retries = {
         let runner = runner.clone();
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(Duration::from_secs(1)).await;
                 runner.retry_due();
+            }
+        })
+    };
+    let collector = {
+        let runner = runner.clone();
+        let config = GcConfig {
+            delay: flags.gc_delay,
+            disk_headroom: flags.gc_disk_headroom,
+        };
+        let interval = flags.disk_watch_interval.max(Duration::from_secs(1));
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(interval).await;
+                runner.collect_garbage(&config);
             }
         })
     };
@@ -221,6 +249,7 @@ async fn run(flags: Flags) -> Result<()> {
     .await;
     server.abort();
     retries.abort();
+    collector.abort();
     Ok(())
 }
 
