@@ -264,25 +264,7 @@ impl Runner {
             );
             return;
         }
-        let ended = self.containerizer.wait(&container).await;
-        let message = match &ended {
-            Ok(t) => match (&t.limitation, t.status) {
-                (Some(limitation), _) => format!("Executor terminated: {limitation}"),
-                (None, Some(status)) => {
-                    format!("Executor terminated with exit code {}", status.code())
-                }
-                (None, None) => "Executor terminated".to_owned(),
-            },
-            Err(e) => format!("Executor terminated: {e}"),
-        };
-        let reason = match ended.as_ref().ok().and_then(|t| t.limitation.as_ref()) {
-            Some(limitation) => tepui_containerizer::mesos_reason(limitation),
-            None => task_status::Reason::ExecutorTerminated,
-        };
-        self.executor_failed(&key, reason, message);
-        if let Err(e) = self.containerizer.destroy(&container).await {
-            tracing::warn!(%container, error = %e, "removing an ended executor's container");
-        }
+        self.watch(key, container).await;
     }
 
     /// The container spec of an executor run.
@@ -745,18 +727,27 @@ impl Runner {
         Ok((alive, lost))
     }
 
-    /// Waits for a recovered executor's container to end, then fails what
-    /// it left unfinished.
-    async fn watch(self: Arc<Self>, key: ExecutorKey, container: String) {
+    /// Waits for an executor's container to end (launched now, or
+    /// recovered after a restart), fails what it left unfinished, and
+    /// removes the container.
+    async fn watch(&self, key: ExecutorKey, container: String) {
         let ended = self.containerizer.wait(&container).await;
         let message = match &ended {
-            Ok(t) => match &t.limitation {
-                Some(limitation) => format!("Executor terminated: {limitation}"),
-                None => "Executor terminated".to_owned(),
+            Ok(t) => match (&t.limitation, t.status) {
+                (Some(limitation), _) => format!("Executor terminated: {limitation}"),
+                (None, Some(status)) => {
+                    format!("Executor terminated with exit code {}", status.code())
+                }
+                // A recovered executor's exit status went to init.
+                (None, None) => "Executor terminated".to_owned(),
             },
             Err(e) => format!("Executor terminated: {e}"),
         };
-        self.executor_failed(&key, task_status::Reason::ExecutorTerminated, message);
+        let reason = match ended.as_ref().ok().and_then(|t| t.limitation.as_ref()) {
+            Some(limitation) => tepui_containerizer::mesos_reason(limitation),
+            None => task_status::Reason::ExecutorTerminated,
+        };
+        self.executor_failed(&key, reason, message);
         if let Err(e) = self.containerizer.destroy(&container).await {
             tracing::warn!(%container, error = %e, "removing an ended executor's container");
         }
