@@ -35,15 +35,7 @@ pub fn max_age(config: &GcConfig, disk_usage: f64) -> Duration {
 
 /// The fraction of `path`'s filesystem in use.
 pub fn disk_usage(path: &Path) -> Option<f64> {
-    use std::os::unix::ffi::OsStrExt;
-    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
-    // SAFETY: statvfs fills the zeroed struct we pass for a C string path.
-    let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
-    // SAFETY: as above; both pointers are valid for the call.
-    if unsafe { libc::statvfs(c.as_ptr(), &mut stat) } != 0 || stat.f_blocks == 0 {
-        return None;
-    }
-    Some(1.0 - stat.f_bavail as f64 / stat.f_blocks as f64)
+    crate::disk::stat(path).map(|d| d.usage())
 }
 
 /// Directories scheduled for removal, with when they became eligible.

@@ -6,6 +6,7 @@
 
 pub mod attributes;
 pub mod checkpoint;
+pub mod disk;
 pub mod executor_api;
 pub mod executor_env;
 pub mod gc;

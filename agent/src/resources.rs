@@ -42,24 +42,12 @@ pub fn detect(work_dir: &Path) -> Detected {
                 })
         })
         .unwrap_or(0.0);
-    let disk_bytes = statvfs_bytes(work_dir).unwrap_or(0.0);
+    let disk_bytes = crate::disk::stat(work_dir).map_or(0.0, |d| d.total);
     Detected {
         cpus,
         mem_mib: after_reserve(mem_total_kib / 1024.0, MEM_RESERVE_MIB),
         disk_mib: after_reserve(disk_bytes / (1024.0 * 1024.0), DISK_RESERVE_MIB),
     }
-}
-
-fn statvfs_bytes(path: &Path) -> Option<f64> {
-    use std::os::unix::ffi::OsStrExt;
-    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
-    // SAFETY: statvfs fills the zeroed struct we pass for a C string path.
-    let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
-    // SAFETY: as above; the pointers are valid for the call.
-    if unsafe { libc::statvfs(c.as_ptr(), &mut stat) } != 0 {
-        return None;
-    }
-    Some(stat.f_blocks as f64 * stat.f_frsize as f64)
 }
 
 /// The agent's resources: `given` (the `--resources` text) where it names
