@@ -183,12 +183,3 @@ pub async fn handle(host: Arc<dyn ExecutorHost>, request: Request<Incoming>) -> 
         _ => bad("unknown or missing call type".into()),
     }
 }
-
-/// Events decoded from a stream's bytes, for tests and the driver.
-pub fn decode_events(encoding: Encoding, stream: &[u8]) -> Result<Vec<Event>, String> {
-    recordio::decode_all(stream, MAX_CALL)
-        .map_err(|e| e.to_string())?
-        .iter()
-        .map(|r| encoding.decode::<Event>(r).map_err(|e| e.to_string()))
-        .collect()
-}

@@ -17,7 +17,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::header::{ACCEPT, CONTENT_TYPE};
@@ -25,12 +25,12 @@ use hyper::{Request, Uri};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use prost::Message;
+use tepui_driver::record_stream::RecordStream;
 use tepui_proto::internal::{
     AgentToMaster, MasterToAgent, Pong, RegisterAgent, ReregisterAgent, agent_to_master,
     master_to_agent,
 };
 use tepui_proto::media::PROTOBUF;
-use tepui_proto::recordio;
 use tepui_proto::v1::{AgentId, AgentInfo};
 use tokio::sync::mpsc;
 
@@ -165,35 +165,13 @@ impl Connection {
     }
 }
 
-/// Reads `MasterToAgent` messages off the registration response.
-struct Stream {
-    body: Incoming,
-    decoder: recordio::Decoder,
-    buffer: BytesMut,
-}
-
-impl Stream {
-    async fn next(&mut self) -> Result<Option<MasterToAgent>, String> {
-        loop {
-            match self.decoder.decode(&mut self.buffer) {
-                Ok(Some(record)) => {
-                    return MasterToAgent::decode(record)
-                        .map(Some)
-                        .map_err(|e| e.to_string());
-                }
-                Ok(None) => {}
-                Err(e) => return Err(e.to_string()),
-            }
-            match self.body.frame().await {
-                None => return Ok(None),
-                Some(Err(e)) => return Err(e.to_string()),
-                Some(Ok(frame)) => {
-                    if let Ok(data) = frame.into_data() {
-                        self.buffer.extend_from_slice(&data);
-                    }
-                }
-            }
-        }
+/// The next `MasterToAgent` of the registration stream; None at its end.
+async fn next_message(records: &mut RecordStream) -> Result<Option<MasterToAgent>, String> {
+    match records.next().await? {
+        Some(record) => MasterToAgent::decode(record)
+            .map(Some)
+            .map_err(|e| e.to_string()),
+        None => Ok(None),
     }
 }
 
@@ -269,12 +247,8 @@ async fn session(
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned)
         .ok_or_else(|| connection.fail(format!("the registration answer has no {STREAM_ID}")))?;
-    let mut stream = Stream {
-        body: response.into_body(),
-        decoder: recordio::Decoder::new(64 << 20),
-        buffer: BytesMut::new(),
-    };
-    let first = tokio::time::timeout(Duration::from_secs(30), stream.next())
+    let mut stream = RecordStream::new(response.into_body(), 64 << 20);
+    let first = tokio::time::timeout(Duration::from_secs(30), next_message(&mut stream))
         .await
         .map_err(|_| connection.fail("no registration answer within 30 s"))?
         .map_err(|e| connection.fail(e))?
@@ -307,7 +281,7 @@ async fn session(
     // (which could be what the master is waiting for).
     let reader = async {
         loop {
-            let message = match tokio::time::timeout(silence, stream.next()).await {
+            let message = match tokio::time::timeout(silence, next_message(&mut stream)).await {
                 Err(_) => {
                     return Err(connection.fail(format!("no ping for {} s", silence.as_secs())));
                 }

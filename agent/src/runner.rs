@@ -983,15 +983,9 @@ fn agent_status(
         source: Some(task_status::Source::Agent as i32),
         reason: Some(reason as i32),
         uuid: Some(tepui_driver::executor::random_uuid()),
-        timestamp: Some(now()),
+        timestamp: Some(tepui_driver::executor::timestamp()),
         ..Default::default()
     }
-}
-
-fn now() -> f64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64())
 }
 
 impl ExecutorHost for Runner {

@@ -272,14 +272,15 @@ async fn spec(
     stdio: Stdio,
     provisioner: Option<&Provisioner>,
 ) -> Result<ContainerSpec> {
-    let mut env = Vec::new();
-    for pair in &run.env {
-        let (key, value) = pair
-            .split_once('=')
-            .with_context(|| format!("--env {pair:?}: expected KEY=VALUE"))?;
-        env.retain(|(k, _): &(String, String)| k != key);
-        env.push((key.to_owned(), value.to_owned()));
-    }
+    let flags = run
+        .env
+        .iter()
+        .map(|pair| {
+            pair.split_once('=')
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .with_context(|| format!("--env {pair:?}: expected KEY=VALUE"))
+        })
+        .collect::<Result<Vec<_>>>()?;
     let image = match (&run.image, provisioner) {
         (Some(reference), Some(provisioner)) => {
             let reference: Reference = reference.parse()?;
@@ -301,16 +302,11 @@ async fn spec(
     let exec = runtime::command(image.as_ref().map(|i| &i.config), &task)?;
     let mut spec = ContainerSpec::new(exec.argv);
     spec.program = Some(exec.program);
-    let mut base = spec.env.clone();
-    for (key, value) in runtime::environment(image.as_ref().map(|i| &i.config), &[]) {
-        base.retain(|(k, _)| *k != key);
-        base.push((key, value));
+    // The image's Env with the flags on top, over the default PATH.
+    for (key, value) in runtime::environment(image.as_ref().map(|i| &i.config), &flags) {
+        spec.env.retain(|(k, _)| *k != key);
+        spec.env.push((key, value));
     }
-    for (key, value) in env {
-        base.retain(|(k, _)| *k != key);
-        base.push((key, value));
-    }
-    spec.env = base;
     let volumes = run
         .volumes
         .iter()

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::header::{ACCEPT, CONTENT_TYPE};
@@ -16,7 +16,8 @@ use hyper::{Request, StatusCode, Uri};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use tepui_proto::media::Encoding;
-use tepui_proto::recordio;
+
+use crate::record_stream::RecordStream;
 use tepui_proto::v1::executor::{Call, Event, call, event};
 use tepui_proto::v1::{ExecutorId, FrameworkId, TaskInfo, TaskStatus, task_status};
 
@@ -148,6 +149,13 @@ impl ExecutorEnv {
     }
 }
 
+/// Now, in seconds since the epoch, as TaskStatus.timestamp carries it.
+pub fn timestamp() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
 /// 16 random bytes, for update uuids.
 pub fn random_uuid() -> Vec<u8> {
     let mut bytes = [0u8; 16];
@@ -179,9 +187,7 @@ pub struct ExecutorDriver {
 
 /// The event stream of one subscription.
 pub struct EventStream {
-    body: Incoming,
-    decoder: recordio::Decoder,
-    buffer: BytesMut,
+    records: RecordStream,
     encoding: Encoding,
     endpoint: String,
 }
@@ -189,42 +195,24 @@ pub struct EventStream {
 impl EventStream {
     /// The next event; None when the agent closed the stream.
     pub async fn next(&mut self) -> Result<Option<Event>, DriverError> {
-        let endpoint = self.endpoint.clone();
-        let broken = |why: String| DriverError::Connection {
-            endpoint: endpoint.clone(),
-            why,
+        let Some(record) = self
+            .records
+            .next()
+            .await
+            .map_err(|why| DriverError::Connection {
+                endpoint: self.endpoint.clone(),
+                why,
+            })?
+        else {
+            return Ok(None);
         };
-        loop {
-            match self.decoder.decode(&mut self.buffer) {
-                Ok(Some(record)) => {
-                    return self
-                        .encoding
-                        .decode::<Event>(&record)
-                        .map(Some)
-                        .map_err(|e| DriverError::Event {
-                            endpoint: endpoint.clone(),
-                            why: e.to_string(),
-                        });
-                }
-                Ok(None) => {}
-                Err(e) => return Err(broken(e.to_string())),
-            }
-            match self.body.frame().await {
-                None => {
-                    return if self.buffer.is_empty() {
-                        Ok(None)
-                    } else {
-                        Err(broken("the stream ended inside a record".into()))
-                    };
-                }
-                Some(Err(e)) => return Err(broken(e.to_string())),
-                Some(Ok(frame)) => {
-                    if let Ok(data) = frame.into_data() {
-                        self.buffer.extend_from_slice(&data);
-                    }
-                }
-            }
-        }
+        self.encoding
+            .decode::<Event>(&record)
+            .map(Some)
+            .map_err(|e| DriverError::Event {
+                endpoint: self.endpoint.clone(),
+                why: e.to_string(),
+            })
     }
 }
 
@@ -320,9 +308,7 @@ impl ExecutorDriver {
         });
         let response = self.post(&call).await?;
         Ok(EventStream {
-            body: response.into_body(),
-            decoder: recordio::Decoder::new(MAX_EVENT),
-            buffer: BytesMut::new(),
+            records: RecordStream::new(response.into_body(), MAX_EVENT),
             encoding: self.encoding,
             endpoint: self.env.agent_endpoint.clone(),
         })
@@ -373,11 +359,7 @@ impl ExecutorDriver {
         status.executor_id = Some(ExecutorId {
             value: self.env.executor_id.clone(),
         });
-        status.timestamp = Some(
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0.0, |d| d.as_secs_f64()),
-        );
+        status.timestamp = Some(timestamp());
         if let Ok(mut pending) = self.unacknowledged.lock() {
             pending.push(status.clone());
         }

@@ -3,3 +3,4 @@
 //! driver comes with the master, issue 6).
 
 pub mod executor;
+pub mod record_stream;
