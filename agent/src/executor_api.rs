@@ -47,6 +47,9 @@ impl EventSink {
 
 /// What the agent does with executor calls.
 pub trait ExecutorHost: Send + Sync + 'static {
+    /// How often a subscribed executor is sent HEARTBEAT.
+    fn heartbeat_interval(&self) -> std::time::Duration;
+
     /// An executor subscribes: the host replies on `events` (SUBSCRIBED,
     /// then what is queued for it) or refuses with a message.
     fn subscribe(
@@ -142,9 +145,23 @@ pub async fn handle(host: Arc<dyn ExecutorHost>, request: Request<Incoming>) -> 
                 tx,
                 encoding: accept,
             };
+            let heartbeats = sink.clone();
             if let Err(why) = host.subscribe(&framework, &executor, subscribe, sink) {
                 return bad(why);
             }
+            let interval = host.heartbeat_interval();
+            tokio::spawn(async move {
+                let heartbeat = Event {
+                    r#type: Some(event::Type::Heartbeat as i32),
+                    ..Default::default()
+                };
+                loop {
+                    tokio::time::sleep(interval).await;
+                    if !heartbeats.send(&heartbeat).await {
+                        return;
+                    }
+                }
+            });
             let mut response = Response::new(body);
             response
                 .headers_mut()

@@ -1,8 +1,6 @@
 //! The tepui agent: registration with the master, the executor API, the
 //! status update manager, checkpoints and recovery, the fetcher, sandbox
-//! garbage collection and the HTTP endpoints (issue 5; in progress: the
-//! work dir layout, checkpoints, the status update manager and the
-//! executor API so far).
+//! garbage collection and the HTTP endpoints.
 
 pub mod attributes;
 pub mod checkpoint;
@@ -11,8 +9,12 @@ pub mod executor_api;
 pub mod executor_env;
 pub mod gc;
 pub mod http;
+pub mod image_flags;
 pub mod master_link;
 pub mod paths;
 pub mod resources;
+pub mod rotating_log;
 pub mod runner;
 pub mod status_update;
+pub mod task_image;
+pub mod task_process;

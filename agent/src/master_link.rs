@@ -258,6 +258,11 @@ async fn session(
             (r.agent_id.value, r.ping_interval_seconds)
         }
         Some(master_to_agent::Message::AgentReregistered(r)) => {
+            // Tasks the master does not know must not keep running.
+            for task in &r.unknown_tasks {
+                tracing::warn!(task = %task.value, "killing a task the master does not know");
+                runner.kill_unknown_task(&task.value);
+            }
             (r.agent_id.value, r.ping_interval_seconds)
         }
         other => {
@@ -333,6 +338,35 @@ fn dispatch(runner: &Arc<Runner>, message: MasterToAgent) {
                 runner.reject_task(&framework, &task, &e.why);
             }
         }
+        Some(M::RunTaskGroup(run)) => {
+            let framework = run
+                .framework_info
+                .id
+                .clone()
+                .map(|i| i.value)
+                .unwrap_or_default();
+            let tasks: Vec<String> = run
+                .task_group
+                .tasks
+                .iter()
+                .map(|t| t.task_id.value.clone())
+                .collect();
+            if let Err(e) = runner.run_task_group(run.framework_info, run.executor, run.task_group)
+            {
+                tracing::warn!(error = %e, "refusing a task group");
+                for task in tasks {
+                    runner.reject_task(&framework, &task, &e.why);
+                }
+            }
+        }
+        Some(M::ShutdownExecutor(shutdown)) => {
+            runner.shutdown_executor(&shutdown.framework_id.value, &shutdown.executor_id.value)
+        }
+        Some(M::FrameworkMessage(message)) => runner.message_executor(
+            &message.framework_id.value,
+            &message.executor_id.value,
+            message.data,
+        ),
         Some(M::KillTask(kill)) => runner.kill_task(
             &kill.framework_id.value,
             &kill.task_id.value,
@@ -345,7 +379,7 @@ fn dispatch(runner: &Arc<Runner>, message: MasterToAgent) {
             runner.shutdown_framework(&shutdown.framework_id.value)
         }
         Some(other) => {
-            tracing::warn!(message = ?other, "a master message this agent does not handle yet")
+            tracing::warn!(message = ?other, "an unexpected master message")
         }
         None => {}
     }

@@ -103,3 +103,25 @@ mod tests {
         );
     }
 }
+
+/// The cgroup limits of an executor's container: the sum of its own and
+/// its tasks' cpus (a weight, as Mesos sets cpu shares) and mem
+/// (memory.max), for the controllers this machine has; the others are not
+/// enforced (the agent says which when it starts).
+pub fn limits<'a>(
+    resources: impl IntoIterator<Item = &'a [Resource]>,
+    controllers: tepui_isolators::cgroups::Controllers,
+) -> tepui_isolators::cgroups::Limits {
+    use tepui_isolators::cgroups::Controller;
+    let (mut cpus, mut mem) = (0.0, 0.0);
+    for set in resources {
+        cpus += resources::scalar(set, "cpus");
+        mem += resources::scalar(set, "mem");
+    }
+    tepui_isolators::cgroups::Limits {
+        cpus: (cpus > 0.0 && controllers.has(Controller::Cpu)).then_some(cpus),
+        mem_bytes: (mem > 0.0 && controllers.has(Controller::Memory))
+            .then(|| (mem * 1024.0 * 1024.0) as u64),
+        ..Default::default()
+    }
+}

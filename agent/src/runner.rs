@@ -14,13 +14,15 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use oci_spec::image::ImageConfiguration;
 use tepui_containerizer::fetcher::{FetchUri, Fetcher};
+use tepui_containerizer::provisioner::{Image, LogProgress, Provisioner, runtime};
 use tepui_containerizer::{ContainerSpec, Containerizer, Stdio};
 use tepui_proto::internal::{AgentToMaster, StatusUpdate, agent_to_master};
 use tepui_proto::v1::executor::{Event, call, event};
 use tepui_proto::v1::{
     AgentId, AgentInfo, ContainerId, ExecutorId, ExecutorInfo, FrameworkId, FrameworkInfo,
-    TaskInfo, TaskState, TaskStatus, task_status,
+    TaskGroupInfo, TaskInfo, TaskState, TaskStatus, task_status,
 };
 use tokio::sync::mpsc;
 
@@ -29,7 +31,9 @@ use crate::executor_api::{self, EventSink, ExecutorHost};
 use crate::executor_env::{ExecutorEnvInput, executor_env};
 use crate::gc::{Gc, GcConfig};
 use crate::paths::{Layout, RunIds};
+use crate::rotating_log::Rotation;
 use crate::status_update::{self, Manager, TaskKey};
+use crate::task_image;
 
 /// How the runner is set up.
 #[derive(Debug, Clone)]
@@ -48,6 +52,12 @@ pub struct RunnerConfig {
     pub recovery_timeout: Duration,
     /// How long an executor has to end on SHUTDOWN.
     pub shutdown_grace_period: Duration,
+    /// Where the images of tasks come from; none refuses tasks with images.
+    pub provisioner: Option<Arc<Provisioner>>,
+    /// How the built-in executor rotates its tasks' stdout and stderr.
+    pub log_rotation: Rotation,
+    /// How often subscribed executors are sent HEARTBEAT.
+    pub heartbeat_interval: Duration,
 }
 
 /// A task could not be taken.
@@ -65,12 +75,92 @@ struct Executor {
     info: ExecutorInfo,
     container: String,
     sandbox: PathBuf,
-    queued: Vec<TaskInfo>,
+    /// Launches waiting for the executor to subscribe.
+    queued: Vec<Launch>,
     /// Each task's latest state, as its updates told.
     tasks: HashMap<String, i32>,
     /// Each task as launched.
     infos: HashMap<String, TaskInfo>,
     sink: Option<EventSink>,
+    /// The runtime config of the image the built-in executor starts its
+    /// tasks in.
+    image_config: Option<Arc<ImageConfiguration>>,
+}
+
+/// What an executor is sent to start: one task, or a task group.
+#[derive(Clone)]
+enum Launch {
+    Task(TaskInfo),
+    Group(TaskGroupInfo),
+}
+
+impl Launch {
+    fn tasks(&self) -> &[TaskInfo] {
+        match self {
+            Launch::Task(task) => std::slice::from_ref(task),
+            Launch::Group(group) => &group.tasks,
+        }
+    }
+}
+
+impl Executor {
+    /// The LAUNCH or LAUNCH_GROUP event for `launch`, its commands
+    /// rewritten for the image the built-in executor runs them in; or the
+    /// tasks that cannot run, and why.
+    fn event(&self, launch: Launch) -> Result<Event, (Vec<String>, String)> {
+        let ids = |launch: &Launch| {
+            launch
+                .tasks()
+                .iter()
+                .map(|t| t.task_id.value.clone())
+                .collect()
+        };
+        let mut launch = launch;
+        if let (Some(config), None) = (&self.image_config, &self.info.command) {
+            let tasks = match &mut launch {
+                Launch::Task(task) => std::slice::from_mut(task),
+                Launch::Group(group) => group.tasks.as_mut_slice(),
+            };
+            for task in tasks.iter_mut() {
+                if let Err(e) = task_image::apply(config, task) {
+                    return Err((ids(&launch), e.to_string()));
+                }
+            }
+        }
+        Ok(match launch {
+            Launch::Task(task) => executor_api::launch(task),
+            Launch::Group(task_group) => Event {
+                r#type: Some(event::Type::LaunchGroup as i32),
+                launch_group: Some(event::LaunchGroup { task_group }),
+                ..Default::default()
+            },
+        })
+    }
+}
+
+/// The image an executor run starts from: its executor's container's, or
+/// for a command task (the built-in executor), the task's container's.
+fn image_of(
+    info: &ExecutorInfo,
+    launch: &Launch,
+) -> Result<Option<tepui_proto::v1::Image>, String> {
+    let container = match (&info.container, launch) {
+        (Some(container), _) => Some(container),
+        (None, Launch::Task(task)) if task.executor.is_none() => task.container.as_ref(),
+        _ => None,
+    };
+    let Some(container) = container else {
+        return Ok(None);
+    };
+    use tepui_proto::v1::container_info::Type;
+    match Type::try_from(container.r#type) {
+        Ok(Type::Mesos) => Ok(container.mesos.as_ref().and_then(|m| m.image.clone())),
+        Ok(Type::Docker) => Err(
+            "ContainerInfo type DOCKER (the Docker containerizer) is not supported; use type MESOS with mesos.image"
+                .into(),
+        ),
+        _ => Err("an unknown ContainerInfo type".into()),
+    }
 }
 
 type ExecutorKey = (String, String);
@@ -140,11 +230,6 @@ impl Runner {
             task: task.task_id.value.clone(),
             why: why.to_owned(),
         };
-        let framework_id = framework
-            .id
-            .clone()
-            .ok_or_else(|| fail("the framework has no id"))?
-            .value;
         let info = match (&task.executor, &task.command) {
             (Some(executor), None) => executor.clone(),
             (None, Some(_)) => ExecutorInfo {
@@ -160,27 +245,125 @@ impl Runner {
             }
             (None, None) => return Err(fail("a task needs a command or an executor")),
         };
+        if task.executor.is_some() && task.container.is_some() {
+            return Err(fail(
+                "a task of a custom executor cannot have its own container; give the executor's container the image",
+            ));
+        }
+        self.take(framework, info, Launch::Task(task))
+    }
+
+    /// Takes a task group of `framework` for `executor` (the built-in
+    /// executor when it has no command, as Mesos's default executor).
+    pub fn run_task_group(
+        self: &Arc<Self>,
+        framework: FrameworkInfo,
+        executor: ExecutorInfo,
+        group: TaskGroupInfo,
+    ) -> Result<(), RunError> {
+        let first = group
+            .tasks
+            .first()
+            .map(|t| t.task_id.value.clone())
+            .unwrap_or_default();
+        let fail = |why: &str| RunError {
+            task: first.clone(),
+            why: why.to_owned(),
+        };
+        if group.tasks.is_empty() {
+            return Err(fail("a task group needs at least one task"));
+        }
+        for task in &group.tasks {
+            if task.executor.is_some() {
+                return Err(fail(
+                    "a task of a group must not name an executor; the group's executor runs it",
+                ));
+            }
+            if task.command.is_none() {
+                return Err(fail("every task of a group needs a command"));
+            }
+            if task.container.is_some() {
+                return Err(fail(
+                    "a task of a group cannot have its own container here; give the executor's container the image",
+                ));
+            }
+        }
+        let mut seen = std::collections::HashSet::new();
+        if !group.tasks.iter().all(|t| seen.insert(&t.task_id.value)) {
+            return Err(fail("a task group names a task id twice"));
+        }
+        self.take(framework, executor, Launch::Group(group))
+    }
+
+    /// Queues a launch for its executor, starting the executor run when
+    /// it is not running yet.
+    fn take(
+        self: &Arc<Self>,
+        framework: FrameworkInfo,
+        info: ExecutorInfo,
+        launch: Launch,
+    ) -> Result<(), RunError> {
+        let tasks = launch.tasks().to_vec();
+        let fail = |why: &str| RunError {
+            task: tasks
+                .first()
+                .map(|t| t.task_id.value.clone())
+                .unwrap_or_default(),
+            why: why.to_owned(),
+        };
+        let framework_id = framework
+            .id
+            .clone()
+            .ok_or_else(|| fail("the framework has no id"))?
+            .value;
         let key = (framework_id.clone(), info.executor_id.value.clone());
         let mut executors = lock(&self.executors);
         if let Some(running) = executors.get_mut(&key) {
-            // An executor already running takes further tasks (custom executors).
-            if running.tasks.contains_key(&task.task_id.value) {
+            // A running executor takes further tasks (custom executors, groups).
+            if tasks
+                .iter()
+                .any(|t| running.tasks.contains_key(&t.task_id.value))
+            {
                 return Err(fail("a task of this id already runs here"));
             }
-            running
-                .tasks
-                .insert(task.task_id.value.clone(), TaskState::TaskStaging as i32);
-            running
-                .infos
-                .insert(task.task_id.value.clone(), task.clone());
-            match running.sink.clone() {
-                Some(sink) => {
-                    tokio::spawn(async move {
-                        sink.send(&executor_api::launch(task)).await;
-                    });
-                }
-                None => running.queued.push(task),
+            if running.framework.checkpoint.unwrap_or(false) {
+                let agent_id = self.agent_id();
+                let ids = RunIds {
+                    agent: &agent_id,
+                    framework: &framework_id,
+                    executor: &info.executor_id.value,
+                    container: &running.container,
+                };
+                self.checkpoint_run(&ids, &running.framework, &running.info, &tasks)
+                    .map_err(|e| fail(&e))?;
             }
+            for task in &tasks {
+                running
+                    .tasks
+                    .insert(task.task_id.value.clone(), TaskState::TaskStaging as i32);
+                running
+                    .infos
+                    .insert(task.task_id.value.clone(), task.clone());
+            }
+            let limits = self.limits_of(running);
+            let container = running.container.clone();
+            let send = running
+                .sink
+                .clone()
+                .map(|sink| (sink, running.event(launch.clone())));
+            if send.is_none() {
+                running.queued.push(launch);
+            }
+            drop(executors);
+            let runner = self.clone();
+            tokio::spawn(async move {
+                if let Err(e) = runner.containerizer.update(&container, limits).await {
+                    tracing::warn!(%container, error = %e, "updating an executor's limits for new tasks");
+                }
+                if let Some((sink, event)) = send {
+                    runner.send_launch(&key, sink, event).await;
+                }
+            });
             return Ok(());
         }
         let container = hex(&tepui_driver::executor::random_uuid());
@@ -199,48 +382,110 @@ impl Runner {
         std::fs::create_dir_all(&sandbox)
             .map_err(|e| fail(&format!("{}: {e}", sandbox.display())))?;
         if framework.checkpoint.unwrap_or(false) {
-            self.checkpoint_run(&ids, &framework, &info, &task)
+            self.checkpoint_run(&ids, &framework, &info, &tasks)
                 .map_err(|e| fail(&e.to_string()))?;
         }
-        let mut tasks = HashMap::new();
-        tasks.insert(task.task_id.value.clone(), TaskState::TaskStaging as i32);
-        executors.insert(
-            key.clone(),
-            Executor {
-                framework,
-                info: info.clone(),
-                container: container.clone(),
-                sandbox: sandbox.clone(),
-                queued: vec![task.clone()],
-                tasks,
-                infos: HashMap::from([(task.task_id.value.clone(), task.clone())]),
-                sink: None,
-            },
-        );
+        let image = match image_of(&info, &launch) {
+            Ok(image) => image,
+            Err(why) => return Err(fail(&why)),
+        };
+        let run = Executor {
+            framework,
+            info: info.clone(),
+            container: container.clone(),
+            sandbox: sandbox.clone(),
+            queued: vec![launch],
+            tasks: tasks
+                .iter()
+                .map(|t| (t.task_id.value.clone(), TaskState::TaskStaging as i32))
+                .collect(),
+            infos: tasks
+                .iter()
+                .map(|t| (t.task_id.value.clone(), t.clone()))
+                .collect(),
+            sink: None,
+            image_config: None,
+        };
+        executors.insert(key.clone(), run);
         drop(executors);
-        tracing::info!(framework = %framework_id, executor = %info.executor_id.value, %container, task = %task.task_id.value, "starting an executor");
+        tracing::info!(framework = %framework_id, executor = %info.executor_id.value, %container, tasks = tasks.len(), "starting an executor");
         let runner = self.clone();
         tokio::spawn(async move {
             runner
-                .start_executor(key, info, task, container, sandbox)
+                .start_executor(key, info, tasks, image, container, sandbox)
                 .await
         });
         Ok(())
     }
 
-    /// Fetches, launches and then watches one executor run.
+    /// Sends a launch to a subscribed executor, or fails its tasks when
+    /// their command cannot be formed for the image.
+    async fn send_launch(
+        &self,
+        key: &ExecutorKey,
+        sink: EventSink,
+        event: Result<Event, (Vec<String>, String)>,
+    ) {
+        match event {
+            Ok(event) => {
+                sink.send(&event).await;
+            }
+            Err((tasks, why)) => {
+                for task in tasks {
+                    self.fail_task(key, &task, task_status::Reason::ContainerLaunchFailed, &why);
+                }
+            }
+        }
+    }
+
+    /// Fails one task from the agent.
+    fn fail_task(&self, key: &ExecutorKey, task: &str, reason: task_status::Reason, why: &str) {
+        let (framework, container, executor_id) = {
+            let mut executors = lock(&self.executors);
+            let Some(run) = executors.get_mut(key) else {
+                return;
+            };
+            run.tasks
+                .insert(task.to_owned(), TaskState::TaskFailed as i32);
+            (
+                run.framework.clone(),
+                run.container.clone(),
+                run.info.executor_id.clone(),
+            )
+        };
+        let mut status = agent_status(task, TaskState::TaskFailed, reason, why);
+        status.executor_id = Some(executor_id);
+        self.take_update(&key.0, &framework, &container, &key.1, status);
+    }
+
+    /// The limits of an executor run: its resources and its tasks'.
+    fn limits_of(&self, run: &Executor) -> tepui_containerizer::Limits {
+        crate::resources::limits(
+            std::iter::once(run.info.resources.as_slice())
+                .chain(run.infos.values().map(|t| t.resources.as_slice())),
+            self.containerizer.controllers(),
+        )
+    }
+
+    /// Fetches, provisions, launches and then watches one executor run.
     async fn start_executor(
         self: Arc<Self>,
         key: ExecutorKey,
         info: ExecutorInfo,
-        task: TaskInfo,
+        tasks: Vec<TaskInfo>,
+        image: Option<tepui_proto::v1::Image>,
         container: String,
         sandbox: PathBuf,
     ) {
-        let command = info.command.as_ref().or(task.command.as_ref());
-        let uris: Vec<FetchUri> = command
-            .map(|c| c.uris.iter().map(FetchUri::from).collect())
-            .unwrap_or_default();
+        // A custom executor fetches its own URIs; the built-in one, its tasks'.
+        let uris: Vec<FetchUri> = match &info.command {
+            Some(command) => command.uris.iter().map(FetchUri::from).collect(),
+            None => tasks
+                .iter()
+                .filter_map(|t| t.command.as_ref())
+                .flat_map(|c| c.uris.iter().map(FetchUri::from))
+                .collect(),
+        };
         if let Err(e) = self.fetcher.fetch_all(&uris, &sandbox).await {
             self.executor_failed(
                 &key,
@@ -249,7 +494,17 @@ impl Runner {
             );
             return;
         }
-        let spec = match self.executor_spec(&key, &info, &sandbox) {
+        let image = match image {
+            Some(image) => match self.provision(&image).await {
+                Ok(image) => Some(image),
+                Err(why) => {
+                    self.executor_failed(&key, task_status::Reason::ContainerLaunchFailed, why);
+                    return;
+                }
+            },
+            None => None,
+        };
+        let spec = match self.executor_spec(&key, &info, &sandbox, image) {
             Ok(spec) => spec,
             Err(why) => {
                 self.executor_failed(&key, task_status::Reason::ContainerLaunchFailed, why);
@@ -267,17 +522,37 @@ impl Runner {
         self.watch(key, container).await;
     }
 
+    /// The image named by a task or executor, from the store or its registry.
+    async fn provision(&self, image: &tepui_proto::v1::Image) -> Result<Image, String> {
+        let provisioner = self
+            .config
+            .provisioner
+            .clone()
+            .ok_or("this agent has no image store for tasks with images")?;
+        let (reference, cached) = runtime::image_reference(image).map_err(|e| e.to_string())?;
+        provisioner
+            .ensure(&reference, cached, Arc::new(LogProgress::default()))
+            .await
+            .map_err(|e| format!("provisioning image {reference}: {e}"))
+    }
+
     /// The container spec of an executor run.
     fn executor_spec(
         &self,
         key: &ExecutorKey,
         info: &ExecutorInfo,
         sandbox: &std::path::Path,
+        image: Option<Image>,
     ) -> Result<ContainerSpec, String> {
-        let checkpoint = lock(&self.executors)
-            .get(key)
-            .map(|e| e.framework.checkpoint.unwrap_or(false))
-            .unwrap_or(false);
+        let (checkpoint, limits) = {
+            let mut executors = lock(&self.executors);
+            let run = executors.get_mut(key).ok_or("the executor run is gone")?;
+            run.image_config = image.as_ref().map(|i| Arc::new(i.config.clone()));
+            (
+                run.framework.checkpoint.unwrap_or(false),
+                self.limits_of(run),
+            )
+        };
         let command = match &info.command {
             Some(c) if c.shell.unwrap_or(true) => {
                 vec![
@@ -306,13 +581,19 @@ impl Runner {
             spec.program = c.value.clone();
         }
         let agent_id = self.agent_id();
+        // A custom executor in an image sees the sandbox at its mount.
+        let inside = std::path::Path::new(tepui_isolators::filesystem::SANDBOX_IN_CONTAINER);
+        let seen = match (&image, &info.command) {
+            (Some(_), Some(_)) => inside,
+            _ => sandbox,
+        };
         spec.env.extend(executor_env(&ExecutorEnvInput {
             agent_id: &agent_id,
             agent_endpoint: &self.config.endpoint,
             framework_id: &key.0,
             executor_id: &key.1,
             directory: sandbox,
-            sandbox,
+            sandbox: seen,
             checkpoint,
             recovery_timeout: self.config.recovery_timeout,
             subscription_backoff_max: Duration::from_secs(2),
@@ -326,8 +607,30 @@ impl Runner {
                 }
             }
         }
+        if info.command.is_none() {
+            let rotation = self.config.log_rotation;
+            spec.env
+                .push(("TEPUI_LOG_MAX_SIZE".into(), rotation.max_bytes.to_string()));
+            spec.env
+                .push(("TEPUI_LOG_MAX_FILES".into(), rotation.keep.to_string()));
+        }
+        if let Some(image) = image {
+            if info.command.is_none() {
+                // The built-in executor stays on the host's filesystem and
+                // starts its tasks in the image.
+                spec.enter_rootfs = false;
+                if let Some(dir) = runtime::working_dir(&image.config) {
+                    spec.env
+                        .push(("TEPUI_TASK_WORKDIR".into(), dir.display().to_string()));
+                }
+            } else {
+                spec.user = runtime::user(&image.config);
+                spec.cwd = runtime::working_dir(&image.config);
+            }
+            spec.image = Some(image);
+        }
+        spec.limits = limits;
         spec.mounts.sandbox = Some(sandbox.to_owned());
-        spec.cwd = Some(sandbox.to_owned());
         spec.stdio = Stdio::Files {
             stdout: sandbox.join("stdout"),
             stderr: sandbox.join("stderr"),
@@ -454,19 +757,32 @@ impl Runner {
             return;
         };
         let key = key.clone();
-        if let Some(position) = run.queued.iter().position(|t| t.task_id.value == task) {
-            run.queued.remove(position);
-            run.tasks
-                .insert(task.to_owned(), TaskState::TaskKilled as i32);
+        let queued = run
+            .queued
+            .iter()
+            .position(|l| l.tasks().iter().any(|t| t.task_id.value == task));
+        if let Some(position) = queued {
+            // A queued group goes as a whole, as a launched one would.
+            let launch = run.queued.remove(position);
+            let killed: Vec<String> = launch
+                .tasks()
+                .iter()
+                .map(|t| t.task_id.value.clone())
+                .collect();
+            for id in &killed {
+                run.tasks.insert(id.clone(), TaskState::TaskKilled as i32);
+            }
             let (framework_info, container) = (run.framework.clone(), run.container.clone());
             drop(executors);
-            let status = agent_status(
-                task,
-                TaskState::TaskKilled,
-                task_status::Reason::TaskKilledDuringLaunch,
-                "killed before its executor took it",
-            );
-            self.take_update(&key.0, &framework_info, &container, &key.1, status);
+            for id in killed {
+                let status = agent_status(
+                    &id,
+                    TaskState::TaskKilled,
+                    task_status::Reason::TaskKilledDuringLaunch,
+                    "killed before its executor took it",
+                );
+                self.take_update(&key.0, &framework_info, &container, &key.1, status);
+            }
             return;
         }
         let Some(sink) = run.sink.clone() else {
@@ -488,6 +804,18 @@ impl Runner {
         });
     }
 
+    /// Kills a task of whichever framework runs it (the master names only
+    /// the task when it does not know it).
+    pub fn kill_unknown_task(&self, task: &str) {
+        let framework = lock(&self.executors)
+            .iter()
+            .find(|(_, run)| run.tasks.contains_key(task))
+            .map(|((fw, _), _)| fw.clone());
+        if let Some(framework) = framework {
+            self.kill_task(&framework, task, None);
+        }
+    }
+
     /// Shuts down every executor of a framework (SHUTDOWN, then the
     /// container is destroyed after the shutdown grace period).
     pub fn shutdown_framework(self: &Arc<Self>, framework: &str) {
@@ -497,37 +825,72 @@ impl Runner {
             .map(|(_, run)| (run.sink.clone(), run.container.clone()))
             .collect();
         for (sink, container) in runs {
-            let runner = self.clone();
-            tokio::spawn(async move {
-                if let Some(sink) = sink {
-                    let shutdown = Event {
-                        r#type: Some(event::Type::Shutdown as i32),
-                        ..Default::default()
-                    };
-                    sink.send(&shutdown).await;
-                    let grace = runner.config.shutdown_grace_period;
-                    if tokio::time::timeout(grace, runner.containerizer.wait(&container))
-                        .await
-                        .is_ok()
-                    {
-                        return;
-                    }
-                }
-                if let Err(e) = runner.containerizer.destroy(&container).await {
-                    tracing::warn!(%container, error = %e, "destroying an executor at framework shutdown");
-                }
-            });
+            self.shutdown_run(sink, container);
         }
     }
 
+    /// Shuts down one executor as [`Runner::shutdown_framework`] does.
+    pub fn shutdown_executor(self: &Arc<Self>, framework: &str, executor: &str) {
+        let run = lock(&self.executors)
+            .get(&(framework.to_owned(), executor.to_owned()))
+            .map(|run| (run.sink.clone(), run.container.clone()));
+        match run {
+            Some((sink, container)) => self.shutdown_run(sink, container),
+            None => tracing::warn!(%framework, %executor, "shutdown of an unknown executor"),
+        }
+    }
+
+    fn shutdown_run(self: &Arc<Self>, sink: Option<EventSink>, container: String) {
+        let runner = self.clone();
+        tokio::spawn(async move {
+            if let Some(sink) = sink {
+                let shutdown = Event {
+                    r#type: Some(event::Type::Shutdown as i32),
+                    ..Default::default()
+                };
+                sink.send(&shutdown).await;
+                let grace = runner.config.shutdown_grace_period;
+                if tokio::time::timeout(grace, runner.containerizer.wait(&container))
+                    .await
+                    .is_ok()
+                {
+                    return;
+                }
+            }
+            if let Err(e) = runner.containerizer.destroy(&container).await {
+                tracing::warn!(%container, error = %e, "destroying an executor at shutdown");
+            }
+        });
+    }
+
+    /// Passes a scheduler's message to its executor (dropped, as in Mesos,
+    /// when the executor is unknown or not subscribed).
+    pub fn message_executor(&self, framework: &str, executor: &str, data: Vec<u8>) {
+        let sink = lock(&self.executors)
+            .get(&(framework.to_owned(), executor.to_owned()))
+            .and_then(|run| run.sink.clone());
+        let Some(sink) = sink else {
+            tracing::warn!(%framework, %executor, "dropping a framework message for an executor not subscribed here");
+            return;
+        };
+        let message = Event {
+            r#type: Some(event::Type::Message as i32),
+            message: Some(event::Message { data }),
+            ..Default::default()
+        };
+        tokio::spawn(async move {
+            sink.send(&message).await;
+        });
+    }
+
     /// Checkpoints a new executor run: framework.info, executor.info and
-    /// the first task's task.info, so a restarted agent can recover it.
+    /// its first tasks' task.info, so a restarted agent can recover it.
     fn checkpoint_run(
         &self,
         ids: &RunIds<'_>,
         framework: &FrameworkInfo,
         info: &ExecutorInfo,
-        task: &TaskInfo,
+        tasks: &[TaskInfo],
     ) -> Result<(), String> {
         let layout = &self.config.layout;
         let framework_dir = layout
@@ -539,10 +902,13 @@ impl Runner {
             .executor_meta(ids.agent, ids.framework, ids.executor)
             .map_err(|e| e.to_string())?;
         checkpoint::write(&executor_dir.join("executor.info"), info).map_err(|e| e.to_string())?;
-        let task_dir = layout
-            .task_meta(ids, &task.task_id.value)
-            .map_err(|e| e.to_string())?;
-        checkpoint::write(&task_dir.join("task.info"), task).map_err(|e| e.to_string())
+        for task in tasks {
+            let task_dir = layout
+                .task_meta(ids, &task.task_id.value)
+                .map_err(|e| e.to_string())?;
+            checkpoint::write(&task_dir.join("task.info"), task).map_err(|e| e.to_string())?;
+        }
+        Ok(())
     }
 
     /// Schedules a finished run's sandbox and checkpoints for removal.
@@ -694,6 +1060,7 @@ impl Runner {
                         .map(|(t, _)| (t.task_id.value.clone(), t.clone()))
                         .collect(),
                     sink: None,
+                    image_config: None,
                 },
             );
             if recovered.alive.contains(&run.container) {
@@ -725,6 +1092,25 @@ impl Runner {
             }
         });
         Ok((alive, lost))
+    }
+
+    /// Destroys every executor run (`--recover=cleanup`) and waits until
+    /// their tasks have their terminal updates; returns how many there were.
+    pub async fn destroy_all(&self) -> usize {
+        let containers: Vec<String> = lock(&self.executors)
+            .values()
+            .map(|e| e.container.clone())
+            .collect();
+        for container in &containers {
+            if let Err(e) = self.containerizer.destroy(container).await {
+                tracing::warn!(%container, error = %e, "destroying an executor at cleanup");
+            }
+        }
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        while !lock(&self.executors).is_empty() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        containers.len()
     }
 
     /// Waits for an executor's container to end (launched now, or
@@ -989,6 +1375,10 @@ fn agent_status(
 }
 
 impl ExecutorHost for Runner {
+    fn heartbeat_interval(&self) -> Duration {
+        self.config.heartbeat_interval
+    }
+
     fn subscribe(
         &self,
         framework: &str,
@@ -1024,7 +1414,10 @@ impl ExecutorHost for Runner {
                 }),
                 ..Default::default()
             };
-            let queued = std::mem::take(&mut run.queued);
+            let queued: Vec<_> = std::mem::take(&mut run.queued)
+                .into_iter()
+                .map(|launch| run.event(launch))
+                .collect();
             let resent: Vec<TaskStatus> = subscribe
                 .unacknowledged_updates
                 .into_iter()
@@ -1048,10 +1441,26 @@ impl ExecutorHost for Runner {
                 status.clone(),
             );
         }
+        let mut launches = Vec::new();
+        for event in queued {
+            match event {
+                Ok(event) => launches.push(event),
+                Err((tasks, why)) => {
+                    for task in tasks {
+                        self.fail_task(
+                            &key,
+                            &task,
+                            task_status::Reason::ContainerLaunchFailed,
+                            &why,
+                        );
+                    }
+                }
+            }
+        }
         tokio::spawn(async move {
             events.send(&subscribed).await;
-            for task in queued {
-                events.send(&executor_api::launch(task)).await;
+            for launch in &launches {
+                events.send(launch).await;
             }
             for status in &resent {
                 events.send(&executor_api::acknowledged(status)).await;

@@ -66,6 +66,10 @@ impl Agent {
 }
 
 impl ExecutorHost for Agent {
+    fn heartbeat_interval(&self) -> Duration {
+        Duration::from_secs(30)
+    }
+
     fn subscribe(
         &self,
         framework: &str,

@@ -13,9 +13,11 @@ use std::time::Duration;
 
 use tepui_agent::executor_api::{self, ExecutorHost};
 use tepui_agent::paths::Layout;
+use tepui_agent::rotating_log::Rotation;
 use tepui_agent::runner::{Runner, RunnerConfig};
 use tepui_containerizer::fetcher::{Fetcher, FetcherConfig};
 use tepui_containerizer::provisioner::http::Http;
+use tepui_containerizer::provisioner::{Provisioner, ProvisionerConfig};
 use tepui_containerizer::{Config, Containerizer};
 use tepui_proto::internal::{AgentToMaster, StatusUpdate, agent_to_master};
 use tepui_proto::v1::{
@@ -37,11 +39,13 @@ impl Fixture {
         let cgroup_root = tepui_isolators::cgroups::Hierarchy::default_root()
             .unwrap()
             .with_file_name(format!("tepui-runner-{name}-{}", std::process::id()));
+        let provisioner =
+            Arc::new(Provisioner::new(ProvisionerConfig::new(dir.path().join("images"))).unwrap());
         let containerizer = Arc::new(
             Containerizer::new(Config {
                 cgroup_root: cgroup_root.clone(),
                 state_dir: dir.path().join("containers"),
-                provisioner: None,
+                provisioner: Some(provisioner.clone()),
             })
             .unwrap(),
         );
@@ -65,6 +69,12 @@ impl Fixture {
                 command_executor: env!("CARGO_BIN_EXE_tepui-executor").into(),
                 recovery_timeout: Duration::from_secs(60),
                 shutdown_grace_period: Duration::from_secs(5),
+                provisioner: Some(provisioner),
+                log_rotation: Rotation {
+                    max_bytes: 4096,
+                    keep: 2,
+                },
+                heartbeat_interval: Duration::from_secs(30),
             },
             containerizer.clone(),
             fetcher,

@@ -12,7 +12,7 @@ pub mod user;
 pub use lifecycle::{
     Config, ContainerError, Containerizer, ErrorKind, Recovered, Termination, valid_id,
 };
-pub use spec::{ContainerSpec, Stdio};
+pub use spec::{ContainerSpec, Stdio, TASK_ROOTFS_ENV};
 pub use tepui_isolators::cgroups::{Controllers, Limitation, Limits, Usage};
 pub use tepui_isolators::filesystem::{RootfsMounts, Volume};
 pub use tepui_isolators::rlimits::Rlimit;

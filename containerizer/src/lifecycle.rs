@@ -221,6 +221,12 @@ impl Containerizer {
                     .await?,
             );
         }
+        if let (Some(rootfs), false) = (&spec.rootfs, spec.enter_rootfs) {
+            let rootfs = rootfs.display().to_string();
+            spec.env.retain(|(k, _)| k != crate::spec::TASK_ROOTFS_ENV);
+            spec.env
+                .push((crate::spec::TASK_ROOTFS_ENV.to_owned(), rootfs));
+        }
         let hierarchy = self.hierarchy.clone();
         let state_dir = self.state_dir.join(id);
         let owned_id = id.to_owned();
@@ -525,12 +531,18 @@ fn plan(id: &str, spec: &ContainerSpec) -> Result<Plan, ErrorKind> {
                     "a root filesystem needs a mount namespace".into(),
                 ));
             }
-            plan = plan.rootfs(rootfs)?;
+            if spec.enter_rootfs {
+                plan = plan.rootfs(rootfs)?;
+            } else if ns.pid {
+                plan = plan.fs_op(filesystem::proc_mount(Path::new("/proc"))?);
+            }
             for op in filesystem::rootfs_ops(rootfs, &spec.mounts)? {
                 plan = plan.fs_op(op);
             }
-            if spec.mounts.sandbox.is_some() {
-                cwd = SANDBOX_IN_CONTAINER.into();
+            match &spec.mounts.sandbox {
+                Some(_) if spec.enter_rootfs => cwd = SANDBOX_IN_CONTAINER.into(),
+                Some(sandbox) => cwd = sandbox.clone(),
+                None => {}
             }
         }
         None => {
@@ -545,7 +557,10 @@ fn plan(id: &str, spec: &ContainerSpec) -> Result<Plan, ErrorKind> {
         }
     }
     if let Some(user) = &spec.user {
-        let root = spec.rootfs.as_deref().unwrap_or(Path::new("/"));
+        let root = match &spec.rootfs {
+            Some(rootfs) if spec.enter_rootfs => rootfs.as_path(),
+            _ => Path::new("/"),
+        };
         plan = plan.user(user::resolve(root, user)?);
     }
     Ok(plan.cwd(spec.cwd.as_deref().unwrap_or(&cwd))?)

@@ -9,6 +9,10 @@ use tepui_launcher::Namespaces;
 
 use crate::provisioner::Image;
 
+/// The variable naming the prepared root filesystem to a first process
+/// that does not enter it itself.
+pub const TASK_ROOTFS_ENV: &str = "TEPUI_TASK_ROOTFS";
+
 /// Where a container's standard streams go.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Stdio {
@@ -45,6 +49,12 @@ pub struct ContainerSpec {
     /// An image from the store to provision the root filesystem from
     /// (instead of `rootfs`); released when the container is destroyed.
     pub image: Option<Image>,
+    /// Whether the first process pivots into the root filesystem (true),
+    /// or stays on the host's and starts its tasks in it (false), as
+    /// Mesos's command executor does with an image: the root filesystem
+    /// gets its mounts either way, and its path is then given to the first
+    /// process as [`TASK_ROOTFS_ENV`].
+    pub enter_rootfs: bool,
     /// Sandbox and volumes mounted into a root filesystem.
     pub mounts: RootfsMounts,
     /// Hostname, with a UTS namespace; default: the container id.
@@ -75,6 +85,7 @@ impl ContainerSpec {
             user: None,
             rootfs: None,
             image: None,
+            enter_rootfs: true,
             mounts: RootfsMounts::default(),
             hostname: None,
             namespaces: Namespaces::isolated_host_network(),

@@ -14,9 +14,11 @@ use clap::Parser;
 use hyper::{Request, StatusCode};
 use tepui_agent::executor_api::{self, ExecutorHost};
 use tepui_agent::gc::GcConfig;
+use tepui_agent::image_flags::StoreArgs;
 use tepui_agent::master_link::{self, LinkConfig};
 use tepui_agent::paths::Layout;
 use tepui_agent::resources;
+use tepui_agent::rotating_log::Rotation;
 use tepui_agent::runner::{Runner, RunnerConfig};
 use tepui_agent::{attributes, http};
 use tepui_containerizer::fetcher::{Fetcher, FetcherConfig};
@@ -91,14 +93,55 @@ struct Flags {
     /// the executor run it describes, which is then destroyed (false).
     #[arg(long, env = "TEPUI_STRICT", default_value_t = true, action = clap::ArgAction::Set)]
     strict: bool,
+    /// What to do with the executors a restarted agent finds: reconnect to
+    /// them, or cleanup (kill them all, forget this agent's id, and exit;
+    /// for an incompatible upgrade).
+    #[arg(long, env = "TEPUI_RECOVER", default_value = "reconnect")]
+    recover: Recover,
+    /// Size at which a task's stdout or stderr in its sandbox is rotated
+    /// (built-in executor).
+    #[arg(long, env = "TEPUI_CONTAINER_LOG_MAX_SIZE", default_value = "10M")]
+    container_log_max_size: String,
+    /// Rotated stdout/stderr files kept per task beside the live one.
+    #[arg(long, env = "TEPUI_CONTAINER_LOG_MAX_FILES", default_value_t = 5)]
+    container_log_max_files: u32,
+    /// How often subscribed executors are sent HEARTBEAT.
+    #[arg(long, env = "TEPUI_EXECUTOR_HEARTBEAT_INTERVAL", default_value = "30secs", value_parser = duration)]
+    executor_heartbeat_interval: Duration,
+    #[command(flatten)]
+    images: StoreArgs,
     /// Log level (error, warn, info, debug, trace).
     #[arg(long, env = "TEPUI_LOG", default_value = "info")]
     log_level: tracing::Level,
 }
 
+/// `--recover`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Recover {
+    /// Reconnect to the executors still running.
+    Reconnect,
+    /// Kill them and start afresh.
+    Cleanup,
+}
+
 fn duration(text: &str) -> Result<Duration, String> {
     parse_duration(text)
         .ok_or_else(|| format!("{text:?} is not a duration like 15mins, 5secs or 200ms"))
+}
+
+/// The task limits this machine's cgroup controllers cannot enforce.
+fn unenforced(controllers: tepui_isolators::cgroups::Controllers) -> String {
+    use tepui_isolators::cgroups::Controller;
+    let missing: Vec<&str> = [(Controller::Cpu, "cpus"), (Controller::Memory, "mem")]
+        .into_iter()
+        .filter(|(c, _)| !controllers.has(*c))
+        .map(|(_, name)| name)
+        .collect();
+    if missing.is_empty() {
+        "none".to_owned()
+    } else {
+        missing.join(",")
+    }
 }
 
 fn hostname() -> String {
@@ -124,11 +167,20 @@ async fn run(flags: Flags) -> Result<()> {
         Some(root) => root,
         None => Hierarchy::default_root()?,
     };
+    let provisioner = Arc::new(flags.images.provisioner()?);
     let containerizer = Arc::new(Containerizer::new(Config {
         cgroup_root,
         state_dir: flags.container_state_dir,
-        provisioner: None,
+        provisioner: Some(provisioner.clone()),
     })?);
+    if flags.executor_heartbeat_interval.is_zero() {
+        anyhow::bail!("--executor-heartbeat-interval must be more than 0");
+    }
+    let log_rotation = Rotation {
+        max_bytes: tepui_isolators::cgroups::memory::parse_size(&flags.container_log_max_size)
+            .context("--container-log-max-size")?,
+        keep: flags.container_log_max_files,
+    };
     let fetcher = Arc::new(Fetcher::new(
         FetcherConfig {
             cache_dir: flags.work_dir.join("fetch-cache"),
@@ -168,6 +220,9 @@ async fn run(flags: Flags) -> Result<()> {
             command_executor,
             recovery_timeout: flags.recovery_timeout,
             shutdown_grace_period: flags.executor_shutdown_grace_period,
+            provisioner: Some(provisioner),
+            log_rotation,
+            heartbeat_interval: flags.executor_heartbeat_interval,
         },
         containerizer.clone(),
         fetcher,
@@ -181,6 +236,7 @@ async fn run(flags: Flags) -> Result<()> {
         mem_mib = tepui_proto::resources::scalar(&total, "mem"),
         disk_mib = tepui_proto::resources::scalar(&total, "disk"),
         controllers = %containerizer.controllers(),
+        limits_not_enforced = %unenforced(containerizer.controllers()),
         namespaces = "mount,pid,uts,ipc,net",
         "agent starting"
     );
@@ -226,6 +282,17 @@ async fn run(flags: Flags) -> Result<()> {
         Some(id) => {
             let (alive, lost) = runner.recover(&id, flags.strict).await?;
             tracing::info!(agent_id = %id, executors = alive, lost, "recovered from the checkpoint");
+            if flags.recover == Recover::Cleanup {
+                let killed = runner.destroy_all().await;
+                std::fs::remove_file(layout.latest_agent())
+                    .with_context(|| format!("removing {}", layout.latest_agent().display()))?;
+                tracing::info!(agent_id = %id, executors = killed, "cleanup done: executors killed and the agent id forgotten; exiting");
+                return Ok(());
+            }
+        }
+        None if flags.recover == Recover::Cleanup => {
+            tracing::info!("cleanup: no checkpointed agent, nothing to kill; exiting");
+            return Ok(());
         }
         None => tracing::info!("no checkpointed agent; registering as a new agent"),
     }
