@@ -73,9 +73,44 @@ pub fn total(given: Option<&str>, detected: Detected) -> Result<Vec<Resource>, R
     Ok(out)
 }
 
+/// The cgroup limits of an executor's container: the sum of its own and
+/// its tasks' cpus (a weight, as Mesos sets cpu shares) and mem
+/// (memory.max), for the controllers this machine has; the others are not
+/// enforced (the agent says which when it starts).
+pub fn limits<'a>(
+    resources: impl IntoIterator<Item = &'a [Resource]>,
+    controllers: tepui_isolators::cgroups::Controllers,
+) -> tepui_isolators::cgroups::Limits {
+    use tepui_isolators::cgroups::Controller;
+    let (mut cpus, mut mem) = (0.0, 0.0);
+    for set in resources {
+        cpus += resources::scalar(set, "cpus");
+        mem += resources::scalar(set, "mem");
+    }
+    tepui_isolators::cgroups::Limits {
+        cpus: (cpus > 0.0 && controllers.has(Controller::Cpu)).then_some(cpus),
+        mem_bytes: (mem > 0.0 && controllers.has(Controller::Memory))
+            .then_some((mem * 1024.0 * 1024.0) as u64),
+        ..Default::default()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn limits_sum_the_executor_and_its_tasks_for_the_controllers_present() {
+        use tepui_isolators::cgroups::Controllers;
+        let executor = resources::parse("cpus:0.1;mem:32").unwrap();
+        let task = resources::parse("cpus:1;mem:64").unwrap();
+        let all = Controllers::parse("cpu memory pids");
+        let both = limits([executor.as_slice(), task.as_slice()], all);
+        assert_eq!(both.mem_bytes, Some(96 << 20));
+        assert!((both.cpus.unwrap() - 1.1).abs() < 1e-9);
+        let none = limits([task.as_slice()], Controllers::parse("hugetlb"));
+        assert_eq!((none.cpus, none.mem_bytes), (None, None));
+    }
 
     #[test]
     fn given_resources_win_and_the_rest_are_detected() {
@@ -101,27 +136,5 @@ mod tests {
             d.cpus >= 1.0 && d.mem_mib > 0.0 && d.disk_mib > 0.0,
             "{d:?}"
         );
-    }
-}
-
-/// The cgroup limits of an executor's container: the sum of its own and
-/// its tasks' cpus (a weight, as Mesos sets cpu shares) and mem
-/// (memory.max), for the controllers this machine has; the others are not
-/// enforced (the agent says which when it starts).
-pub fn limits<'a>(
-    resources: impl IntoIterator<Item = &'a [Resource]>,
-    controllers: tepui_isolators::cgroups::Controllers,
-) -> tepui_isolators::cgroups::Limits {
-    use tepui_isolators::cgroups::Controller;
-    let (mut cpus, mut mem) = (0.0, 0.0);
-    for set in resources {
-        cpus += resources::scalar(set, "cpus");
-        mem += resources::scalar(set, "mem");
-    }
-    tepui_isolators::cgroups::Limits {
-        cpus: (cpus > 0.0 && controllers.has(Controller::Cpu)).then_some(cpus),
-        mem_bytes: (mem > 0.0 && controllers.has(Controller::Memory))
-            .then(|| (mem * 1024.0 * 1024.0) as u64),
-        ..Default::default()
     }
 }

@@ -90,14 +90,14 @@ struct Executor {
 /// What an executor is sent to start: one task, or a task group.
 #[derive(Clone)]
 enum Launch {
-    Task(TaskInfo),
+    Task(Box<TaskInfo>),
     Group(TaskGroupInfo),
 }
 
 impl Launch {
     fn tasks(&self) -> &[TaskInfo] {
         match self {
-            Launch::Task(task) => std::slice::from_ref(task),
+            Launch::Task(task) => std::slice::from_ref(&**task),
             Launch::Group(group) => &group.tasks,
         }
     }
@@ -118,7 +118,7 @@ impl Executor {
         let mut launch = launch;
         if let (Some(config), None) = (&self.image_config, &self.info.command) {
             let tasks = match &mut launch {
-                Launch::Task(task) => std::slice::from_mut(task),
+                Launch::Task(task) => std::slice::from_mut(&mut **task),
                 Launch::Group(group) => group.tasks.as_mut_slice(),
             };
             for task in tasks.iter_mut() {
@@ -128,7 +128,7 @@ impl Executor {
             }
         }
         Ok(match launch {
-            Launch::Task(task) => executor_api::launch(task),
+            Launch::Task(task) => executor_api::launch(*task),
             Launch::Group(task_group) => Event {
                 r#type: Some(event::Type::LaunchGroup as i32),
                 launch_group: Some(event::LaunchGroup { task_group }),
@@ -250,7 +250,7 @@ impl Runner {
                 "a task of a custom executor cannot have its own container; give the executor's container the image",
             ));
         }
-        self.take(framework, info, Launch::Task(task))
+        self.take(framework, info, Launch::Task(Box::new(task)))
     }
 
     /// Takes a task group of `framework` for `executor` (the built-in

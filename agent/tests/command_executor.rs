@@ -31,6 +31,8 @@ struct State {
     resent: Vec<TaskStatus>,
     sink: Option<EventSink>,
     withhold_acks: bool,
+    /// HEARTBEAT interval (default 30 s).
+    heartbeat: Option<Duration>,
 }
 
 impl Agent {
@@ -67,7 +69,11 @@ impl Agent {
 
 impl ExecutorHost for Agent {
     fn heartbeat_interval(&self) -> Duration {
-        Duration::from_secs(30)
+        self.state
+            .lock()
+            .unwrap()
+            .heartbeat
+            .unwrap_or(Duration::from_secs(30))
     }
 
     fn subscribe(
@@ -376,4 +382,34 @@ async fn the_api_refuses_bad_calls_with_a_reason() {
     let r = post("application/json", r#"{"type":"UPDATE","framework_id":{"value":"fw"},"executor_id":{"value":"ex"},"update":{"status":{"task_id":{"value":"t"},"state":"TASK_RUNNING"}}}"#).await;
     assert!(r.starts_with("HTTP/1.1 400") && r.contains("uuid"), "{r}");
     server.abort();
+}
+
+#[tokio::test]
+async fn a_subscribed_executor_is_sent_heartbeats() {
+    let agent = Arc::new(Agent::default());
+    agent.state.lock().unwrap().heartbeat = Some(Duration::from_millis(50));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let _server = serve(listener, agent.clone());
+    let env = tepui_driver::executor::ExecutorEnv::from_lookup(|name| match name {
+        "MESOS_AGENT_ENDPOINT" => Some(format!("127.0.0.1:{port}")),
+        "MESOS_FRAMEWORK_ID" => Some("fw".into()),
+        "MESOS_EXECUTOR_ID" => Some("ex".into()),
+        "MESOS_SANDBOX" => Some("/tmp".into()),
+        _ => None,
+    })
+    .unwrap();
+    let driver = tepui_driver::executor::ExecutorDriver::new(env);
+    let mut events = driver.subscribe().await.unwrap();
+    let mut heartbeats = 0;
+    while heartbeats < 3 {
+        let event = tokio::time::timeout(Duration::from_secs(5), events.next())
+            .await
+            .expect("events keep coming")
+            .unwrap()
+            .expect("the stream stays open");
+        if event.r#type == Some(event::Type::Heartbeat as i32) {
+            heartbeats += 1;
+        }
+    }
 }

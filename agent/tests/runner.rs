@@ -398,3 +398,225 @@ async fn finished_runs_are_collected_and_running_ones_kept() {
     assert!(busy.exists());
     f.runner.kill_task("fw-1", "busy", None);
 }
+
+/// Imports the busybox test image (tests/fixtures) into the fixture's store
+/// as `name`.
+async fn import_image(f: &Fixture, name: &str) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let rootfs = f.dir.path().join("busybox-rootfs");
+    let layout = f.dir.path().join("layout");
+    let ok = |status: std::process::ExitStatus| assert!(status.success());
+    ok(
+        std::process::Command::new(root.join("tests/fixtures/busybox-rootfs.sh"))
+            .arg(&rootfs)
+            .status()
+            .unwrap(),
+    );
+    ok(std::process::Command::new("python3")
+        .arg(root.join("tests/fixtures/oci-image.py"))
+        .arg(&rootfs)
+        .arg(&layout)
+        .args(["--tag", "latest", "--variant", "agent-test"])
+        .status()
+        .unwrap());
+    let provisioner =
+        Provisioner::new(ProvisionerConfig::new(f.dir.path().join("images"))).unwrap();
+    provisioner
+        .import(
+            &layout,
+            Some(&name.parse().unwrap()),
+            Arc::new(tepui_containerizer::provisioner::NoProgress),
+        )
+        .await
+        .unwrap();
+}
+
+fn in_image(mut task: TaskInfo, image: &str) -> TaskInfo {
+    use tepui_proto::v1::{ContainerInfo, Image, container_info, image};
+    task.container = Some(ContainerInfo {
+        r#type: container_info::Type::Mesos as i32,
+        mesos: Some(container_info::MesosInfo {
+            image: Some(Image {
+                r#type: image::Type::Docker as i32,
+                docker: Some(image::Docker {
+                    name: image.into(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+        }),
+        ..Default::default()
+    });
+    task
+}
+
+#[tokio::test]
+async fn a_command_task_runs_inside_its_image_with_the_images_config() {
+    let mut f = Fixture::new("image").await;
+    import_image(&f, "tepui.test/busybox:latest").await;
+    // The task's own command, in the image: the image's files and Env,
+    // its WorkingDir, and the sandbox at its mount.
+    let script = "cat /etc/layer3; echo \"var=$IMAGE_VAR pwd=$(pwd) sandbox=$MESOS_SANDBOX\"; \
+                  test -e /etc/doomed || echo whiteout-applied; echo out > $MESOS_SANDBOX/written";
+    f.runner
+        .run_task(
+            framework(false),
+            in_image(task("img", script, vec![]), "tepui.test/busybox:latest"),
+        )
+        .unwrap();
+    let sandbox = f.runner.sandbox_of("fw-1", "img").unwrap();
+    let (states, last) = f.states_until_terminal().await;
+    assert_eq!(states.last(), Some(&TaskState::TaskFinished), "{last:?}");
+    let stdout = std::fs::read_to_string(sandbox.join("stdout")).unwrap();
+    assert!(
+        stdout.contains("agent-test"),
+        "the image's /etc/layer3: {stdout}"
+    );
+    assert!(
+        stdout.contains("var=from-image pwd=/etc sandbox=/mnt/mesos/sandbox"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("whiteout-applied"), "{stdout}");
+    assert_eq!(
+        std::fs::read_to_string(sandbox.join("written")).unwrap(),
+        "out\n"
+    );
+
+    // Without a command value, the image's Cmd runs.
+    let mut default = in_image(task("img2", "", vec![]), "tepui.test/busybox:latest");
+    default.command = Some(CommandInfo {
+        shell: Some(false),
+        ..Default::default()
+    });
+    f.runner.run_task(framework(false), default).unwrap();
+    let sandbox = f.runner.sandbox_of("fw-1", "img2").unwrap();
+    let (states, _) = f.states_until_terminal().await;
+    assert_eq!(states.last(), Some(&TaskState::TaskFinished));
+    let stdout = std::fs::read_to_string(sandbox.join("stdout")).unwrap();
+    assert!(stdout.contains("default command"), "{stdout}");
+
+    // An image not in the store (and no registry) fails the task by name.
+    f.runner
+        .run_task(
+            framework(false),
+            in_image(task("img3", "true", vec![]), "127.0.0.1:1/missing:latest"),
+        )
+        .unwrap();
+    let failed = f.next_update().await;
+    assert_eq!(failed.status.state, TaskState::TaskFailed as i32);
+    assert_eq!(
+        failed.status.reason,
+        Some(task_status::Reason::ContainerLaunchFailed as i32)
+    );
+    let message = failed.status.message.unwrap_or_default();
+    assert!(message.contains("127.0.0.1:1/missing:latest"), "{message}");
+}
+
+/// A group for the built-in executor `executor` (one whose tasks have all
+/// ended exits, so each group here has its own).
+fn group(
+    executor: &str,
+    tasks: Vec<TaskInfo>,
+) -> (
+    tepui_proto::v1::ExecutorInfo,
+    tepui_proto::v1::TaskGroupInfo,
+) {
+    let executor = tepui_proto::v1::ExecutorInfo {
+        executor_id: tepui_proto::v1::ExecutorId {
+            value: executor.into(),
+        },
+        framework_id: framework(false).id,
+        ..Default::default()
+    };
+    (executor, tepui_proto::v1::TaskGroupInfo { tasks })
+}
+
+#[tokio::test]
+async fn a_task_group_runs_together_and_a_failure_takes_the_group_down() {
+    let mut f = Fixture::new("group").await;
+    let (executor, tasks) = group(
+        "default",
+        vec![
+            task("g-ok", "echo one >> both", vec![]),
+            task("g-also", "echo two >> both", vec![]),
+        ],
+    );
+    f.runner
+        .run_task_group(framework(false), executor.clone(), tasks)
+        .unwrap();
+    let sandbox = f.runner.sandbox_of("fw-1", "default").unwrap();
+    let mut finished = Vec::new();
+    while finished.len() < 2 {
+        let update = f.next_update().await;
+        if update.status.state == TaskState::TaskFinished as i32 {
+            finished.push(update.status.task_id.value);
+        }
+    }
+    finished.sort();
+    assert_eq!(finished, ["g-also", "g-ok"]);
+    let both = std::fs::read_to_string(sandbox.join("both")).unwrap();
+    assert_eq!(both.lines().count(), 2, "both ran in one sandbox: {both}");
+
+    // A second group: one task fails, so the long one is killed.
+    let (executor, tasks) = group(
+        "second",
+        vec![
+            task("g-fail", "sleep 0.3; exit 3", vec![]),
+            task("g-long", "sleep 60", vec![]),
+        ],
+    );
+    f.runner
+        .run_task_group(framework(false), executor, tasks)
+        .unwrap();
+    let mut ends = std::collections::HashMap::new();
+    while ends.len() < 2 {
+        let update = tokio::time::timeout(Duration::from_secs(10), f.next_update())
+            .await
+            .expect("the group ends long before its sleep");
+        if tepui_agent::status_update::is_terminal(update.status.state) {
+            ends.insert(update.status.task_id.value.clone(), update.status.state);
+        }
+    }
+    assert_eq!(ends["g-fail"], TaskState::TaskFailed as i32);
+    assert_eq!(ends["g-long"], TaskState::TaskKilled as i32);
+
+    // Invalid groups are refused with a reason.
+    let (executor, _) = group("third", vec![]);
+    let e = f
+        .runner
+        .run_task_group(
+            framework(false),
+            executor.clone(),
+            tepui_proto::v1::TaskGroupInfo {
+                tasks: vec![task("dup", "true", vec![]), task("dup", "true", vec![])],
+            },
+        )
+        .unwrap_err();
+    assert!(e.why.contains("twice"), "{e}");
+}
+
+#[tokio::test]
+async fn a_tasks_output_is_rotated_at_its_size() {
+    let mut f = Fixture::new("rotate").await;
+    // 20 000 bytes through stdout with a 4096-byte bound and two kept.
+    f.runner
+        .run_task(
+            framework(false),
+            task(
+                "chatty",
+                "i=0; while [ $i -lt 2000 ]; do echo 123456789; i=$((i+1)); done; echo end",
+                vec![],
+            ),
+        )
+        .unwrap();
+    let sandbox = f.runner.sandbox_of("fw-1", "chatty").unwrap();
+    let (states, _) = f.states_until_terminal().await;
+    assert_eq!(states.last(), Some(&TaskState::TaskFinished));
+    let size = |name: &str| std::fs::metadata(sandbox.join(name)).map(|m| m.len());
+    assert!(size("stdout").unwrap() <= 4096);
+    assert_eq!(size("stdout.1").unwrap(), 4096);
+    assert_eq!(size("stdout.2").unwrap(), 4096);
+    assert!(size("stdout.3").is_err(), "only two rotated files are kept");
+    let live = std::fs::read_to_string(sandbox.join("stdout")).unwrap();
+    assert!(live.ends_with("end\n"), "{live}");
+}
