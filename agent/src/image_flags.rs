@@ -32,6 +32,7 @@ pub struct StoreArgs {
     /// The image store directory.
     #[arg(
         long,
+        visible_alias = "image-store",
         global = true,
         env = "TEPUI_IMAGE_STORE",
         default_value = "/var/lib/tepui/images"

@@ -5,12 +5,14 @@
 pub mod attributes;
 pub mod checkpoint;
 pub mod disk;
+pub mod endpoints;
 pub mod executor_api;
 pub mod executor_env;
 pub mod gc;
 pub mod http;
 pub mod image_flags;
 pub mod master_link;
+pub mod metrics;
 pub mod paths;
 pub mod resources;
 pub mod rotating_log;

@@ -30,6 +30,7 @@ use crate::checkpoint;
 use crate::executor_api::{self, EventSink, ExecutorHost};
 use crate::executor_env::{ExecutorEnvInput, executor_env};
 use crate::gc::{Gc, GcConfig};
+use crate::metrics::Counters;
 use crate::paths::{Layout, RunIds};
 use crate::rotating_log::Rotation;
 use crate::status_update::{self, Manager, TaskKey};
@@ -180,6 +181,60 @@ pub struct Runner {
     to_master: mpsc::UnboundedSender<AgentToMaster>,
     /// Finished runs awaiting removal.
     gc: Gc,
+    /// Counters for the metrics endpoints.
+    counters: Counters,
+    /// The latest ended executor runs, newest last (for /state).
+    completed: Mutex<std::collections::VecDeque<RunView>>,
+}
+
+/// Ended executor runs remembered for /state.
+const COMPLETED_RUNS: usize = 200;
+
+/// An executor run as the endpoints show it.
+#[derive(Debug, Clone)]
+pub struct RunView {
+    /// Its framework.
+    pub framework: FrameworkInfo,
+    /// Its executor.
+    pub info: ExecutorInfo,
+    /// Its container id.
+    pub container: String,
+    /// Its sandbox on the host.
+    pub sandbox: PathBuf,
+    /// Its tasks with their latest states.
+    pub tasks: Vec<(TaskInfo, i32)>,
+    /// The ids of tasks waiting for the executor to subscribe.
+    pub queued: Vec<String>,
+}
+
+impl Executor {
+    fn view(&self) -> RunView {
+        let mut tasks: Vec<(TaskInfo, i32)> = self
+            .infos
+            .iter()
+            .map(|(id, info)| {
+                let state = self
+                    .tasks
+                    .get(id)
+                    .copied()
+                    .unwrap_or(TaskState::TaskStaging as i32);
+                (info.clone(), state)
+            })
+            .collect();
+        tasks.sort_by(|a, b| a.0.task_id.value.cmp(&b.0.task_id.value));
+        RunView {
+            framework: self.framework.clone(),
+            info: self.info.clone(),
+            container: self.container.clone(),
+            sandbox: self.sandbox.clone(),
+            tasks,
+            queued: self
+                .queued
+                .iter()
+                .flat_map(|l| l.tasks().iter().map(|t| t.task_id.value.clone()))
+                .collect(),
+        }
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -208,6 +263,8 @@ impl Runner {
             updates: Mutex::new(Manager::new()),
             to_master,
             gc: Gc::new(),
+            counters: Counters::default(),
+            completed: Mutex::new(std::collections::VecDeque::new()),
         })
     }
 
@@ -653,6 +710,20 @@ impl Runner {
             std::time::SystemTime::now(),
         );
         tracing::info!(framework = %key.0, executor = %key.1, %message, "executor ended");
+        self.counters.executor_terminated();
+        let mut ended = executor.view();
+        for (_, state) in &mut ended.tasks {
+            if !status_update::is_terminal(*state) {
+                *state = TaskState::TaskFailed as i32;
+            }
+        }
+        {
+            let mut completed = lock(&self.completed);
+            completed.push_back(ended);
+            while completed.len() > COMPLETED_RUNS {
+                completed.pop_front();
+            }
+        }
         for (task, state) in executor.tasks {
             if status_update::is_terminal(state) {
                 continue;
@@ -706,10 +777,31 @@ impl Runner {
             latest_state: Some(status.state),
             status,
         };
-        match lock(&self.updates).update(update, log.as_deref()) {
-            Ok(Some(forward)) => self.forward(forward),
-            Ok(None) => {}
-            Err(e) => tracing::error!(error = %e, "status update refused"),
+        self.manage(update, log.as_deref());
+    }
+
+    /// Hands an update to the status update manager, counting it.
+    fn manage(&self, update: StatusUpdate, log: Option<&std::path::Path>) {
+        let key = TaskKey {
+            framework: update.framework_id.value.clone(),
+            task: update.status.task_id.value.clone(),
+        };
+        let state = update.status.state;
+        let mut updates = lock(&self.updates);
+        let previous = updates.latest_state(&key);
+        let taken = updates.update(update, log);
+        drop(updates);
+        match taken {
+            Ok(forward) => {
+                self.counters.update(previous, state);
+                if let Some(forward) = forward {
+                    self.forward(forward);
+                }
+            }
+            Err(e) => {
+                self.counters.invalid_update();
+                tracing::error!(error = %e, "status update refused");
+            }
         }
     }
 
@@ -1211,11 +1303,7 @@ impl Runner {
             latest_state: Some(status.state),
             status,
         };
-        match lock(&self.updates).update(update, None) {
-            Ok(Some(forward)) => self.forward(forward),
-            Ok(None) => {}
-            Err(e) => tracing::error!(error = %e, "status update refused"),
-        }
+        self.manage(update, None);
     }
 
     /// The updates due to be forwarded again now.
@@ -1224,6 +1312,41 @@ impl Runner {
         for update in due {
             self.forward(update);
         }
+    }
+
+    /// The executor runs live now.
+    pub fn runs(&self) -> Vec<RunView> {
+        lock(&self.executors).values().map(Executor::view).collect()
+    }
+
+    /// The latest ended executor runs, oldest first.
+    pub fn completed_runs(&self) -> Vec<RunView> {
+        lock(&self.completed).iter().cloned().collect()
+    }
+
+    /// The counters for the metrics endpoints.
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    /// Whether a master is listening.
+    pub fn is_registered(&self) -> bool {
+        self.registered.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// The id the master gave this agent (empty before registration).
+    pub fn id(&self) -> String {
+        self.agent_id()
+    }
+
+    /// The pid of a container's first process (its executor).
+    pub fn container_pid(&self, container: &str) -> Option<i32> {
+        self.containerizer.pid(container)
+    }
+
+    /// The resource usage of a container.
+    pub async fn usage(&self, container: &str) -> Option<tepui_containerizer::Usage> {
+        self.containerizer.usage(container).await.ok()
     }
 
     /// The sandbox of a task's executor run, while it runs.

@@ -40,6 +40,18 @@ struct State {
     pending: Vec<TaskInfo>,
 }
 
+/// Kills and removes a test's cgroup subtree when the test ends, passed
+/// or failed, so no task outlives it.
+struct Cleanup(std::path::PathBuf);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        if let Err(e) = tepui_isolators::cgroups::remove_subtree(&self.0, Duration::from_secs(5)) {
+            eprintln!("cleaning up {}: {e}", self.0.display());
+        }
+    }
+}
+
 fn frame(message: &MasterToAgent) -> Bytes {
     let mut out = BytesMut::new();
     tepui_proto::recordio::encode(&message.encode_to_vec(), &mut out);
@@ -188,6 +200,8 @@ fn agent_command(
         .arg(work.join("work"))
         .arg("--container-state-dir")
         .arg(work.join("containers"))
+        .arg("--image-store")
+        .arg(work.join("images"))
         .arg("--cgroup-root")
         .arg(cgroup)
         .args(["--resources", "cpus:3;mem:1024", "--attributes", "rack:r1"])
@@ -212,6 +226,7 @@ async fn registers_runs_a_task_and_reregisters_as_itself_after_a_restart() {
     let cgroup = tepui_isolators::cgroups::Hierarchy::default_root()
         .unwrap()
         .with_file_name(format!("tepui-agent-daemon-{}", std::process::id()));
+    let _cleanup = Cleanup(cgroup.clone());
     let master = Arc::new(Master::default());
     master.state.lock().unwrap().pending = vec![TaskInfo {
         name: "hello".into(),
@@ -388,6 +403,7 @@ async fn a_restarted_agent_recovers_its_running_executor_and_the_task_ends_once(
     let cgroup = tepui_isolators::cgroups::Hierarchy::default_root()
         .unwrap()
         .with_file_name(format!("tepui-agent-recover-{}", std::process::id()));
+    let _cleanup = Cleanup(cgroup.clone());
     let (master, address, server) =
         master_with(vec![shell_task("long-1", "sleep 2; echo finished")]).await;
     let port = free_port();
@@ -426,6 +442,7 @@ async fn an_executor_gone_while_the_agent_was_down_fails_its_task() {
     let cgroup = tepui_isolators::cgroups::Hierarchy::default_root()
         .unwrap()
         .with_file_name(format!("tepui-agent-lost-{}", std::process::id()));
+    let _cleanup = Cleanup(cgroup.clone());
     let (master, address, server) = master_with(vec![shell_task("long-2", "sleep 60")]).await;
     let port = free_port();
     let mut first = agent_on(&address, dir.path(), &cgroup, port);
@@ -497,6 +514,7 @@ async fn twenty_executors_reconnect_after_a_kill_9_and_five_lost_ones_fail_their
     let cgroup = tepui_isolators::cgroups::Hierarchy::default_root()
         .unwrap()
         .with_file_name(format!("tepui-agent-twenty-{}", std::process::id()));
+    let _cleanup = Cleanup(cgroup.clone());
     let tasks = (0..20)
         .map(|i| shell_task(&format!("t{i}"), "sleep 6"))
         .collect();
@@ -548,6 +566,7 @@ async fn a_corrupt_checkpoint_stops_a_strict_agent_and_is_skipped_by_a_lenient_o
     let cgroup = tepui_isolators::cgroups::Hierarchy::default_root()
         .unwrap()
         .with_file_name(format!("tepui-agent-corrupt-{}", std::process::id()));
+    let _cleanup = Cleanup(cgroup.clone());
     let (master, address, server) = master_with(vec![shell_task("c1", "sleep 60")]).await;
     let port = free_port();
     let mut first = agent_on(&address, dir.path(), &cgroup, port);
@@ -602,4 +621,151 @@ async fn a_corrupt_checkpoint_stops_a_strict_agent_and_is_skipped_by_a_lenient_o
     let _ = lenient.wait().await;
     server.abort();
     let _ = std::fs::remove_dir(&cgroup);
+}
+
+/// GET `path` from the agent on `port`: (status, body).
+async fn get(port: u16, path: &str) -> (u16, Vec<u8>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    stream
+        .write_all(format!("GET {path} HTTP/1.0\r\nHost: agent\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await.unwrap();
+    let split = response
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a header block");
+    let head = String::from_utf8_lossy(&response[..split]).into_owned();
+    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    (status, response[split + 4..].to_vec())
+}
+
+async fn get_json(port: u16, path: &str) -> serde_json::Value {
+    let (status, body) = get(port, path).await;
+    assert_eq!(status, 200, "{path}: {}", String::from_utf8_lossy(&body));
+    serde_json::from_slice(&body).unwrap()
+}
+
+fn escape(path: &str) -> String {
+    path.bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn the_endpoints_show_state_metrics_usage_and_sandbox_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let cgroup = tepui_isolators::cgroups::Hierarchy::default_root()
+        .unwrap()
+        .with_file_name(format!("tepui-agent-endpoints-{}", std::process::id()));
+    let _cleanup = Cleanup(cgroup.clone());
+    let mut task = shell_task(
+        "files-1",
+        "echo hello-files; ln -s /etc/passwd leak; sleep 30",
+    );
+    task.resources = tepui_proto::resources::parse("cpus:0.5;mem:32").unwrap();
+    let (master, address, server) = master_with(vec![task]).await;
+    let port = free_port();
+    let mut agent = agent_on(&address, dir.path(), &cgroup, port);
+    until("RUNNING", || {
+        states(&master).contains(&(TaskState::TaskRunning as i32))
+    })
+    .await;
+
+    let state = get_json(port, "/state").await;
+    assert_eq!(state["id"], "agent-7");
+    assert_eq!(state["resources"]["cpus"], 3.0);
+    assert_eq!(state["attributes"]["rack"], "r1");
+    let executor = &state["frameworks"][0]["executors"][0];
+    assert_eq!(executor["tasks"][0]["id"], "files-1");
+    assert_eq!(executor["tasks"][0]["state"], "TASK_RUNNING");
+    assert_eq!(executor["tasks"][0]["resources"]["mem"], 32.0);
+    let sandbox = executor["directory"].as_str().unwrap().to_owned();
+    assert!(sandbox.contains("/slaves/agent-7/frameworks/"), "{sandbox}");
+
+    // The sandbox's files: a listing, a read from an offset, the size
+    // alone, a download; nothing outside the sandboxes.
+    until("the task's output", || {
+        std::fs::read_to_string(format!("{sandbox}/stdout"))
+            .is_ok_and(|s| s.contains("hello-files"))
+            && std::path::Path::new(&format!("{sandbox}/leak")).is_symlink()
+    })
+    .await;
+    let listing = get_json(port, &format!("/files/browse?path={}", escape(&sandbox))).await;
+    let names: Vec<&str> = listing
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["path"].as_str().unwrap())
+        .collect();
+    assert!(
+        names.contains(&format!("{sandbox}/stdout").as_str()),
+        "{names:?}"
+    );
+    let stdout = escape(&format!("{sandbox}/stdout"));
+    let read = get_json(port, &format!("/files/read?path={stdout}&offset=6")).await;
+    assert_eq!(read["data"], "files\n");
+    assert_eq!(read["offset"], 6);
+    let size = get_json(port, &format!("/files/read?path={stdout}")).await;
+    assert_eq!(size["offset"], 12);
+    assert_eq!(size["data"], "");
+    let (status, bytes) = get(port, &format!("/files/download?path={stdout}")).await;
+    assert_eq!(
+        (status, bytes.as_slice()),
+        (200, b"hello-files\n".as_slice())
+    );
+    let leak = escape(&format!("{sandbox}/leak"));
+    assert_eq!(
+        get(port, &format!("/files/read?path={leak}&offset=0"))
+            .await
+            .0,
+        403
+    );
+    assert_eq!(
+        get(port, "/files/read?path=%2Fetc%2Fpasswd&offset=0")
+            .await
+            .0,
+        403
+    );
+    assert_eq!(
+        get(port, &format!("/files/read?path={stdout}&offset=x"))
+            .await
+            .0,
+        400
+    );
+    assert_eq!(get(port, "/files/browse").await.0, 400);
+
+    let metrics = get_json(port, "/metrics/snapshot").await;
+    assert_eq!(metrics["slave/tasks_running"], 1.0);
+    assert_eq!(metrics["slave/registered"], 1.0);
+    assert_eq!(metrics["slave/cpus_used"], 0.5);
+    let (status, text) = get(port, "/metrics").await;
+    assert_eq!(status, 200);
+    let text = String::from_utf8(text).unwrap();
+    assert!(text.contains("\ntepui_slave_tasks_running 1\n"), "{text}");
+
+    let containers = get_json(port, "/containers").await;
+    let container = &containers[0];
+    assert_eq!(container["executor_id"], "files-1");
+    assert!(sandbox.ends_with(container["container_id"].as_str().unwrap()));
+    assert!(container["status"]["executor_pid"].as_i64().unwrap() > 1);
+    assert!(
+        container["statistics"]["processes"].as_u64().unwrap() >= 2,
+        "{container}"
+    );
+    let statistics = get_json(port, "/monitor/statistics").await;
+    assert_eq!(statistics[0]["framework_id"], container["framework_id"]);
+    assert_eq!(statistics[0]["statistics"]["mem_limit_bytes"], 32u64 << 20);
+    assert_eq!(get(port, "/no/such").await.0, 404);
+
+    agent.kill().await.unwrap();
+    let _ = agent.wait().await;
+    server.abort();
 }

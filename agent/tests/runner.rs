@@ -130,7 +130,11 @@ impl Fixture {
 impl Drop for Fixture {
     fn drop(&mut self) {
         self.server.abort();
-        let _ = std::fs::remove_dir(&self.cgroup_root);
+        if let Err(e) =
+            tepui_isolators::cgroups::remove_subtree(&self.cgroup_root, Duration::from_secs(5))
+        {
+            eprintln!("cleaning up {}: {e}", self.cgroup_root.display());
+        }
     }
 }
 

@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Parser;
-use hyper::{Request, StatusCode};
-use tepui_agent::executor_api::{self, ExecutorHost};
+use hyper::Request;
+use tepui_agent::endpoints::Endpoints;
 use tepui_agent::gc::GcConfig;
 use tepui_agent::image_flags::StoreArgs;
 use tepui_agent::master_link::{self, LinkConfig};
@@ -240,17 +240,23 @@ async fn run(flags: Flags) -> Result<()> {
         namespaces = "mount,pid,uts,ipc,net",
         "agent starting"
     );
-    let host: Arc<dyn ExecutorHost> = runner.clone();
-    let handler = Arc::new(move |request: Request<hyper::body::Incoming>| {
-        let host = host.clone();
-        async move {
-            match request.uri().path() {
-                "/api/v1/executor" => executor_api::handle(host, request).await,
-                "/health" => http::text(StatusCode::OK, ""),
-                other => http::text(StatusCode::NOT_FOUND, format!("no endpoint {other}")),
-            }
-        }
+    let agent_info = AgentInfo {
+        hostname,
+        port: Some(i32::from(bound.port())),
+        resources: total,
+        attributes,
+        ..Default::default()
+    };
+    let endpoints = Arc::new(Endpoints {
+        runner: runner.clone(),
+        info: agent_info.clone(),
+        endpoint: endpoint.clone(),
+        master: flags.master.clone(),
+        work_dir: flags.work_dir.clone(),
+        started: std::time::SystemTime::now(),
     });
+    let handler =
+        Arc::new(move |request: Request<hyper::body::Incoming>| endpoints.clone().handle(request));
     let server = tokio::spawn(http::serve(listener, handler));
     if !(0.0..=1.0).contains(&flags.gc_disk_headroom) {
         anyhow::bail!("--gc-disk-headroom must be between 0 and 1");
@@ -296,13 +302,6 @@ async fn run(flags: Flags) -> Result<()> {
         }
         None => tracing::info!("no checkpointed agent; registering as a new agent"),
     }
-    let agent_info = AgentInfo {
-        hostname,
-        port: Some(i32::from(bound.port())),
-        resources: total,
-        attributes,
-        ..Default::default()
-    };
     master_link::run(
         LinkConfig {
             master: flags.master,

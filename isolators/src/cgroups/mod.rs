@@ -160,3 +160,60 @@ impl Hierarchy {
         Ok(names)
     }
 }
+
+/// Kills every process under the cgroup at `path` (cgroup.kill) and
+/// removes it with every cgroup below it, deepest first: the teardown of
+/// a whole subtree, for tests and benchmarks that made one. Missing is fine.
+pub fn remove_subtree(path: &Path, timeout: std::time::Duration) -> Result<(), CgroupError> {
+    if !path.exists() {
+        return Ok(());
+    }
+    let kill = path.join("cgroup.kill");
+    std::fs::write(&kill, "1").map_err(|error| CgroupError::Io {
+        action: "writing",
+        path: kill,
+        error,
+    })?;
+    let events = path.join("cgroup.events");
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        let text = std::fs::read_to_string(&events).unwrap_or_default();
+        if !key_values(&text).any(|(k, v)| k == "populated" && v != 0) {
+            break;
+        }
+        if std::time::Instant::now() > deadline {
+            return Err(CgroupError::StillPopulated(path.to_owned(), timeout));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let mut dirs = Vec::new();
+    let mut stack = vec![path.to_owned()];
+    while let Some(dir) = stack.pop() {
+        if let Ok(entries) = std::fs::read_dir(&dir) {
+            stack.extend(entries.flatten().map(|e| e.path()).filter(|p| p.is_dir()));
+        }
+        dirs.push(dir);
+    }
+    // Children were pushed after their parents: remove in reverse.
+    for dir in dirs.iter().rev() {
+        let mut tries = 0;
+        loop {
+            match std::fs::remove_dir(dir) {
+                Ok(()) => break,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => break,
+                Err(e) if e.raw_os_error() == Some(libc::EBUSY) && tries < 100 => {
+                    tries += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                }
+                Err(error) => {
+                    return Err(CgroupError::Io {
+                        action: "removing",
+                        path: dir.clone(),
+                        error,
+                    });
+                }
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,122 @@
+//! `/state`: the agent, its frameworks, executors and tasks, in the JSON
+//! shape of the Mesos agent's `/state`.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Value, json};
+use tepui_proto::v1::{FrameworkInfo, value};
+
+use super::Endpoints;
+use super::json;
+
+fn framework_id(framework: &FrameworkInfo) -> String {
+    framework
+        .id
+        .as_ref()
+        .map(|i| i.value.clone())
+        .unwrap_or_default()
+}
+
+// Mesos still reports the deprecated `source` and `role` for older clients.
+#[allow(deprecated)]
+fn framework(info: &FrameworkInfo, executors: Vec<Value>, completed: Vec<Value>) -> Value {
+    json!({
+        "id": framework_id(info),
+        "name": info.name,
+        "user": info.user,
+        "failover_timeout": info.failover_timeout.unwrap_or(0.0),
+        "checkpoint": info.checkpoint.unwrap_or(false),
+        "hostname": info.hostname.clone().unwrap_or_default(),
+        "role": info.role.clone().unwrap_or_else(|| "*".to_owned()),
+        "roles": info.roles,
+        "principal": info.principal.clone().unwrap_or_default(),
+        "executors": executors,
+        "completed_executors": completed,
+    })
+}
+
+/// Attributes as one object (scalars as numbers, text as strings).
+fn attributes(endpoints: &Endpoints) -> Value {
+    let mut object = serde_json::Map::new();
+    for a in &endpoints.info.attributes {
+        let v = match value::Type::try_from(a.r#type) {
+            Ok(value::Type::Scalar) => json!(a.scalar.as_ref().map_or(0.0, |s| s.value)),
+            Ok(value::Type::Text) => {
+                json!(a.text.as_ref().map(|t| t.value.clone()).unwrap_or_default())
+            }
+            Ok(value::Type::Ranges) => {
+                let r: Vec<String> = a
+                    .ranges
+                    .iter()
+                    .flat_map(|r| &r.range)
+                    .map(|r| format!("{}-{}", r.begin, r.end))
+                    .collect();
+                json!(format!("[{}]", r.join(", ")))
+            }
+            Ok(value::Type::Set) => {
+                json!(format!(
+                    "{{{}}}",
+                    a.set.as_ref().map(|s| s.item.join(",")).unwrap_or_default()
+                ))
+            }
+            _ => continue,
+        };
+        object.insert(a.name.clone(), v);
+    }
+    Value::Object(object)
+}
+
+/// The whole `/state` document.
+pub fn state(endpoints: &Endpoints) -> Value {
+    let runner = &endpoints.runner;
+    let agent_id = runner.id();
+    let mut live: BTreeMap<String, (FrameworkInfo, Vec<Value>, Vec<Value>)> = BTreeMap::new();
+    for run in runner.runs() {
+        let entry = live
+            .entry(framework_id(&run.framework))
+            .or_insert_with(|| (run.framework.clone(), Vec::new(), Vec::new()));
+        entry.1.push(json::executor(&run, &agent_id));
+    }
+    // Ended runs go under their framework when it still runs here, else
+    // under completed_frameworks.
+    let mut gone: BTreeMap<String, (FrameworkInfo, Vec<Value>, Vec<Value>)> = BTreeMap::new();
+    for run in runner.completed_runs() {
+        let id = framework_id(&run.framework);
+        let executor: Value = json::executor(&run, &agent_id);
+        match live.get_mut(&id) {
+            Some(entry) => entry.2.push(executor),
+            None => gone
+                .entry(id)
+                .or_insert_with(|| (run.framework.clone(), Vec::new(), Vec::new()))
+                .2
+                .push(executor),
+        }
+    }
+    let frameworks: Vec<Value> = live
+        .into_values()
+        .map(|(info, executors, completed)| framework(&info, executors, completed))
+        .collect();
+    let completed_frameworks: Vec<Value> = gone
+        .into_values()
+        .map(|(info, executors, completed)| framework(&info, executors, completed))
+        .collect();
+    let start_time = endpoints
+        .started
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64());
+    json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "start_time": start_time,
+        "id": agent_id,
+        "pid": format!("slave(1)@{}", endpoints.endpoint),
+        "hostname": endpoints.info.hostname,
+        "port": endpoints.info.port.unwrap_or(0),
+        "capabilities": ["MULTI_ROLE", "HIERARCHICAL_ROLE", "TASK_LABEL_UNIQUENESS_CHECK"],
+        "resources": json::resources(&endpoints.info.resources),
+        "attributes": attributes(endpoints),
+        "master_hostname": endpoints.master.rsplit_once(':').map_or(endpoints.master.as_str(), |(h, _)| h),
+        "flags": { "work_dir": endpoints.work_dir.display().to_string(), "master": endpoints.master },
+        "frameworks": frameworks,
+        "completed_frameworks": completed_frameworks,
+    })
+}
