@@ -205,6 +205,8 @@ pub struct RunView {
     pub tasks: Vec<(TaskInfo, i32)>,
     /// The ids of tasks waiting for the executor to subscribe.
     pub queued: Vec<String>,
+    /// Whether its executor is subscribed now.
+    pub subscribed: bool,
 }
 
 impl Executor {
@@ -233,6 +235,7 @@ impl Executor {
                 .iter()
                 .flat_map(|l| l.tasks().iter().map(|t| t.task_id.value.clone()))
                 .collect(),
+            subscribed: self.sink.as_ref().is_some_and(|s| !s.is_closed()),
         }
     }
 }

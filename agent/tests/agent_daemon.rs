@@ -8,37 +8,16 @@
 // A panic is how a test reports failure.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
-use hyper::body::Incoming;
-use hyper::{Request, Response, StatusCode};
-use prost::Message;
-use tepui_agent::http::{self, Body};
-use tepui_agent::master_link::STREAM_ID;
-use tepui_proto::internal::{
-    AgentRegistered, AgentReregistered, AgentToMaster, MasterToAgent, Ping, RunTask,
-    StatusUpdateAcknowledgement, agent_to_master, master_to_agent,
-};
-use tepui_proto::v1::{
-    AgentId, CommandInfo, FrameworkId, FrameworkInfo, TaskId, TaskInfo, TaskState,
-};
-use tokio::sync::mpsc;
+use tepui_agent::http;
+use tepui_proto::internal::agent_to_master;
+use tepui_proto::v1::{CommandInfo, TaskId, TaskInfo, TaskState};
 
-#[derive(Default)]
-struct Master {
-    state: Mutex<State>,
-}
-
-#[derive(Default)]
-struct State {
-    registrations: Vec<AgentToMaster>,
-    updates: Vec<tepui_proto::internal::StatusUpdate>,
-    pongs: usize,
-    stream: Option<mpsc::Sender<Bytes>>,
-    pending: Vec<TaskInfo>,
-}
+#[path = "support/master.rs"]
+mod master;
+use master::{Master, free_port, master_with};
 
 /// Kills and removes a test's cgroup subtree when the test ends, passed
 /// or failed, so no task outlives it.
@@ -48,121 +27,6 @@ impl Drop for Cleanup {
     fn drop(&mut self) {
         if let Err(e) = tepui_isolators::cgroups::remove_subtree(&self.0, Duration::from_secs(5)) {
             eprintln!("cleaning up {}: {e}", self.0.display());
-        }
-    }
-}
-
-fn frame(message: &MasterToAgent) -> Bytes {
-    let mut out = BytesMut::new();
-    tepui_proto::recordio::encode(&message.encode_to_vec(), &mut out);
-    out.freeze()
-}
-
-impl Master {
-    async fn handle(self: Arc<Self>, request: Request<Incoming>) -> Response<Body> {
-        let body = http::read_body(request.into_body(), 1 << 20).await.unwrap();
-        let message = AgentToMaster::decode(body.as_ref()).unwrap();
-        match message.message.clone() {
-            Some(agent_to_master::Message::RegisterAgent(_))
-            | Some(agent_to_master::Message::ReregisterAgent(_)) => {
-                let (tx, body) = http::channel(16);
-                let answer = match &message.message {
-                    Some(agent_to_master::Message::RegisterAgent(_)) => {
-                        master_to_agent::Message::AgentRegistered(AgentRegistered {
-                            agent_id: AgentId {
-                                value: "agent-7".into(),
-                            },
-                            master_info: None,
-                            ping_interval_seconds: Some(0.2),
-                        })
-                    }
-                    _ => master_to_agent::Message::AgentReregistered(AgentReregistered {
-                        agent_id: AgentId {
-                            value: "agent-7".into(),
-                        },
-                        ping_interval_seconds: Some(0.2),
-                        ..Default::default()
-                    }),
-                };
-                let tasks = {
-                    let mut state = self.state.lock().unwrap();
-                    state.registrations.push(message);
-                    state.stream = Some(tx.clone());
-                    std::mem::take(&mut state.pending)
-                };
-                // Sent once the response (and so the stream) is returned.
-                tokio::spawn(async move {
-                    let mut messages = vec![answer];
-                    for task in tasks {
-                        messages.push(master_to_agent::Message::RunTask(RunTask {
-                            framework_info: FrameworkInfo {
-                                user: "root".into(),
-                                name: "fw".into(),
-                                id: Some(FrameworkId {
-                                    value: "fw-1".into(),
-                                }),
-                                checkpoint: Some(true),
-                                ..Default::default()
-                            },
-                            task,
-                        }));
-                    }
-                    for message in messages {
-                        if tx
-                            .send(frame(&MasterToAgent {
-                                message: Some(message),
-                            }))
-                            .await
-                            .is_err()
-                        {
-                            return;
-                        }
-                    }
-                    let ping = frame(&MasterToAgent {
-                        message: Some(master_to_agent::Message::Ping(Ping {
-                            connected: Some(true),
-                        })),
-                    });
-                    while tx.send(ping.clone()).await.is_ok() {
-                        tokio::time::sleep(Duration::from_millis(200)).await;
-                    }
-                });
-                let mut response = Response::new(body);
-                response
-                    .headers_mut()
-                    .insert(STREAM_ID, "stream-1".parse().unwrap());
-                response
-            }
-            Some(agent_to_master::Message::StatusUpdate(update)) => {
-                let ack = StatusUpdateAcknowledgement {
-                    agent_id: AgentId {
-                        value: "agent-7".into(),
-                    },
-                    framework_id: update.framework_id.clone(),
-                    task_id: update.status.task_id.clone(),
-                    uuid: update.status.uuid.clone().unwrap_or_default(),
-                };
-                let stream = {
-                    let mut state = self.state.lock().unwrap();
-                    state.updates.push(update);
-                    state.stream.clone()
-                };
-                if let Some(stream) = stream {
-                    let _ = stream
-                        .send(frame(&MasterToAgent {
-                            message: Some(master_to_agent::Message::StatusUpdateAcknowledgement(
-                                ack,
-                            )),
-                        }))
-                        .await;
-                }
-                http::text(StatusCode::ACCEPTED, "")
-            }
-            Some(agent_to_master::Message::Pong(_)) => {
-                self.state.lock().unwrap().pongs += 1;
-                http::text(StatusCode::ACCEPTED, "")
-            }
-            _ => http::text(StatusCode::ACCEPTED, ""),
         }
     }
 }
@@ -348,30 +212,6 @@ async fn bad_flags_are_one_clear_line() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a duration"));
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A master with `task` to send, serving on a fresh port.
-async fn master_with(tasks: Vec<TaskInfo>) -> (Arc<Master>, String, tokio::task::JoinHandle<()>) {
-    let master = Arc::new(Master::default());
-    master.state.lock().unwrap().pending = tasks;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap().to_string();
-    let server = {
-        let master = master.clone();
-        tokio::spawn(http::serve(
-            listener,
-            Arc::new(move |r| master.clone().handle(r)),
-        ))
-    };
-    (master, address, server)
 }
 
 fn shell_task(id: &str, script: &str) -> TaskInfo {

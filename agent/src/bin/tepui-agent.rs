@@ -319,8 +319,27 @@ async fn run(flags: Flags) -> Result<()> {
     Ok(())
 }
 
+/// Raises the open-file limit to its hard limit: each executor holds a
+/// connection and each container a pidfd, so the default 1024 caps an
+/// agent at a few hundred executors.
+fn raise_nofile() {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit on a live, initialized struct.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max
+        {
+            limit.rlim_cur = limit.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let flags = Flags::parse();
+    raise_nofile();
     tracing_subscriber::fmt()
         .with_max_level(flags.log_level)
         .with_writer(std::io::stderr)

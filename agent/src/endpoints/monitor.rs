@@ -32,6 +32,8 @@ pub fn snapshot(endpoints: &Endpoints) -> BTreeMap<String, f64> {
     );
     metrics.insert("slave/tasks_killing".into(), count(TaskState::TaskKilling));
     metrics.insert("slave/executors_running".into(), runs.len() as f64);
+    let registering = runs.iter().filter(|r| !r.subscribed).count();
+    metrics.insert("slave/executors_registering".into(), registering as f64);
     let frameworks: std::collections::HashSet<_> =
         runs.iter().map(|r| r.framework.id.clone()).collect();
     metrics.insert("slave/frameworks_active".into(), frameworks.len() as f64);
