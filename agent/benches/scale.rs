@@ -18,8 +18,11 @@ use std::time::{Duration, Instant};
 use tepui_proto::internal::{RunTask, ShutdownFramework, master_to_agent};
 use tepui_proto::v1::{CommandInfo, FrameworkId, FrameworkInfo, TaskId, TaskInfo, TaskState};
 
+#[path = "../tests/support/agent.rs"]
+mod agent_process;
 #[path = "../tests/support/master.rs"]
 mod master;
+use agent_process::agent_command;
 use master::{Master, free_port, master_with};
 
 fn env_count(name: &str, default: usize) -> usize {
@@ -40,20 +43,10 @@ fn rss_mib(pid: u32) -> f64 {
 
 /// The agent's /metrics/snapshot (null while it does not answer).
 async fn metrics(port: u16) -> serde_json::Value {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let Ok(mut stream) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await else {
-        return serde_json::Value::Null;
-    };
-    let request = "GET /metrics/snapshot HTTP/1.0\r\nHost: agent\r\n\r\n";
-    if stream.write_all(request.as_bytes()).await.is_err() {
-        return serde_json::Value::Null;
-    }
-    let mut response = Vec::new();
-    let _ = stream.read_to_end(&mut response).await;
-    let Some(split) = response.windows(4).position(|w| w == b"\r\n\r\n") else {
-        return serde_json::Value::Null;
-    };
-    serde_json::from_slice(&response[split + 4..]).unwrap_or(serde_json::Value::Null)
+    agent_process::get(port, "/metrics/snapshot")
+        .await
+        .and_then(|(_, body)| serde_json::from_slice(&body).ok())
+        .unwrap_or(serde_json::Value::Null)
 }
 
 fn framework(id: &str, checkpoint: bool) -> FrameworkInfo {
@@ -119,31 +112,9 @@ fn start_agent(
         .append(true)
         .open(dir.join("agent.log"))
         .unwrap();
-    tokio::process::Command::new(env!("CARGO_BIN_EXE_tepui-agent"))
-        .args([
-            "--master",
-            master,
-            "--ip",
-            "127.0.0.1",
-            "--port",
-            &port.to_string(),
-        ])
-        .arg("--work-dir")
-        .arg(dir.join("work"))
-        .arg("--container-state-dir")
-        .arg(dir.join("containers"))
-        .arg("--image-store")
-        .arg(dir.join("images"))
-        .arg("--cgroup-root")
-        .arg(cgroup)
-        .args([
-            "--resources",
-            "cpus:1000;mem:1000000",
-            "--log-level",
-            "warn",
-        ])
+    agent_command(master, dir, cgroup, port)
+        .args(["--log-level", "warn"])
         .stderr(log)
-        .kill_on_drop(true)
         .spawn()
         .unwrap()
 }

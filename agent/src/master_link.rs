@@ -326,12 +326,7 @@ fn dispatch(runner: &Arc<Runner>, message: MasterToAgent) {
     use master_to_agent::Message as M;
     match message.message {
         Some(M::RunTask(run)) => {
-            let framework = run
-                .framework_info
-                .id
-                .clone()
-                .map(|i| i.value)
-                .unwrap_or_default();
+            let framework = crate::runner::framework_id(&run.framework_info);
             let task = run.task.task_id.value.clone();
             if let Err(e) = runner.run_task(run.framework_info, run.task) {
                 tracing::warn!(error = %e, "refusing a task");
@@ -339,12 +334,7 @@ fn dispatch(runner: &Arc<Runner>, message: MasterToAgent) {
             }
         }
         Some(M::RunTaskGroup(run)) => {
-            let framework = run
-                .framework_info
-                .id
-                .clone()
-                .map(|i| i.value)
-                .unwrap_or_default();
+            let framework = crate::runner::framework_id(&run.framework_info);
             let tasks: Vec<String> = run
                 .task_group
                 .tasks

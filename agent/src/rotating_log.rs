@@ -7,6 +7,11 @@ use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+/// The variables that give the built-in executor its rotation (set by the agent).
+pub const MAX_SIZE_ENV: &str = "TEPUI_LOG_MAX_SIZE";
+/// See [`MAX_SIZE_ENV`].
+pub const MAX_FILES_ENV: &str = "TEPUI_LOG_MAX_FILES";
+
 /// How big a log file grows and how many rotated files are kept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Rotation {

@@ -32,9 +32,9 @@ use crate::executor_env::{ExecutorEnvInput, executor_env};
 use crate::gc::{Gc, GcConfig};
 use crate::metrics::Counters;
 use crate::paths::{Layout, RunIds};
-use crate::rotating_log::Rotation;
+use crate::rotating_log::{self, Rotation};
 use crate::status_update::{self, Manager, TaskKey};
-use crate::task_image;
+use crate::{task_image, task_process};
 
 /// How the runner is set up.
 #[derive(Debug, Clone)]
@@ -187,6 +187,15 @@ pub struct Runner {
     completed: Mutex<std::collections::VecDeque<RunView>>,
 }
 
+/// A framework's id as a string (empty when it has none yet).
+pub fn framework_id(framework: &FrameworkInfo) -> String {
+    framework
+        .id
+        .as_ref()
+        .map(|i| i.value.clone())
+        .unwrap_or_default()
+}
+
 /// Ended executor runs remembered for /state.
 const COMPLETED_RUNS: usize = 200;
 
@@ -207,6 +216,20 @@ pub struct RunView {
     pub queued: Vec<String>,
     /// Whether its executor is subscribed now.
     pub subscribed: bool,
+}
+
+impl RunView {
+    /// What the run holds now: its executor's resources and those of its
+    /// tasks that have not ended.
+    pub fn resources_in_use(&self) -> Vec<tepui_proto::v1::Resource> {
+        let mut all = self.info.resources.clone();
+        for (task, state) in &self.tasks {
+            if !status_update::is_terminal(*state) {
+                all.extend(task.resources.iter().cloned());
+            }
+        }
+        all
+    }
 }
 
 impl Executor {
@@ -669,10 +692,14 @@ impl Runner {
         }
         if info.command.is_none() {
             let rotation = self.config.log_rotation;
-            spec.env
-                .push(("TEPUI_LOG_MAX_SIZE".into(), rotation.max_bytes.to_string()));
-            spec.env
-                .push(("TEPUI_LOG_MAX_FILES".into(), rotation.keep.to_string()));
+            spec.env.push((
+                rotating_log::MAX_SIZE_ENV.into(),
+                rotation.max_bytes.to_string(),
+            ));
+            spec.env.push((
+                rotating_log::MAX_FILES_ENV.into(),
+                rotation.keep.to_string(),
+            ));
         }
         if let Some(image) = image {
             if info.command.is_none() {
@@ -681,7 +708,7 @@ impl Runner {
                 spec.enter_rootfs = false;
                 if let Some(dir) = runtime::working_dir(&image.config) {
                     spec.env
-                        .push(("TEPUI_TASK_WORKDIR".into(), dir.display().to_string()));
+                        .push((task_process::WORKDIR_ENV.into(), dir.display().to_string()));
                 }
             } else {
                 spec.user = runtime::user(&image.config);

@@ -17,6 +17,10 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 
 use crate::rotating_log::RotatingFile;
 
+/// The variable giving the built-in executor its tasks' working directory
+/// inside the image (set by the agent from the image's WorkingDir).
+pub const WORKDIR_ENV: &str = "TEPUI_TASK_WORKDIR";
+
 /// Where a task runs.
 #[derive(Debug, Clone, Default)]
 pub struct Placement {

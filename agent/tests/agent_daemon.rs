@@ -15,8 +15,11 @@ use tepui_agent::http;
 use tepui_proto::internal::agent_to_master;
 use tepui_proto::v1::{CommandInfo, TaskId, TaskInfo, TaskState};
 
+#[path = "support/agent.rs"]
+mod agent_process;
 #[path = "support/master.rs"]
 mod master;
+use agent_process::agent_command;
 use master::{Master, free_port, master_with};
 
 /// Kills and removes a test's cgroup subtree when the test ends, passed
@@ -42,36 +45,6 @@ fn agent_on(
     port: u16,
 ) -> tokio::process::Child {
     agent_command(master, work, cgroup, port).spawn().unwrap()
-}
-
-fn agent_command(
-    master: &str,
-    work: &std::path::Path,
-    cgroup: &std::path::Path,
-    port: u16,
-) -> tokio::process::Command {
-    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_tepui-agent"));
-    command
-        .args([
-            "--master",
-            master,
-            "--ip",
-            "127.0.0.1",
-            "--port",
-            &port.to_string(),
-        ])
-        .arg("--work-dir")
-        .arg(work.join("work"))
-        .arg("--container-state-dir")
-        .arg(work.join("containers"))
-        .arg("--image-store")
-        .arg(work.join("images"))
-        .arg("--cgroup-root")
-        .arg(cgroup)
-        .args(["--resources", "cpus:3;mem:1024", "--attributes", "rack:r1"])
-        .env_remove("RUST_BACKTRACE")
-        .kill_on_drop(true);
-    command
 }
 
 async fn until(what: &str, check: impl Fn() -> bool) {
@@ -465,23 +438,9 @@ async fn a_corrupt_checkpoint_stops_a_strict_agent_and_is_skipped_by_a_lenient_o
 
 /// GET `path` from the agent on `port`: (status, body).
 async fn get(port: u16, path: &str) -> (u16, Vec<u8>) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+    agent_process::get(port, path)
         .await
-        .unwrap();
-    stream
-        .write_all(format!("GET {path} HTTP/1.0\r\nHost: agent\r\n\r\n").as_bytes())
-        .await
-        .unwrap();
-    let mut response = Vec::new();
-    stream.read_to_end(&mut response).await.unwrap();
-    let split = response
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("a header block");
-    let head = String::from_utf8_lossy(&response[..split]).into_owned();
-    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
-    (status, response[split + 4..].to_vec())
+        .expect("an HTTP answer from the agent")
 }
 
 async fn get_json(port: u16, path: &str) -> serde_json::Value {

@@ -28,10 +28,10 @@ use tokio::time::Instant;
 /// The grace period when the kill policy gives none (Mesos's default).
 const DEFAULT_GRACE: Duration = Duration::from_secs(3);
 
-/// The variables that configure this executor (set by the agent).
-const LOG_MAX_SIZE_ENV: &str = "TEPUI_LOG_MAX_SIZE";
-const LOG_MAX_FILES_ENV: &str = "TEPUI_LOG_MAX_FILES";
-const TASK_WORKDIR_ENV: &str = "TEPUI_TASK_WORKDIR";
+use tepui_agent::rotating_log::{
+    MAX_FILES_ENV as LOG_MAX_FILES_ENV, MAX_SIZE_ENV as LOG_MAX_SIZE_ENV,
+};
+use tepui_agent::task_process::WORKDIR_ENV as TASK_WORKDIR_ENV;
 
 struct Live {
     pgid: i32,
@@ -128,13 +128,17 @@ impl Tasks {
         }
     }
 
-    /// Every live task of `group`.
-    fn group_members(&self, group: u64) -> Vec<String> {
-        self.live
+    /// Kills every live task of `group` (a group ends as a whole).
+    fn kill_group(&mut self, group: u64, grace: Option<Duration>) {
+        let members: Vec<String> = self
+            .live
             .iter()
             .filter(|(_, l)| l.group == Some(group))
             .map(|(id, _)| id.clone())
-            .collect()
+            .collect();
+        for member in members {
+            self.kill(&member, grace);
+        }
     }
 
     /// The soonest SIGKILL due.
@@ -198,9 +202,7 @@ impl Tasks {
                 failed.reason = Some(task_status::Reason::CommandExecutorFailed as i32);
                 driver.update(failed).await?;
                 if let Some(group) = group {
-                    for member in self.group_members(group) {
-                        self.kill(&member, None);
-                    }
+                    self.kill_group(group, None);
                 }
             }
         }
@@ -222,9 +224,7 @@ impl Tasks {
         let finished = update.state == TaskState::TaskFinished as i32;
         driver.update(update).await?;
         if let (Some(group), false) = (live.group, finished) {
-            for member in self.group_members(group) {
-                self.kill(&member, None);
-            }
+            self.kill_group(group, None);
         }
         Ok(())
     }
@@ -280,12 +280,9 @@ impl Tasks {
                 if let Some(kill) = event.kill {
                     let grace = kill.kill_policy.as_ref().map(|p| grace_of(Some(p)));
                     // Killing a task of a group kills the group.
-                    let targets = match self.live.get(&kill.task_id.value).and_then(|l| l.group) {
-                        Some(group) => self.group_members(group),
-                        None => vec![kill.task_id.value.clone()],
-                    };
-                    for task in targets {
-                        self.kill(&task, grace);
+                    match self.live.get(&kill.task_id.value).and_then(|l| l.group) {
+                        Some(group) => self.kill_group(group, grace),
+                        None => self.kill(&kill.task_id.value, grace),
                     }
                 }
             }

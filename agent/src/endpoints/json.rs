@@ -6,7 +6,22 @@ use std::collections::BTreeMap;
 use serde_json::{Map, Value, json};
 use tepui_proto::v1::{Resource, TaskInfo, TaskState, value};
 
-use crate::runner::RunView;
+use crate::runner::{RunView, framework_id};
+
+/// Ranges as Mesos writes them: `[a-b, c-d]`.
+pub fn ranges_text(ranges: Option<&value::Ranges>) -> String {
+    let parts: Vec<String> = ranges
+        .iter()
+        .flat_map(|r| &r.range)
+        .map(|r| format!("{}-{}", r.begin, r.end))
+        .collect();
+    format!("[{}]", parts.join(", "))
+}
+
+/// A set as Mesos writes it: `{a,b}`.
+pub fn set_text(set: Option<&value::Set>) -> String {
+    format!("{{{}}}", set.map(|s| s.item.join(",")).unwrap_or_default())
+}
 
 /// Resources as one object: scalars summed by name, ranges as
 /// `[a-b, c-d]`, sets as `{a,b}`.
@@ -23,24 +38,12 @@ pub fn resources(resources: &[Resource]) -> Value {
                     resource.scalar.as_ref().map_or(0.0, |s| s.value);
             }
             Ok(value::Type::Ranges) => {
-                let ranges: Vec<String> = resource
-                    .ranges
-                    .iter()
-                    .flat_map(|r| &r.range)
-                    .map(|r| format!("{}-{}", r.begin, r.end))
-                    .collect();
-                object.insert(
-                    resource.name.clone(),
-                    json!(format!("[{}]", ranges.join(", "))),
-                );
+                let text = ranges_text(resource.ranges.as_ref());
+                object.insert(resource.name.clone(), json!(text));
             }
             Ok(value::Type::Set) => {
-                let items = resource
-                    .set
-                    .as_ref()
-                    .map(|s| s.item.join(","))
-                    .unwrap_or_default();
-                object.insert(resource.name.clone(), json!(format!("{{{items}}}")));
+                let text = set_text(resource.set.as_ref());
+                object.insert(resource.name.clone(), json!(text));
             }
             _ => {}
         }
@@ -63,7 +66,7 @@ pub fn task(run: &RunView, agent_id: &str, task: &TaskInfo, state: i32) -> Value
     json!({
         "id": task.task_id.value,
         "name": task.name,
-        "framework_id": run.framework.id.as_ref().map(|i| i.value.clone()).unwrap_or_default(),
+        "framework_id": framework_id(&run.framework),
         "executor_id": if task.executor.is_some() || run.info.command.is_some() {
             run.info.executor_id.value.clone()
         } else {
@@ -93,19 +96,13 @@ pub fn executor(run: &RunView, agent_id: &str) -> Value {
             tasks.push(entry);
         }
     }
-    let mut all = run.info.resources.clone();
-    for (info, state) in &run.tasks {
-        if !crate::status_update::is_terminal(*state) {
-            all.extend(info.resources.iter().cloned());
-        }
-    }
     json!({
         "id": run.info.executor_id.value,
         "name": run.info.name.clone().unwrap_or_default(),
         "source": run.info.source.clone().unwrap_or_default(),
         "container": run.container,
         "directory": run.sandbox.display().to_string(),
-        "resources": resources(&all),
+        "resources": resources(&run.resources_in_use()),
         "type": if run.info.command.is_some() { "CUSTOM" } else { "DEFAULT" },
         "tasks": tasks,
         "queued_tasks": queued,

@@ -9,7 +9,6 @@ use tepui_proto::resources::scalar;
 
 use super::Endpoints;
 use crate::runner::RunView;
-use crate::status_update::is_terminal;
 use tepui_proto::v1::TaskState;
 
 /// Every metric by its Mesos name.
@@ -44,22 +43,10 @@ pub fn snapshot(endpoints: &Endpoints) -> BTreeMap<String, f64> {
     let uptime = endpoints.started.elapsed().map_or(0.0, |d| d.as_secs_f64());
     metrics.insert("slave/uptime_secs".into(), uptime);
     let total = &endpoints.info.resources;
-    let mut used: BTreeMap<&str, f64> = BTreeMap::new();
-    for run in &runs {
-        for name in ["cpus", "mem", "disk"] {
-            let own = scalar(&run.info.resources, name);
-            let tasks: f64 = run
-                .tasks
-                .iter()
-                .filter(|(_, s)| !is_terminal(*s))
-                .map(|(t, _)| scalar(&t.resources, name))
-                .sum();
-            *used.entry(name).or_default() += own + tasks;
-        }
-    }
+    let in_use: Vec<_> = runs.iter().map(RunView::resources_in_use).collect();
     for name in ["cpus", "mem", "disk"] {
         let total = scalar(total, name);
-        let used = used.get(name).copied().unwrap_or(0.0);
+        let used: f64 = in_use.iter().map(|r| scalar(r, name)).sum();
         metrics.insert(format!("slave/{name}_total"), total);
         metrics.insert(format!("slave/{name}_used"), used);
         metrics.insert(
@@ -90,12 +77,7 @@ async fn statistics_of(endpoints: &Endpoints, run: &RunView) -> Value {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0.0, |d| d.as_secs_f64());
-    let mut limits = run.info.resources.clone();
-    for (task, state) in &run.tasks {
-        if !is_terminal(*state) {
-            limits.extend(task.resources.iter().cloned());
-        }
-    }
+    let limits = run.resources_in_use();
     let mut stats = serde_json::Map::new();
     stats.insert("timestamp".into(), json!(now));
     stats.insert("cpus_limit".into(), json!(scalar(&limits, "cpus")));
@@ -155,13 +137,7 @@ fn identity(run: &RunView) -> serde_json::Map<String, Value> {
     );
     object.insert(
         "framework_id".into(),
-        json!(
-            run.framework
-                .id
-                .as_ref()
-                .map(|i| i.value.clone())
-                .unwrap_or_default()
-        ),
+        json!(crate::runner::framework_id(&run.framework)),
     );
     object.insert(
         "source".into(),

@@ -8,14 +8,7 @@ use tepui_proto::v1::{FrameworkInfo, value};
 
 use super::Endpoints;
 use super::json;
-
-fn framework_id(framework: &FrameworkInfo) -> String {
-    framework
-        .id
-        .as_ref()
-        .map(|i| i.value.clone())
-        .unwrap_or_default()
-}
+use crate::runner::framework_id;
 
 // Mesos still reports the deprecated `source` and `role` for older clients.
 #[allow(deprecated)]
@@ -44,21 +37,8 @@ fn attributes(endpoints: &Endpoints) -> Value {
             Ok(value::Type::Text) => {
                 json!(a.text.as_ref().map(|t| t.value.clone()).unwrap_or_default())
             }
-            Ok(value::Type::Ranges) => {
-                let r: Vec<String> = a
-                    .ranges
-                    .iter()
-                    .flat_map(|r| &r.range)
-                    .map(|r| format!("{}-{}", r.begin, r.end))
-                    .collect();
-                json!(format!("[{}]", r.join(", ")))
-            }
-            Ok(value::Type::Set) => {
-                json!(format!(
-                    "{{{}}}",
-                    a.set.as_ref().map(|s| s.item.join(",")).unwrap_or_default()
-                ))
-            }
+            Ok(value::Type::Ranges) => json!(json::ranges_text(a.ranges.as_ref())),
+            Ok(value::Type::Set) => json!(json::set_text(a.set.as_ref())),
             _ => continue,
         };
         object.insert(a.name.clone(), v);
