@@ -9,7 +9,8 @@ pub mod endpoints;
 pub mod executor_api;
 pub mod executor_env;
 pub mod gc;
-pub mod http;
+/// The HTTP transport, shared with the master.
+pub use tepui_proto::http;
 pub mod image_flags;
 pub mod master_link;
 pub mod metrics;

@@ -13,7 +13,6 @@ use std::time::{Duration, Instant};
 
 use tepui_proto::internal::status_update_record::Type as RecordType;
 use tepui_proto::internal::{StatusUpdate, StatusUpdateRecord};
-use tepui_proto::v1::TaskState;
 
 use crate::checkpoint::{self, CheckpointError, Log};
 
@@ -126,17 +125,7 @@ impl Stream {
 
 /// Whether `state` ends a task.
 pub fn is_terminal(state: i32) -> bool {
-    matches!(
-        TaskState::try_from(state),
-        Ok(TaskState::TaskFinished
-            | TaskState::TaskFailed
-            | TaskState::TaskKilled
-            | TaskState::TaskError
-            | TaskState::TaskLost
-            | TaskState::TaskDropped
-            | TaskState::TaskGone
-            | TaskState::TaskGoneByOperator)
-    )
+    tepui_proto::model::is_terminal(state)
 }
 
 /// The status update streams of all the agent's tasks.
@@ -333,6 +322,7 @@ fn corrupt(path: &Path, why: &str) -> UpdateError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tepui_proto::v1::TaskState;
     use tepui_proto::v1::{FrameworkId, TaskId, TaskStatus};
 
     fn update(task: &str, state: TaskState, uuid: u8) -> StatusUpdate {

@@ -84,26 +84,7 @@ pub struct ExecutorEnv {
     pub sandbox: String,
 }
 
-/// Parses a Mesos duration: a number and a unit (ns, us, ms, secs, mins,
-/// hrs, days, weeks), e.g. `15mins` or `2.5secs`.
-pub fn parse_duration(text: &str) -> Option<Duration> {
-    let text = text.trim();
-    let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
-    let (number, unit) = text.split_at(split);
-    let number: f64 = number.parse().ok()?;
-    let seconds = match unit.trim() {
-        "ns" => 1e-9,
-        "us" => 1e-6,
-        "ms" => 1e-3,
-        "secs" | "s" => 1.0,
-        "mins" => 60.0,
-        "hrs" => 3600.0,
-        "days" => 86400.0,
-        "weeks" => 604800.0,
-        _ => return None,
-    };
-    Duration::try_from_secs_f64(number * seconds).ok()
-}
+pub use tepui_proto::duration::parse as parse_duration;
 
 impl ExecutorEnv {
     /// Reads the environment.
@@ -403,10 +384,6 @@ mod tests {
 
     #[test]
     fn reads_durations_and_the_environment_as_mesos_writes_them() {
-        assert_eq!(parse_duration("15mins"), Some(Duration::from_secs(900)));
-        assert_eq!(parse_duration("2.5secs"), Some(Duration::from_millis(2500)));
-        assert_eq!(parse_duration("10ms"), Some(Duration::from_millis(10)));
-        assert_eq!(parse_duration("soon"), None);
         let vars = [
             ("MESOS_AGENT_ENDPOINT", "127.0.0.1:5051"),
             ("MESOS_FRAMEWORK_ID", "fw"),

@@ -3,8 +3,11 @@
 //! own master <-> agent messages.
 
 pub mod descriptor;
+pub mod duration;
+pub mod http;
 pub mod json;
 pub mod media;
+pub mod model;
 pub mod protobuf;
 pub mod recordio;
 pub mod required;

@@ -1,65 +1,11 @@
-//! Mesos's JSON models of resources, tasks and executors (its
+//! Mesos's JSON models of an agent's tasks and executors (its
 //! `common/http.cpp`), as `/state` shows them.
 
-use std::collections::BTreeMap;
-
-use serde_json::{Map, Value, json};
-use tepui_proto::v1::{Resource, TaskInfo, TaskState, value};
+use serde_json::{Value, json};
+pub use tepui_proto::model::{resources, state_name};
+use tepui_proto::v1::TaskInfo;
 
 use crate::runner::{RunView, framework_id};
-
-/// Ranges as Mesos writes them: `[a-b, c-d]`.
-pub fn ranges_text(ranges: Option<&value::Ranges>) -> String {
-    let parts: Vec<String> = ranges
-        .iter()
-        .flat_map(|r| &r.range)
-        .map(|r| format!("{}-{}", r.begin, r.end))
-        .collect();
-    format!("[{}]", parts.join(", "))
-}
-
-/// A set as Mesos writes it: `{a,b}`.
-pub fn set_text(set: Option<&value::Set>) -> String {
-    format!("{{{}}}", set.map(|s| s.item.join(",")).unwrap_or_default())
-}
-
-/// Resources as one object: scalars summed by name, ranges as
-/// `[a-b, c-d]`, sets as `{a,b}`.
-pub fn resources(resources: &[Resource]) -> Value {
-    let mut scalars: BTreeMap<&str, f64> = BTreeMap::new();
-    let mut object = Map::new();
-    for name in ["cpus", "mem", "disk", "gpus"] {
-        scalars.insert(name, 0.0);
-    }
-    for resource in resources {
-        match value::Type::try_from(resource.r#type) {
-            Ok(value::Type::Scalar) => {
-                *scalars.entry(&resource.name).or_default() +=
-                    resource.scalar.as_ref().map_or(0.0, |s| s.value);
-            }
-            Ok(value::Type::Ranges) => {
-                let text = ranges_text(resource.ranges.as_ref());
-                object.insert(resource.name.clone(), json!(text));
-            }
-            Ok(value::Type::Set) => {
-                let text = set_text(resource.set.as_ref());
-                object.insert(resource.name.clone(), json!(text));
-            }
-            _ => {}
-        }
-    }
-    for (name, amount) in scalars {
-        object.insert(name.to_owned(), json!(amount));
-    }
-    Value::Object(object)
-}
-
-/// A state's Mesos name, e.g. `TASK_RUNNING`.
-pub fn state_name(state: i32) -> String {
-    TaskState::try_from(state)
-        .map(|s| s.as_str_name().to_owned())
-        .unwrap_or_else(|_| "TASK_UNKNOWN".to_owned())
-}
 
 /// One task of an executor run.
 pub fn task(run: &RunView, agent_id: &str, task: &TaskInfo, state: i32) -> Value {

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
-use tepui_proto::v1::{FrameworkInfo, value};
+use tepui_proto::v1::FrameworkInfo;
 
 use super::Endpoints;
 use super::json;
@@ -26,24 +26,6 @@ fn framework(info: &FrameworkInfo, executors: Vec<Value>, completed: Vec<Value>)
         "executors": executors,
         "completed_executors": completed,
     })
-}
-
-/// Attributes as one object (scalars as numbers, text as strings).
-fn attributes(endpoints: &Endpoints) -> Value {
-    let mut object = serde_json::Map::new();
-    for a in &endpoints.info.attributes {
-        let v = match value::Type::try_from(a.r#type) {
-            Ok(value::Type::Scalar) => json!(a.scalar.as_ref().map_or(0.0, |s| s.value)),
-            Ok(value::Type::Text) => {
-                json!(a.text.as_ref().map(|t| t.value.clone()).unwrap_or_default())
-            }
-            Ok(value::Type::Ranges) => json!(json::ranges_text(a.ranges.as_ref())),
-            Ok(value::Type::Set) => json!(json::set_text(a.set.as_ref())),
-            _ => continue,
-        };
-        object.insert(a.name.clone(), v);
-    }
-    Value::Object(object)
 }
 
 /// The whole `/state` document.
@@ -93,7 +75,7 @@ pub fn state(endpoints: &Endpoints) -> Value {
         "port": endpoints.info.port.unwrap_or(0),
         "capabilities": ["MULTI_ROLE", "HIERARCHICAL_ROLE", "TASK_LABEL_UNIQUENESS_CHECK"],
         "resources": json::resources(&endpoints.info.resources),
-        "attributes": attributes(endpoints),
+        "attributes": tepui_proto::model::attributes(&endpoints.info.attributes),
         "master_hostname": endpoints.master.rsplit_once(':').map_or(endpoints.master.as_str(), |(h, _)| h),
         "flags": { "work_dir": endpoints.work_dir.display().to_string(), "master": endpoints.master },
         "frameworks": frameworks,

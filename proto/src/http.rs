@@ -1,4 +1,4 @@
-//! The agent's HTTP server: HTTP/1.1 connections on a listener, each
+//! tepui's HTTP server: HTTP/1.1 connections on a listener, each
 //! request handed to one handler; bodies whole or streamed from a channel
 //! (the event streams of the v1 APIs).
 
@@ -44,6 +44,51 @@ impl hyper::body::Body for ChannelBody {
 pub fn channel(capacity: usize) -> (mpsc::Sender<Bytes>, Body) {
     let (tx, rx) = mpsc::channel(capacity);
     (tx, ChannelBody { rx }.boxed())
+}
+
+/// Called once when a streamed body is dropped: the peer went away, or
+/// the stream ended.
+pub type OnClose = Box<dyn FnOnce() + Send + Sync>;
+
+/// A body streamed from an unbounded channel, for streams a producer must
+/// never wait on (the master's event streams); it ends when every sender
+/// is dropped, and says so through its [`OnClose`] when it is dropped.
+pub struct UnboundedChannelBody {
+    rx: mpsc::UnboundedReceiver<Bytes>,
+    on_close: Option<OnClose>,
+}
+
+impl hyper::body::Body for UnboundedChannelBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        self.rx
+            .poll_recv(cx)
+            .map(|chunk| chunk.map(|c| Ok(Frame::data(c))))
+    }
+}
+
+impl Drop for UnboundedChannelBody {
+    fn drop(&mut self) {
+        if let Some(on_close) = self.on_close.take() {
+            on_close();
+        }
+    }
+}
+
+/// An unbounded streaming body, the sender that feeds it, and what runs
+/// when the body is dropped.
+pub fn unbounded_channel(on_close: OnClose) -> (mpsc::UnboundedSender<Bytes>, Body) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let body = UnboundedChannelBody {
+        rx,
+        on_close: Some(on_close),
+    };
+    (tx, body.boxed())
 }
 
 /// A whole body.
