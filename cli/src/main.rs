@@ -1,8 +1,11 @@
 //! The `tepui` command line.
 
+mod cluster;
 mod container;
 mod image;
+mod master_http;
 mod progress;
+mod run;
 mod wire;
 
 use std::io::IsTerminal;
@@ -30,6 +33,17 @@ enum Command {
     Container(Box<container::ContainerArgs>),
     /// Pull, import, list, remove and collect OCI images.
     Image(Box<image::ImageArgs>),
+    /// Run one task on the cluster (like mesos-execute) and exit with its
+    /// exit code, after printing its stdout and stderr.
+    Run(Box<run::RunArgs>),
+    /// List the cluster's tasks.
+    Ps(cluster::MasterArgs),
+    /// Kill a task by id.
+    Kill(cluster::KillArgs),
+    /// List the agents.
+    Agents(cluster::MasterArgs),
+    /// List the frameworks.
+    Frameworks(cluster::MasterArgs),
 }
 
 fn main() -> ExitCode {
@@ -43,6 +57,11 @@ fn main() -> ExitCode {
         Command::Wire(args) => wire::run(&args).map(|()| 0),
         Command::Container(args) => container::run(*args),
         Command::Image(args) => image::run(*args),
+        Command::Run(args) => run::run(*args),
+        Command::Ps(args) => cluster::ps(&args),
+        Command::Kill(args) => cluster::kill(&args),
+        Command::Agents(args) => cluster::agents(&args),
+        Command::Frameworks(args) => cluster::frameworks(&args),
     };
     match result {
         Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),

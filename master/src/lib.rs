@@ -1,5 +1,20 @@
 //! The tepui master: framework and agent registries, the DRF allocator,
 //! offers, task and status bookkeeping, and the Mesos v1 scheduler and
 //! operator HTTP APIs.
-//!
-//! Built by issue 6; this crate holds its place in the workspace graph.
+
+pub mod agent_api;
+pub mod allocator;
+pub mod clock;
+pub mod endpoints;
+pub mod events;
+pub mod master;
+pub mod operator_api;
+pub mod registry;
+pub mod resources;
+pub mod scheduler_api;
+pub mod server;
+pub mod state;
+
+/// The Mesos version tepui's APIs follow, as `/version` and MasterInfo
+/// report it (clients compare it).
+pub const MESOS_VERSION: &str = "1.11.0";

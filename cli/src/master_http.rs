@@ -1,0 +1,53 @@
+//! Plain HTTP GETs and POSTs to a master or agent for the CLI's commands.
+
+use anyhow::{Context, Result, bail};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::{Request, Uri};
+use hyper_util::client::legacy::Client;
+
+/// The body of `GET http://{address}{path}` (2xx only).
+pub async fn get(address: &str, path: &str) -> Result<Bytes> {
+    request(address, path, None).await
+}
+
+/// The body of `POST http://{address}{path}` (2xx only).
+pub async fn post(address: &str, path: &str, body: Bytes) -> Result<Bytes> {
+    request(address, path, Some(body)).await
+}
+
+async fn request(address: &str, path: &str, body: Option<Bytes>) -> Result<Bytes> {
+    let uri: Uri = format!("http://{address}{path}")
+        .parse()
+        .with_context(|| format!("bad address {address}"))?;
+    let client = Client::builder(hyper_util::rt::TokioExecutor::new()).build_http();
+    let builder = match &body {
+        Some(_) => Request::post(uri.clone()),
+        None => Request::get(uri.clone()),
+    };
+    let request = builder.body(Full::new(body.unwrap_or_default()))?;
+    let response = client
+        .request(request)
+        .await
+        .with_context(|| format!("reaching {uri}"))?;
+    let status = response.status();
+    let bytes = response
+        .into_body()
+        .collect()
+        .await
+        .with_context(|| format!("reading {uri}"))?
+        .to_bytes();
+    if !status.is_success() {
+        bail!(
+            "{uri}: {status}: {}",
+            String::from_utf8_lossy(&bytes).trim()
+        );
+    }
+    Ok(bytes)
+}
+
+/// A JSON document from `GET`.
+pub async fn get_json(address: &str, path: &str) -> Result<serde_json::Value> {
+    let bytes = get(address, path).await?;
+    serde_json::from_slice(&bytes).with_context(|| format!("{path} is not JSON"))
+}

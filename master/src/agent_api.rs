@@ -1,0 +1,119 @@
+//! tepui's internal agent protocol on the master's side
+//! (`POST /tepui/v1/agent`, protobuf `AgentToMaster`): a registration is
+//! answered with the agent's `MasterToAgent` stream; every later message
+//! names that stream and is answered 202 at once, never waiting on any
+//! stream.
+
+use std::sync::Arc;
+
+use hyper::body::Incoming;
+use hyper::header::{CONTENT_TYPE, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
+use prost::Message as _;
+use tepui_proto::http::{self, Body};
+use tepui_proto::internal::{AgentToMaster, agent_to_master};
+use tepui_proto::media::PROTOBUF;
+
+use crate::server::Server;
+use crate::state::AgentLink;
+
+/// The path on the master.
+pub const PATH: &str = "/tepui/v1/agent";
+/// The stream id header.
+pub const STREAM_ID: &str = "Tepui-Agent-Stream-Id";
+/// The largest message (a re-registration lists every task).
+const MAX_MESSAGE: usize = 64 << 20;
+
+/// Serves one agent request.
+pub async fn handle(server: Arc<Server>, request: Request<Incoming>) -> Response<Body> {
+    if request.method() != Method::POST {
+        return http::text(StatusCode::METHOD_NOT_ALLOWED, "expecting a 'POST' request");
+    }
+    let stream_id = request
+        .headers()
+        .get(STREAM_ID)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let body = match http::read_body(request.into_body(), MAX_MESSAGE).await {
+        Ok(body) => body,
+        Err(e) => return http::text(StatusCode::BAD_REQUEST, e),
+    };
+    let message = match AgentToMaster::decode(body.as_ref()) {
+        Ok(m) => m,
+        Err(e) => {
+            return http::text(
+                StatusCode::BAD_REQUEST,
+                format!("not an AgentToMaster message: {e}"),
+            );
+        }
+    };
+    use agent_to_master::Message as M;
+    match message.message {
+        Some(M::RegisterAgent(register)) => {
+            register_or_reregister(&server, |m, link| m.register_agent(register, link))
+        }
+        Some(M::ReregisterAgent(reregister)) => {
+            register_or_reregister(&server, |m, link| m.reregister_agent(reregister, link))
+        }
+        Some(other) => {
+            let mut master = server.lock();
+            let agent = match master.check_agent_stream(stream_id.as_deref()) {
+                Ok(agent) => agent,
+                Err(refusal) => {
+                    let status =
+                        StatusCode::from_u16(refusal.status).unwrap_or(StatusCode::BAD_REQUEST);
+                    return http::text(status, refusal.message);
+                }
+            };
+            match other {
+                M::StatusUpdate(update) => master.status_update(&agent, update),
+                M::FrameworkMessage(message) => master.executor_message(&agent, message),
+                M::ExecutorExited(exited) => master.executor_exited(&agent, exited),
+                M::Pong(_) => master.pong(&agent),
+                M::RegisterAgent(_) | M::ReregisterAgent(_) => {}
+            }
+            http::text(StatusCode::ACCEPTED, "")
+        }
+        None => http::text(StatusCode::BAD_REQUEST, "an empty AgentToMaster message"),
+    }
+}
+
+fn register_or_reregister(
+    server: &Arc<Server>,
+    admit: impl FnOnce(&mut crate::master::Master, AgentLink) -> Result<String, crate::master::Refusal>,
+) -> Response<Body> {
+    let stream_id = crate::clock::random_hex(16);
+    let owner: Arc<std::sync::OnceLock<String>> = Arc::default();
+    let on_close = {
+        let server = server.clone();
+        let owner = owner.clone();
+        let stream_id = stream_id.clone();
+        Box::new(move || {
+            if let Some(agent) = owner.get() {
+                server.lock().agent_disconnected(agent, &stream_id);
+            }
+        })
+    };
+    let (tx, body) = http::unbounded_channel(on_close);
+    let link = AgentLink {
+        stream_id: stream_id.clone(),
+        tx,
+    };
+    let agent = admit(&mut server.lock(), link);
+    let agent = match agent {
+        Ok(agent) => agent,
+        Err(refusal) => {
+            let status = StatusCode::from_u16(refusal.status).unwrap_or(StatusCode::BAD_REQUEST);
+            return http::text(status, refusal.message);
+        }
+    };
+    let _ = owner.set(agent);
+    server.wake();
+    let mut response = Response::new(body);
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static(PROTOBUF));
+    if let Ok(value) = HeaderValue::from_str(&stream_id) {
+        headers.insert(STREAM_ID, value);
+    }
+    response
+}

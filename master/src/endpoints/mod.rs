@@ -1,0 +1,99 @@
+//! The master's HTTP routes: the v1 APIs, tepui's agent protocol, and the
+//! read-only endpoints operators and clients use.
+
+pub mod metrics;
+pub mod state;
+
+use std::sync::Arc;
+
+use hyper::body::Incoming;
+use hyper::header::{CONTENT_TYPE, HeaderValue, LOCATION};
+use hyper::{Method, Request, Response, StatusCode};
+use serde_json::{Value, json};
+use tepui_proto::http::{self, Body};
+
+use crate::server::Server;
+
+/// A JSON answer (`?jsonp=` is not supported).
+pub fn json_response(value: &Value) -> Response<Body> {
+    let mut response = Response::new(http::full(value.to_string()));
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
+/// `POST /tepui/v1/kill?task=ID`: an operator's kill.
+fn kill(server: &Server, request: &Request<Incoming>) -> Response<Body> {
+    if request.method() != Method::POST {
+        return http::text(StatusCode::METHOD_NOT_ALLOWED, "expecting a 'POST' request");
+    }
+    let task = request
+        .uri()
+        .query()
+        .into_iter()
+        .flat_map(|q| q.split('&'))
+        .find_map(|pair| pair.strip_prefix("task="))
+        .unwrap_or_default();
+    if task.is_empty() {
+        return http::text(StatusCode::BAD_REQUEST, "expecting '?task=ID'");
+    }
+    match server.lock().operator_kill(task) {
+        Ok(()) => http::text(StatusCode::ACCEPTED, ""),
+        Err(refusal) => http::text(
+            StatusCode::from_u16(refusal.status).unwrap_or(StatusCode::BAD_REQUEST),
+            refusal.message,
+        ),
+    }
+}
+
+/// Serves one request.
+pub async fn route(server: Arc<Server>, request: Request<Incoming>) -> Response<Body> {
+    let path = request.uri().path().trim_end_matches('/').to_owned();
+    match path.as_str() {
+        "/api/v1/scheduler" => return crate::scheduler_api::handle(server, request).await,
+        "/api/v1" | "/api/v1/operator" => {
+            return crate::operator_api::handle(server, request).await;
+        }
+        crate::agent_api::PATH => return crate::agent_api::handle(server, request).await,
+        "/tepui/v1/kill" => return kill(&server, &request),
+        _ => {}
+    }
+    if request.method() != Method::GET && request.method() != Method::HEAD {
+        return http::text(StatusCode::METHOD_NOT_ALLOWED, "expecting a 'GET' request");
+    }
+    let master = server.lock();
+    match path.as_str() {
+        "/health" | "/master/health" => http::text(StatusCode::OK, ""),
+        "/version" => json_response(&json!({
+            "version": crate::MESOS_VERSION,
+            "tepui_version": env!("CARGO_PKG_VERSION"),
+            "build_user": "tepui",
+        })),
+        "/state" | "/master/state" | "/state.json" | "/master/state.json" => {
+            json_response(&state::state(&master))
+        }
+        "/master/frameworks" | "/frameworks" => json_response(&state::frameworks_doc(&master)),
+        "/master/slaves" | "/slaves" => json_response(&state::slaves_doc(&master)),
+        "/master/tasks" | "/tasks" => json_response(&state::tasks_doc(&master)),
+        "/metrics/snapshot" => json_response(&metrics::snapshot(&master)),
+        "/metrics" => {
+            let mut response = http::text(StatusCode::OK, metrics::prometheus(&master));
+            response.headers_mut().insert(
+                CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; version=0.0.4"),
+            );
+            response
+        }
+        "/master/redirect" | "/redirect" => {
+            // This master is always the leader.
+            let mut response = http::text(StatusCode::TEMPORARY_REDIRECT, "");
+            let location = format!("//{}", master.config.advertise);
+            if let Ok(value) = HeaderValue::from_str(&location) {
+                response.headers_mut().insert(LOCATION, value);
+            }
+            response
+        }
+        _ => http::text(StatusCode::NOT_FOUND, format!("no endpoint {path}")),
+    }
+}

@@ -1,0 +1,232 @@
+//! `/master/state` and its parts in the JSON shape of Mesos's master
+//! (its `master/http.cpp` and `common/http.cpp` models).
+
+use serde_json::{Value, json};
+use tepui_proto::model::{attributes, resources, state_name};
+use tepui_proto::v1::{Task, TaskState};
+
+use crate::master::Master;
+use crate::state::{Agent, Framework};
+
+fn task(task: &Task, role: &str) -> Value {
+    let statuses: Vec<Value> = task
+        .statuses
+        .iter()
+        .map(|s| {
+            json!({
+                "state": state_name(s.state),
+                "timestamp": s.timestamp.unwrap_or(0.0),
+            })
+        })
+        .collect();
+    json!({
+        "id": task.task_id.value,
+        "name": task.name,
+        "framework_id": task.framework_id.value,
+        "executor_id": task.executor_id.as_ref().map(|e| e.value.clone()).unwrap_or_default(),
+        "slave_id": task.agent_id.value,
+        "agent_id": task.agent_id.value,
+        "state": state_name(task.state),
+        "resources": resources(&task.resources),
+        "role": role,
+        "statuses": statuses,
+        "user": task.user.clone().unwrap_or_default(),
+    })
+}
+
+/// One framework as `/master/state` shows it.
+#[allow(deprecated)]
+pub fn framework(f: &Framework, master: &Master) -> Value {
+    let role = f.roles.first().cloned().unwrap_or_else(|| "*".to_owned());
+    let mut running = Vec::new();
+    let mut unreachable = Vec::new();
+    let mut used = Vec::new();
+    for t in f.tasks.values() {
+        let entry = task(&t.task, &t.role);
+        if t.task.state == TaskState::TaskUnreachable as i32 {
+            unreachable.push(entry);
+        } else {
+            if !t.released {
+                used.extend(t.task.resources.iter().cloned());
+            }
+            running.push(entry);
+        }
+    }
+    let completed: Vec<Value> = f.completed_tasks.iter().map(|t| task(t, &role)).collect();
+    let offers: Vec<Value> = f
+        .offers
+        .iter()
+        .filter_map(|id| master.offers.get(id))
+        .map(|o| {
+            json!({
+                "id": o.offer.id.value,
+                "framework_id": o.framework,
+                "slave_id": o.agent,
+                "agent_id": o.agent,
+                "resources": resources(&o.offer.resources),
+            })
+        })
+        .collect();
+    let offered: Vec<_> = f
+        .offers
+        .iter()
+        .filter_map(|id| master.offers.get(id))
+        .flat_map(|o| o.offer.resources.clone())
+        .collect();
+    let capabilities: Vec<String> = f
+        .info
+        .capabilities
+        .iter()
+        .filter_map(|c| c.r#type)
+        .filter_map(|t| tepui_proto::v1::framework_info::capability::Type::try_from(t).ok())
+        .map(|t| t.as_str_name().to_owned())
+        .collect();
+    let mut allocated = used.clone();
+    allocated.extend(offered.iter().cloned());
+    json!({
+        "id": f.id(),
+        "name": f.info.name,
+        "pid": "",
+        "user": f.info.user,
+        "hostname": f.info.hostname.clone().unwrap_or_default(),
+        "webui_url": f.info.webui_url.clone().unwrap_or_default(),
+        "failover_timeout": f.info.failover_timeout.unwrap_or(0.0),
+        "checkpoint": f.info.checkpoint.unwrap_or(false),
+        "role": role,
+        "roles": f.roles,
+        "principal": f.info.principal.clone().unwrap_or_default(),
+        "capabilities": capabilities,
+        "registered_time": f.registered_time,
+        "reregistered_time": f.reregistered_time.unwrap_or(f.registered_time),
+        "unregistered_time": f.disconnected_at.map_or(0.0, |(_, t)| t),
+        "active": f.connected(),
+        "connected": f.connected(),
+        "recovered": f.recovered,
+        "resources": resources(&allocated),
+        "allocated_resources": resources(&allocated),
+        "used_resources": resources(&used),
+        "offered_resources": resources(&offered),
+        "tasks": running,
+        "unreachable_tasks": unreachable,
+        "completed_tasks": completed,
+        "offers": offers,
+        "executors": [],
+    })
+}
+
+/// One agent as `/master/state` shows it.
+pub fn slave(a: &Agent, master: &Master) -> Value {
+    let id = a.id();
+    let allocated = master
+        .allocator
+        .allocated_on(id)
+        .map(|b| b.to_proto(None))
+        .unwrap_or_default();
+    let offered: Vec<_> = master
+        .offers
+        .values()
+        .filter(|o| o.agent == id)
+        .flat_map(|o| o.offer.resources.clone())
+        .collect();
+    let port = a.info.port.unwrap_or(5051);
+    json!({
+        "id": id,
+        "pid": format!("slave(1)@{}:{}", a.info.hostname, port),
+        "hostname": a.info.hostname,
+        "port": port,
+        "registered_time": a.registered_time,
+        "reregistered_time": a.reregistered_time.unwrap_or(a.registered_time),
+        "resources": resources(&a.info.resources),
+        "used_resources": resources(&allocated),
+        "offered_resources": resources(&offered),
+        "reserved_resources": {},
+        "unreserved_resources": resources(&a.info.resources),
+        "attributes": attributes(&a.info.attributes),
+        "active": a.link.is_some(),
+        "deactivated": false,
+        "version": a.version,
+        "capabilities": [],
+    })
+}
+
+/// `/master/frameworks`.
+pub fn frameworks_doc(master: &Master) -> Value {
+    let mut frameworks: Vec<&Framework> = master.frameworks.values().collect();
+    frameworks.sort_by(|a, b| a.id().cmp(b.id()));
+    json!({
+        "frameworks": frameworks.iter().map(|f| framework(f, master)).collect::<Vec<_>>(),
+        "completed_frameworks": master.completed_frameworks.iter().map(|f| framework(f, master)).collect::<Vec<_>>(),
+        "unregistered_frameworks": [],
+    })
+}
+
+/// `/master/slaves`.
+pub fn slaves_doc(master: &Master) -> Value {
+    let mut agents: Vec<&Agent> = master.agents.values().collect();
+    agents.sort_by(|a, b| a.id().cmp(b.id()));
+    let unreachable: Vec<Value> = master
+        .unreachable
+        .iter()
+        .map(|(id, (info, time))| json!({"id": id, "hostname": info.hostname, "time": time}))
+        .collect();
+    json!({
+        "slaves": agents.iter().map(|a| slave(a, master)).collect::<Vec<_>>(),
+        "recovered_slaves": master.expected.keys().collect::<Vec<_>>(),
+        "unreachable_slaves": unreachable,
+    })
+}
+
+/// `/master/tasks`: every task, running and ended.
+pub fn tasks_doc(master: &Master) -> Value {
+    let mut tasks = Vec::new();
+    for f in master
+        .frameworks
+        .values()
+        .chain(&master.completed_frameworks)
+    {
+        for t in f.tasks.values() {
+            tasks.push(task(&t.task, &t.role));
+        }
+        let role = f.roles.first().cloned().unwrap_or_default();
+        for t in &f.completed_tasks {
+            tasks.push(task(t, &role));
+        }
+    }
+    json!({ "tasks": tasks })
+}
+
+/// The whole `/master/state` document.
+pub fn state(master: &Master) -> Value {
+    let info = &master.info;
+    let hostname = info.hostname.clone().unwrap_or_default();
+    let active = master.agents.values().filter(|a| a.link.is_some()).count();
+    let frameworks = frameworks_doc(master);
+    let slaves = slaves_doc(master);
+    let pid = info.pid.clone().unwrap_or_default();
+    json!({
+        "version": crate::MESOS_VERSION,
+        "build_user": "tepui",
+        "start_time": master.start_time,
+        "elected_time": master.start_time,
+        "id": info.id,
+        "pid": pid,
+        "hostname": hostname,
+        "activated_slaves": active,
+        "deactivated_slaves": master.agents.len() - active,
+        "unreachable_slaves": master.unreachable.len(),
+        "leader": pid,
+        "leader_info": tepui_proto::json::to_value(info).unwrap_or(Value::Null),
+        "flags": {
+            "work_dir": master.config.work_dir.display().to_string(),
+            "allocation_interval": format!("{}secs", master.config.allocation_interval.as_secs_f64()),
+            "agent_ping_timeout": format!("{}secs", master.config.agent_ping_timeout.as_secs_f64()),
+            "max_agent_ping_timeouts": master.config.max_agent_ping_timeouts.to_string(),
+        },
+        "slaves": slaves["slaves"],
+        "recovered_slaves": slaves["recovered_slaves"],
+        "frameworks": frameworks["frameworks"],
+        "completed_frameworks": frameworks["completed_frameworks"],
+        "orphan_tasks": [],
+        "unregistered_frameworks": [],
+    })
+}

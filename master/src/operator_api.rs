@@ -1,0 +1,254 @@
+//! The operator API v1 (`POST /api/v1`): GET_HEALTH, GET_VERSION,
+//! GET_STATE, GET_AGENTS, GET_FRAMEWORKS, GET_TASKS, GET_EXECUTORS,
+//! GET_MASTER and TEARDOWN, JSON or protobuf.
+
+use std::sync::Arc;
+
+use hyper::body::Incoming;
+use hyper::header::{CONTENT_TYPE, HeaderValue};
+use hyper::{Request, Response, StatusCode};
+use tepui_proto::http::{self, Body};
+use tepui_proto::v1::master::{Call, Response as Answer, call, response};
+use tepui_proto::v1::{TimeInfo, VersionInfo};
+
+use crate::master::Master;
+use crate::scheduler_api::{negotiate, read_call};
+use crate::server::Server;
+use crate::state::Framework;
+
+fn time(seconds: f64) -> TimeInfo {
+    TimeInfo {
+        nanoseconds: (seconds * 1e9) as i64,
+    }
+}
+
+/// The version this master reports.
+pub fn version() -> VersionInfo {
+    VersionInfo {
+        version: crate::MESOS_VERSION.to_owned(),
+        build_user: Some("tepui".to_owned()),
+        git_tag: Some(format!("tepui-{}", env!("CARGO_PKG_VERSION"))),
+        ..VersionInfo::default()
+    }
+}
+
+fn agents(master: &Master) -> response::GetAgents {
+    let mut agents: Vec<response::get_agents::Agent> = master
+        .agents
+        .values()
+        .map(|a| {
+            let allocated = master
+                .allocator
+                .allocated_on(a.id())
+                .map(|b| b.to_proto(None))
+                .unwrap_or_default();
+            response::get_agents::Agent {
+                agent_info: a.info.clone(),
+                active: a.link.is_some(),
+                deactivated: Some(false),
+                version: a.version.clone(),
+                pid: Some(format!(
+                    "slave(1)@{}:{}",
+                    a.info.hostname,
+                    a.info.port.unwrap_or(5051)
+                )),
+                registered_time: Some(time(a.registered_time)),
+                reregistered_time: a.reregistered_time.map(time),
+                total_resources: a.total.to_proto(None),
+                allocated_resources: allocated,
+                ..Default::default()
+            }
+        })
+        .collect();
+    agents.sort_by(|a, b| a.agent_info.hostname.cmp(&b.agent_info.hostname));
+    response::GetAgents {
+        agents,
+        recovered_agents: master.expected.values().cloned().collect(),
+    }
+}
+
+fn framework(f: &Framework, master: &Master) -> response::get_frameworks::Framework {
+    let offers: Vec<_> = f
+        .offers
+        .iter()
+        .filter_map(|id| master.offers.get(id).map(|o| o.offer.clone()))
+        .collect();
+    response::get_frameworks::Framework {
+        framework_info: f.info.clone(),
+        active: f.connected(),
+        connected: f.connected(),
+        recovered: f.recovered,
+        registered_time: Some(time(f.registered_time)),
+        reregistered_time: f.reregistered_time.map(time),
+        unregistered_time: f.disconnected_at.map(|(_, t)| time(t)),
+        offered_resources: offers.iter().flat_map(|o| o.resources.clone()).collect(),
+        offers,
+        ..Default::default()
+    }
+}
+
+fn frameworks(master: &Master) -> response::GetFrameworks {
+    response::GetFrameworks {
+        frameworks: master
+            .frameworks
+            .values()
+            .map(|f| framework(f, master))
+            .collect(),
+        completed_frameworks: master
+            .completed_frameworks
+            .iter()
+            .map(|f| framework(f, master))
+            .collect(),
+        ..Default::default()
+    }
+}
+
+fn tasks(master: &Master) -> response::GetTasks {
+    let mut out = response::GetTasks::default();
+    for f in master.frameworks.values() {
+        for t in f.tasks.values() {
+            if t.task.state == tepui_proto::v1::TaskState::TaskUnreachable as i32 {
+                out.unreachable_tasks.push(t.task.clone());
+            } else {
+                out.tasks.push(t.task.clone());
+            }
+        }
+        out.completed_tasks
+            .extend(f.completed_tasks.iter().cloned());
+    }
+    for f in &master.completed_frameworks {
+        out.completed_tasks
+            .extend(f.completed_tasks.iter().cloned());
+    }
+    out
+}
+
+fn executors(master: &Master) -> response::GetExecutors {
+    response::GetExecutors {
+        executors: master
+            .frameworks
+            .values()
+            .flat_map(|f| {
+                f.executors
+                    .iter()
+                    .map(|((agent, _), e)| response::get_executors::Executor {
+                        executor_info: e.info.clone(),
+                        agent_id: tepui_proto::v1::AgentId {
+                            value: agent.clone(),
+                        },
+                    })
+            })
+            .collect(),
+        ..Default::default()
+    }
+}
+
+fn answer(kind: response::Type) -> Answer {
+    Answer {
+        r#type: Some(kind as i32),
+        ..Answer::default()
+    }
+}
+
+/// Serves one operator call.
+pub async fn handle(server: Arc<Server>, request: Request<Incoming>) -> Response<Body> {
+    let (encoding, accept) = match negotiate(&request) {
+        Ok(e) => e,
+        Err(e) => return e.response(),
+    };
+    let call: Call = match read_call(request.into_body(), encoding).await {
+        Ok(call) => call,
+        Err(e) => return e.response(),
+    };
+    use call::Type as T;
+    let Some(kind) = call.r#type.and_then(|t| T::try_from(t).ok()) else {
+        return http::text(
+            StatusCode::BAD_REQUEST,
+            "expecting 'type' to be present and known",
+        );
+    };
+    let out = {
+        let mut master = server.lock();
+        match kind {
+            T::GetHealth => Answer {
+                get_health: Some(response::GetHealth { healthy: true }),
+                ..answer(response::Type::GetHealth)
+            },
+            T::GetVersion => Answer {
+                get_version: Some(response::GetVersion {
+                    version_info: version(),
+                }),
+                ..answer(response::Type::GetVersion)
+            },
+            T::GetState => Answer {
+                get_state: Some(response::GetState {
+                    get_tasks: Some(tasks(&master)),
+                    get_executors: Some(executors(&master)),
+                    get_frameworks: Some(frameworks(&master)),
+                    get_agents: Some(agents(&master)),
+                }),
+                ..answer(response::Type::GetState)
+            },
+            T::GetAgents => Answer {
+                get_agents: Some(agents(&master)),
+                ..answer(response::Type::GetAgents)
+            },
+            T::GetFrameworks => Answer {
+                get_frameworks: Some(frameworks(&master)),
+                ..answer(response::Type::GetFrameworks)
+            },
+            T::GetTasks => Answer {
+                get_tasks: Some(tasks(&master)),
+                ..answer(response::Type::GetTasks)
+            },
+            T::GetExecutors => Answer {
+                get_executors: Some(executors(&master)),
+                ..answer(response::Type::GetExecutors)
+            },
+            T::GetMaster => Answer {
+                get_master: Some(response::GetMaster {
+                    master_info: Some(master.info.clone()),
+                    start_time: Some(master.start_time),
+                    elected_time: Some(master.start_time),
+                }),
+                ..answer(response::Type::GetMaster)
+            },
+            T::Teardown => {
+                let Some(teardown) = call.teardown else {
+                    return http::text(
+                        StatusCode::BAD_REQUEST,
+                        "expecting 'teardown' to be present",
+                    );
+                };
+                let id = teardown.framework_id.value;
+                if !master.frameworks.contains_key(&id) {
+                    return http::text(
+                        StatusCode::BAD_REQUEST,
+                        format!("framework {id} is not known"),
+                    );
+                }
+                master.teardown(&id);
+                return http::text(StatusCode::OK, "");
+            }
+            other => {
+                return http::text(
+                    StatusCode::NOT_IMPLEMENTED,
+                    format!(
+                        "operator call {} is not supported by tepui",
+                        other.as_str_name()
+                    ),
+                );
+            }
+        }
+    };
+    match accept.encode(&out) {
+        Ok(bytes) => {
+            let mut response = Response::new(http::full(bytes));
+            response
+                .headers_mut()
+                .insert(CONTENT_TYPE, HeaderValue::from_static(accept.media_type()));
+            response
+        }
+        Err(e) => http::text(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}

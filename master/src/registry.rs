@@ -1,0 +1,136 @@
+//! The registry: the agents a master has admitted, kept in its work dir
+//! (`registry.json`) so that a restarted master knows which agents to
+//! expect back and which it already marked unreachable. Every write is
+//! atomic (temporary file, fsync, rename, fsync of the directory).
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde_json::{Value, json};
+use tepui_proto::v1::AgentInfo;
+
+/// A registry that cannot be read or written.
+#[derive(Debug, thiserror::Error)]
+#[error("registry {path}: {why}")]
+pub struct RegistryError {
+    /// The file.
+    pub path: PathBuf,
+    /// What failed.
+    pub why: String,
+}
+
+/// What the registry remembers.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Registry {
+    /// Admitted agents, by id.
+    pub agents: BTreeMap<String, AgentInfo>,
+    /// Agents marked unreachable, by id, with the time they were.
+    pub unreachable: BTreeMap<String, (AgentInfo, f64)>,
+}
+
+/// The registry's file in `work_dir`.
+pub fn path(work_dir: &Path) -> PathBuf {
+    work_dir.join("registry.json")
+}
+
+impl Registry {
+    /// Reads the registry in `work_dir`; an absent file is an empty one.
+    pub fn load(work_dir: &Path) -> Result<Self, RegistryError> {
+        let path = path(work_dir);
+        let fail = |why: String| RegistryError {
+            path: path.clone(),
+            why,
+        };
+        let bytes = match std::fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Self::default()),
+            Err(e) => return Err(fail(e.to_string())),
+        };
+        let doc: Value = serde_json::from_slice(&bytes).map_err(|e| fail(e.to_string()))?;
+        let mut registry = Self::default();
+        for item in doc["agents"].as_array().into_iter().flatten() {
+            let info: AgentInfo =
+                tepui_proto::json::from_value(item).map_err(|e| fail(e.to_string()))?;
+            let id = info
+                .id
+                .as_ref()
+                .map(|i| i.value.clone())
+                .unwrap_or_default();
+            registry.agents.insert(id, info);
+        }
+        for item in doc["unreachable"].as_array().into_iter().flatten() {
+            let info: AgentInfo =
+                tepui_proto::json::from_value(&item["info"]).map_err(|e| fail(e.to_string()))?;
+            let id = info
+                .id
+                .as_ref()
+                .map(|i| i.value.clone())
+                .unwrap_or_default();
+            let time = item["time"].as_f64().unwrap_or(0.0);
+            registry.unreachable.insert(id, (info, time));
+        }
+        Ok(registry)
+    }
+
+    /// Writes the registry to `work_dir`, atomically.
+    pub fn save(&self, work_dir: &Path) -> Result<(), RegistryError> {
+        let path = path(work_dir);
+        let fail = |why: String| RegistryError {
+            path: path.clone(),
+            why,
+        };
+        let agents: Vec<Value> = self
+            .agents
+            .values()
+            .map(|info| tepui_proto::json::to_value(info).map_err(|e| fail(e.to_string())))
+            .collect::<Result<_, _>>()?;
+        let unreachable: Vec<Value> = self
+            .unreachable
+            .values()
+            .map(|(info, time)| {
+                tepui_proto::json::to_value(info)
+                    .map(|info| json!({"info": info, "time": time}))
+                    .map_err(|e| fail(e.to_string()))
+            })
+            .collect::<Result<_, _>>()?;
+        let doc = json!({"agents": agents, "unreachable": unreachable});
+        std::fs::create_dir_all(work_dir).map_err(|e| fail(e.to_string()))?;
+        let tmp = path.with_extension("json.tmp");
+        let mut file = std::fs::File::create(&tmp).map_err(|e| fail(e.to_string()))?;
+        file.write_all(doc.to_string().as_bytes())
+            .and_then(|()| file.sync_all())
+            .map_err(|e| fail(e.to_string()))?;
+        std::fs::rename(&tmp, &path).map_err(|e| fail(e.to_string()))?;
+        std::fs::File::open(work_dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| fail(e.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tepui_proto::v1::AgentId;
+
+    #[test]
+    fn round_trips_and_reports_corruption_by_path() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(Registry::load(dir.path()).unwrap(), Registry::default());
+        let mut r = Registry::default();
+        let info = AgentInfo {
+            hostname: "h1".into(),
+            id: Some(AgentId { value: "a1".into() }),
+            ..AgentInfo::default()
+        };
+        r.agents.insert("a1".into(), info.clone());
+        r.unreachable.insert("a2".into(), (info, 12.5));
+        r.save(dir.path()).unwrap();
+        let back = Registry::load(dir.path()).unwrap();
+        assert_eq!(back.agents.len(), 1);
+        assert_eq!(back.unreachable["a1"].1, 12.5);
+        std::fs::write(path(dir.path()), "{not json").unwrap();
+        let e = Registry::load(dir.path()).unwrap_err().to_string();
+        assert!(e.contains("registry.json"), "{e}");
+    }
+}

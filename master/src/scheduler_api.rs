@@ -1,0 +1,270 @@
+//! The scheduler API v1 (`POST /api/v1/scheduler`), JSON or protobuf:
+//! SUBSCRIBE opens the framework's RecordIO event stream with a
+//! `Mesos-Stream-Id`; every other call answers 202 once the master has
+//! taken it, and must come with that stream id.
+
+use std::sync::Arc;
+
+use hyper::body::Incoming;
+use hyper::header::{ACCEPT, CONTENT_TYPE, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
+use tepui_proto::http::{self, Body};
+use tepui_proto::media::Encoding;
+use tepui_proto::v1::scheduler::{Call, call};
+
+use crate::events::EventSink;
+use crate::master::Refusal;
+use crate::server::Server;
+
+/// The stream id header.
+pub const STREAM_ID: &str = "Mesos-Stream-Id";
+/// The largest call accepted.
+pub const MAX_CALL: usize = 16 << 20;
+
+fn refused(refusal: Refusal) -> Response<Body> {
+    let status = StatusCode::from_u16(refusal.status).unwrap_or(StatusCode::BAD_REQUEST);
+    http::text(status, refusal.message)
+}
+
+/// A request that is not a call: the status and message to answer with.
+#[derive(Debug)]
+pub struct NotACall {
+    status: StatusCode,
+    message: String,
+}
+
+impl NotACall {
+    fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            message: message.into(),
+        }
+    }
+
+    /// The HTTP answer.
+    pub fn response(self) -> Response<Body> {
+        let mut r = http::text(self.status, self.message);
+        if self.status == StatusCode::METHOD_NOT_ALLOWED {
+            r.headers_mut()
+                .insert("Allow", HeaderValue::from_static("POST"));
+        }
+        r
+    }
+}
+
+/// The call's encoding and the one to answer in.
+pub fn negotiate(request: &Request<Incoming>) -> Result<(Encoding, Encoding), NotACall> {
+    if request.method() != Method::POST {
+        return Err(NotACall::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "expecting a 'POST' request",
+        ));
+    }
+    let header = |name| {
+        request
+            .headers()
+            .get(name)
+            .and_then(|v: &HeaderValue| v.to_str().ok())
+    };
+    let Some(encoding) = header(CONTENT_TYPE).and_then(Encoding::from_media_type) else {
+        return Err(NotACall::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "expecting 'Content-Type' of application/json or application/x-protobuf",
+        ));
+    };
+    let Some(accept) = Encoding::from_accept(header(ACCEPT)) else {
+        return Err(NotACall::new(
+            StatusCode::NOT_ACCEPTABLE,
+            "expecting 'Accept' to allow application/json or application/x-protobuf",
+        ));
+    };
+    Ok((encoding, accept))
+}
+
+/// Reads and decodes a call's body.
+pub async fn read_call<M>(body: Incoming, encoding: Encoding) -> Result<M, NotACall>
+where
+    M: prost::Message + prost::Name + Default,
+{
+    use http_body_util::BodyExt;
+    let body = match http_body_util::Limited::new(body, MAX_CALL).collect().await {
+        Ok(body) => body.to_bytes(),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+            return Err(NotACall::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("the call exceeds {MAX_CALL} bytes"),
+            ));
+        }
+        Err(e) => return Err(NotACall::new(StatusCode::BAD_REQUEST, e.to_string())),
+    };
+    encoding.decode(&body).map_err(|e| {
+        NotACall::new(
+            StatusCode::BAD_REQUEST,
+            format!("failed to parse the call: {e}"),
+        )
+    })
+}
+
+/// Serves one request to the scheduler API.
+pub async fn handle(server: Arc<Server>, request: Request<Incoming>) -> Response<Body> {
+    let (encoding, accept) = match negotiate(&request) {
+        Ok(e) => e,
+        Err(e) => return e.response(),
+    };
+    let stream_id = request
+        .headers()
+        .get(STREAM_ID)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let call: Call = match read_call(request.into_body(), encoding).await {
+        Ok(call) => call,
+        Err(e) => {
+            server.lock().counters.invalid_calls += 1;
+            return e.response();
+        }
+    };
+    let response = serve(&server, call, accept, stream_id.as_deref());
+    if response.status().is_client_error() {
+        server.lock().counters.invalid_calls += 1;
+    }
+    response
+}
+
+fn serve(
+    server: &Arc<Server>,
+    call: Call,
+    accept: Encoding,
+    stream_id: Option<&str>,
+) -> Response<Body> {
+    use call::Type as T;
+    let bad = |why: &str| http::text(StatusCode::BAD_REQUEST, why);
+    let Some(kind) = call.r#type.and_then(|t| T::try_from(t).ok()) else {
+        return bad("expecting 'type' to be present and known");
+    };
+    if kind != T::Unknown {
+        *server
+            .lock()
+            .counters
+            .calls
+            .entry(kind.as_str_name().to_owned())
+            .or_default() += 1;
+    }
+    if kind == T::Subscribe {
+        return subscribe(server, call, accept);
+    }
+    let Some(framework) = call.framework_id.as_ref().map(|f| f.value.clone()) else {
+        return bad("expecting 'framework_id' to be present");
+    };
+    let mut master = server.lock();
+    if let Err(refusal) = master.check_stream(&framework, stream_id) {
+        return refused(refusal);
+    }
+    macro_rules! field {
+        ($name:ident) => {
+            match call.$name {
+                Some(v) => v,
+                None => return bad(concat!("expecting '", stringify!($name), "' to be present")),
+            }
+        };
+    }
+    let result = match kind {
+        T::Teardown => {
+            master.teardown(&framework);
+            Ok(())
+        }
+        T::Accept => master.accept(&framework, field!(accept)),
+        T::Decline => master.decline(&framework, field!(decline)),
+        T::Revive => {
+            let roles = call.revive.map(|r| r.roles).unwrap_or_default();
+            master.revive(&framework, &roles);
+            Ok(())
+        }
+        T::Suppress => {
+            let roles = call.suppress.map(|s| s.roles).unwrap_or_default();
+            master.suppress(&framework, &roles);
+            Ok(())
+        }
+        T::Kill => {
+            master.kill(&framework, field!(kill));
+            Ok(())
+        }
+        T::Shutdown => {
+            master.shutdown_executor(&framework, field!(shutdown));
+            Ok(())
+        }
+        T::Acknowledge => master.acknowledge(&framework, field!(acknowledge)),
+        T::Reconcile => {
+            master.reconcile(&framework, field!(reconcile));
+            Ok(())
+        }
+        T::Message => master.message(&framework, field!(message)),
+        // Mesos's allocator ignores requests too.
+        T::Request => Ok(()),
+        T::UpdateFramework => master.update_framework(&framework, field!(update_framework)),
+        T::AcceptInverseOffers | T::DeclineInverseOffers => Ok(()),
+        T::AcknowledgeOperationStatus | T::ReconcileOperations => Err(Refusal {
+            status: 400,
+            message: format!("{} is not supported by tepui", kind.as_str_name()),
+        }),
+        T::Subscribe | T::Unknown => return bad("expecting 'type' to be present and known"),
+    };
+    drop(master);
+    match result {
+        Ok(()) => {
+            if matches!(
+                kind,
+                T::Revive | T::Decline | T::Accept | T::UpdateFramework
+            ) {
+                server.wake();
+            }
+            http::text(StatusCode::ACCEPTED, "")
+        }
+        Err(refusal) => refused(refusal),
+    }
+}
+
+fn subscribe(server: &Arc<Server>, call: Call, accept: Encoding) -> Response<Body> {
+    let Some(subscribe) = call.subscribe else {
+        return http::text(
+            StatusCode::BAD_REQUEST,
+            "expecting 'subscribe' to be present",
+        );
+    };
+    let stream_id = crate::clock::random_hex(16);
+    // Until the framework id is known, a dropped body has no one to tell.
+    let owner: Arc<std::sync::OnceLock<String>> = Arc::default();
+    let on_close = {
+        let server = server.clone();
+        let owner = owner.clone();
+        let stream_id = stream_id.clone();
+        Box::new(move || {
+            if let Some(framework) = owner.get() {
+                server.lock().disconnected(framework, &stream_id);
+            }
+        })
+    };
+    let (tx, body) = http::unbounded_channel(on_close);
+    let sink = EventSink::new(tx, accept);
+    let framework = {
+        let mut master = server.lock();
+        master.subscribe(
+            call.framework_id.as_ref().map(|f| f.value.as_str()),
+            subscribe,
+            sink,
+            &stream_id,
+        )
+    };
+    let framework = match framework {
+        Ok(id) => id,
+        Err(refusal) => return refused(refusal),
+    };
+    let _ = owner.set(framework);
+    server.wake();
+    let mut response = Response::new(body);
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static(accept.media_type()));
+    if let Ok(value) = HeaderValue::from_str(&stream_id) {
+        headers.insert(STREAM_ID, value);
+    }
+    response
+}
