@@ -1,0 +1,366 @@
+//! The master's calls against a registered agent and a subscribed
+//! framework, with their streams read directly: validation of ACCEPT
+//! (each refusal says what is wrong and changes nothing), launch to
+//! RunTask, status update to UPDATE, acknowledgement to the agent,
+//! decline filters, and an agent that stops answering pings.
+
+// A panic is how a test reports failure.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use prost::Message;
+use tepui_master::master::{Config, Master};
+use tepui_master::registry::Registry;
+use tepui_proto::internal::{self, MasterToAgent, master_to_agent};
+use tepui_proto::media::Encoding;
+use tepui_proto::v1::scheduler::{Event, call, event};
+use tepui_proto::v1::{
+    AgentInfo, CommandInfo, FrameworkInfo, Offer, OfferId, TaskId, TaskInfo, TaskState, TaskStatus,
+    offer,
+};
+use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
+
+fn master(dir: &std::path::Path) -> Master {
+    Master::new(
+        Config {
+            work_dir: dir.to_owned(),
+            advertise: "127.0.0.1:5050".into(),
+            agent_ping_timeout: Duration::from_secs(1),
+            max_agent_ping_timeouts: 2,
+            agent_reregister_timeout: Duration::from_secs(60),
+            allocation_interval: Duration::from_secs(1),
+            offer_timeout: None,
+            heartbeat_interval: Duration::from_secs(15),
+            weights: HashMap::new(),
+            min_allocatable: tepui_master::allocator::default_min_allocatable(),
+        },
+        Registry::default(),
+    )
+}
+
+fn records(rx: &mut UnboundedReceiver<Bytes>) -> Vec<Bytes> {
+    let mut buf = BytesMut::new();
+    while let Ok(chunk) = rx.try_recv() {
+        buf.extend_from_slice(&chunk);
+    }
+    tepui_proto::recordio::decode_all(&buf, 1 << 20).unwrap()
+}
+
+fn events(rx: &mut UnboundedReceiver<Bytes>) -> Vec<Event> {
+    records(rx)
+        .iter()
+        .map(|r| Encoding::Json.decode::<Event>(r).unwrap())
+        .collect()
+}
+
+fn agent_messages(rx: &mut UnboundedReceiver<Bytes>) -> Vec<master_to_agent::Message> {
+    records(rx)
+        .iter()
+        .filter_map(|r| MasterToAgent::decode(r.as_ref()).unwrap().message)
+        .collect()
+}
+
+struct Setup {
+    master: Master,
+    framework: String,
+    agent: String,
+    events: UnboundedReceiver<Bytes>,
+    link: UnboundedReceiver<Bytes>,
+    _dir: tempfile::TempDir,
+}
+
+fn setup() -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    let mut master = master(dir.path());
+    let (tx, mut link) = unbounded_channel();
+    let agent = master
+        .register_agent(
+            internal::RegisterAgent {
+                agent_info: AgentInfo {
+                    hostname: "h1".into(),
+                    port: Some(5051),
+                    resources: tepui_proto::resources::parse("cpus:2;mem:1024;ports:[31000-31009]")
+                        .unwrap(),
+                    ..Default::default()
+                },
+                version: "test".into(),
+                capabilities: Vec::new(),
+            },
+            tepui_master::state::AgentLink {
+                stream_id: "a1".into(),
+                tx,
+            },
+        )
+        .unwrap();
+    assert!(matches!(
+        agent_messages(&mut link)[0],
+        master_to_agent::Message::AgentRegistered(_)
+    ));
+    let (tx, mut events_rx) = unbounded_channel();
+    let framework = master
+        .subscribe(
+            None,
+            call::Subscribe {
+                framework_info: FrameworkInfo {
+                    user: "root".into(),
+                    name: "fw".into(),
+                    ..Default::default()
+                },
+                ..Default::default()
+            },
+            tepui_master::events::EventSink::new(tx, Encoding::Json),
+            "s1",
+        )
+        .unwrap();
+    let subscribed = events(&mut events_rx);
+    assert_eq!(subscribed[0].r#type, Some(event::Type::Subscribed as i32));
+    Setup {
+        master,
+        framework,
+        agent,
+        events: events_rx,
+        link,
+        _dir: dir,
+    }
+}
+
+fn offers(s: &mut Setup) -> Vec<Offer> {
+    s.master.allocate();
+    events(&mut s.events)
+        .into_iter()
+        .filter_map(|e| e.offers)
+        .flat_map(|o| o.offers)
+        .collect()
+}
+
+fn task(id: &str, resources: &str) -> TaskInfo {
+    TaskInfo {
+        name: id.into(),
+        task_id: TaskId { value: id.into() },
+        resources: tepui_proto::resources::parse(resources).unwrap(),
+        command: Some(CommandInfo {
+            value: Some("true".into()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+fn launch(offer: &str, tasks: Vec<TaskInfo>) -> call::Accept {
+    call::Accept {
+        offer_ids: vec![OfferId {
+            value: offer.into(),
+        }],
+        operations: vec![offer::Operation {
+            r#type: Some(offer::operation::Type::Launch as i32),
+            launch: Some(offer::operation::Launch { task_infos: tasks }),
+            ..Default::default()
+        }],
+        filters: None,
+    }
+}
+
+#[test]
+fn accept_refuses_bad_operations_and_launches_good_ones() {
+    let mut s = setup();
+    let offer = offers(&mut s).remove(0);
+    assert_eq!(offer.agent_id.value, s.agent);
+    assert_eq!(offer.hostname, "h1");
+    let id = offer.id.value.clone();
+    let fw = s.framework.clone();
+
+    let refusals = [
+        (launch("nope", vec![task("t", "cpus:1")]), "unknown"),
+        (launch(&id, vec![task("t", "cpus:3")]), "exceed"),
+        (
+            launch(&id, vec![task("t", "cpus:1"), task("t", "cpus:0.5")]),
+            "duplicate",
+        ),
+        (
+            launch(&id, vec![task("t", "ports:[40000-40000]")]),
+            "exceed",
+        ),
+        (
+            launch(&id, {
+                let mut t = task("t", "cpus:1");
+                t.command = None;
+                vec![t]
+            }),
+            "either an executor or a command",
+        ),
+        (
+            call::Accept {
+                operations: vec![offer::Operation {
+                    r#type: Some(offer::operation::Type::Reserve as i32),
+                    ..Default::default()
+                }],
+                ..launch(&id, Vec::new())
+            },
+            "RESERVE is not supported",
+        ),
+    ];
+    for (accept, why) in refusals {
+        let refusal = s.master.accept(&fw, accept).unwrap_err();
+        assert_eq!(refusal.status, 400);
+        assert!(refusal.message.contains(why), "{why}: {}", refusal.message);
+    }
+    assert!(agent_messages(&mut s.link).is_empty(), "nothing launched");
+    assert!(s.master.offers.contains_key(&id), "the offer still stands");
+
+    s.master
+        .accept(
+            &fw,
+            launch(&id, vec![task("t1", "cpus:1;mem:128;ports:[31000-31001]")]),
+        )
+        .unwrap();
+    let sent = agent_messages(&mut s.link);
+    let master_to_agent::Message::RunTask(run) = &sent[0] else {
+        panic!("expected RunTask, got {sent:?}");
+    };
+    assert_eq!(run.task.task_id.value, "t1");
+    assert_eq!(run.task.agent_id.value, s.agent);
+    assert!(s.master.offers.is_empty());
+
+    // The rest is filtered for 5 s, so no new offer yet.
+    assert!(offers(&mut s).is_empty());
+
+    // A status update reaches the framework; its acknowledgement the agent.
+    let uuid = vec![7u8; 16];
+    s.master.status_update(
+        &s.agent.clone(),
+        internal::StatusUpdate {
+            framework_id: tepui_proto::v1::FrameworkId { value: fw.clone() },
+            status: TaskStatus {
+                task_id: TaskId { value: "t1".into() },
+                state: TaskState::TaskFinished as i32,
+                uuid: Some(uuid.clone()),
+                ..Default::default()
+            },
+            latest_state: None,
+        },
+    );
+    let update = events(&mut s.events)
+        .into_iter()
+        .find_map(|e| e.update)
+        .unwrap();
+    assert_eq!(update.status.state, TaskState::TaskFinished as i32);
+    assert_eq!(update.status.agent_id.unwrap().value, s.agent);
+    s.master
+        .acknowledge(
+            &fw,
+            call::Acknowledge {
+                agent_id: tepui_proto::v1::AgentId {
+                    value: s.agent.clone(),
+                },
+                task_id: TaskId { value: "t1".into() },
+                uuid: uuid.clone(),
+            },
+        )
+        .unwrap();
+    let sent = agent_messages(&mut s.link);
+    assert!(matches!(
+        &sent[0],
+        master_to_agent::Message::StatusUpdateAcknowledgement(a) if a.uuid == uuid
+    ));
+    let f = &s.master.frameworks[&fw];
+    assert!(f.tasks.is_empty());
+    assert_eq!(
+        f.completed_tasks.len(),
+        1,
+        "the acknowledged task is history"
+    );
+}
+
+#[test]
+fn a_zero_second_decline_offers_again_at_once_and_revive_clears_filters() {
+    let mut s = setup();
+    let fw = s.framework.clone();
+    let first = offers(&mut s).remove(0);
+    s.master
+        .decline(
+            &fw,
+            call::Decline {
+                offer_ids: vec![first.id.clone()],
+                filters: Some(tepui_proto::v1::Filters {
+                    refuse_seconds: Some(0.0),
+                }),
+            },
+        )
+        .unwrap();
+    let second = offers(&mut s).remove(0);
+    s.master
+        .decline(
+            &fw,
+            call::Decline {
+                offer_ids: vec![second.id.clone()],
+                filters: None,
+            },
+        )
+        .unwrap();
+    assert!(offers(&mut s).is_empty(), "filtered for the default 5 s");
+    s.master.revive(&fw, &[]);
+    assert_eq!(offers(&mut s).len(), 1);
+    let bad = s
+        .master
+        .decline(
+            &fw,
+            call::Decline {
+                offer_ids: Vec::new(),
+                filters: Some(tepui_proto::v1::Filters {
+                    refuse_seconds: Some(-1.0),
+                }),
+            },
+        )
+        .unwrap_err();
+    assert!(bad.message.contains("refuse_seconds"), "{}", bad.message);
+}
+
+#[test]
+fn an_agent_that_stops_answering_pings_is_removed_and_its_tasks_lost() {
+    let mut s = setup();
+    let fw = s.framework.clone();
+    let offer = offers(&mut s).remove(0);
+    s.master
+        .accept(&fw, launch(&offer.id.value, vec![task("t1", "cpus:1")]))
+        .unwrap();
+    // Two pings without a pong remove it (max_agent_ping_timeouts 2).
+    s.master.ping_agents();
+    s.master.ping_agents();
+    assert_eq!(s.master.agents.len(), 1, "one missed ping is tolerated");
+    s.master.ping_agents();
+    assert!(s.master.agents.is_empty());
+    assert!(s.master.unreachable.contains_key(&s.agent));
+    let evs = events(&mut s.events);
+    let lost = evs.iter().find_map(|e| e.update.clone()).unwrap();
+    assert_eq!(lost.status.state, TaskState::TaskLost as i32);
+    assert!(
+        evs.iter()
+            .any(|e| e.failure.as_ref().is_some_and(|f| f.executor_id.is_none())),
+        "the framework hears the agent is gone"
+    );
+}
+
+#[test]
+fn calls_need_the_current_stream_id() {
+    let s = setup();
+    let fw = s.framework.clone();
+    assert_eq!(s.master.check_stream(&fw, None).unwrap_err().status, 400);
+    assert_eq!(
+        s.master
+            .check_stream(&fw, Some("other"))
+            .unwrap_err()
+            .status,
+        403
+    );
+    assert_eq!(
+        s.master
+            .check_stream("nope", Some("s1"))
+            .unwrap_err()
+            .status,
+        403
+    );
+    assert!(s.master.check_stream(&fw, Some("s1")).is_ok());
+}
