@@ -120,6 +120,8 @@ mod tests {
         let mut r = Registry::default();
         let info = AgentInfo {
             hostname: "h1".into(),
+            // The JSON reader fills proto2 defaults; 5051 is port's.
+            port: Some(5051),
             id: Some(AgentId { value: "a1".into() }),
             ..AgentInfo::default()
         };
