@@ -19,6 +19,8 @@ use tepui_proto::internal::{RunTask, ShutdownFramework, master_to_agent};
 use tepui_proto::v1::{CommandInfo, FrameworkId, FrameworkInfo, TaskId, TaskInfo, TaskState};
 
 #[path = "../tests/support/agent.rs"]
+// The benchmark tears its cgroups down itself, with a longer timeout.
+#[allow(dead_code)]
 mod agent_process;
 #[path = "../tests/support/master.rs"]
 mod master;

@@ -72,21 +72,7 @@ impl Counters {
     }
 }
 
-/// The Prometheus text exposition of `metrics`: each name with every
-/// character outside `[a-zA-Z0-9_]` as `_`, under a `tepui_` prefix.
-pub fn prometheus(metrics: &BTreeMap<String, f64>) -> String {
-    let mut out = String::new();
-    for (name, value) in metrics {
-        let name: String = name
-            .chars()
-            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
-            .collect();
-        out.push_str(&format!(
-            "# TYPE tepui_{name} gauge\ntepui_{name} {value}\n"
-        ));
-    }
-    out
-}
+pub use tepui_proto::model::prometheus;
 
 #[cfg(test)]
 mod tests {

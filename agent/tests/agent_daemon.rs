@@ -19,20 +19,8 @@ use tepui_proto::v1::{CommandInfo, TaskId, TaskInfo, TaskState};
 mod agent_process;
 #[path = "support/master.rs"]
 mod master;
-use agent_process::agent_command;
+use agent_process::{Cleanup, agent_command};
 use master::{Master, free_port, master_with};
-
-/// Kills and removes a test's cgroup subtree when the test ends, passed
-/// or failed, so no task outlives it.
-struct Cleanup(std::path::PathBuf);
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        if let Err(e) = tepui_isolators::cgroups::remove_subtree(&self.0, Duration::from_secs(5)) {
-            eprintln!("cleaning up {}: {e}", self.0.display());
-        }
-    }
-}
 
 fn agent(master: &str, work: &std::path::Path, cgroup: &std::path::Path) -> tokio::process::Child {
     agent_on(master, work, cgroup, 0)

@@ -26,17 +26,7 @@ use tokio::sync::mpsc;
 #[path = "support/agent.rs"]
 #[allow(dead_code)]
 mod agent_process;
-use agent_process::agent_command;
-
-struct Cleanup(std::path::PathBuf);
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        if let Err(e) = tepui_isolators::cgroups::remove_subtree(&self.0, Duration::from_secs(5)) {
-            eprintln!("cleaning up {}: {e}", self.0.display());
-        }
-    }
-}
+use agent_process::{Cleanup, agent_command};
 
 enum Ev {
     Registered(String, SchedulerDriver),

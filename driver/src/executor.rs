@@ -9,14 +9,14 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
+use hyper::StatusCode;
 use hyper::body::Incoming;
-use hyper::header::{ACCEPT, CONTENT_TYPE};
-use hyper::{Request, StatusCode, Uri};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use tepui_proto::media::Encoding;
 
+use crate::http_call::{PostFailure, post};
 use crate::record_stream::RecordStream;
 use tepui_proto::v1::executor::{Call, Event, call, event};
 use tepui_proto::v1::{ExecutorId, FrameworkId, TaskInfo, TaskStatus, task_status};
@@ -230,42 +230,20 @@ impl ExecutorDriver {
 
     async fn post(&self, call: &Call) -> Result<hyper::Response<Incoming>, DriverError> {
         let endpoint = &self.env.agent_endpoint;
-        let broken = |why: String| DriverError::Connection {
-            endpoint: endpoint.clone(),
-            why,
-        };
-        let uri: Uri = format!("http://{endpoint}/api/v1/executor")
-            .parse()
-            .map_err(|e| broken(format!("bad endpoint: {e}")))?;
-        let body = self
-            .encoding
-            .encode(call)
-            .map_err(|e| broken(e.to_string()))?;
-        let request = Request::post(uri)
-            .header(CONTENT_TYPE, self.encoding.media_type())
-            .header(ACCEPT, self.encoding.media_type())
-            .body(Full::new(Bytes::from(body)))
-            .map_err(|e| broken(e.to_string()))?;
-        let response = self
-            .client
-            .request(request)
+        let uri = format!("http://{endpoint}/api/v1/executor");
+        post(&self.client, &uri, self.encoding, call, None)
             .await
-            .map_err(|e| broken(e.to_string()))?;
-        let status = response.status();
-        if status.is_success() {
-            return Ok(response);
-        }
-        let message = response
-            .into_body()
-            .collect()
-            .await
-            .map(|b| String::from_utf8_lossy(&b.to_bytes()).into_owned())
-            .unwrap_or_default();
-        Err(DriverError::Refused {
-            endpoint: endpoint.clone(),
-            status,
-            message,
-        })
+            .map_err(|failure| match failure {
+                PostFailure::Broken(why) => DriverError::Connection {
+                    endpoint: endpoint.clone(),
+                    why,
+                },
+                PostFailure::Refused(status, message) => DriverError::Refused {
+                    endpoint: endpoint.clone(),
+                    status,
+                    message,
+                },
+            })
     }
 
     /// Subscribes, re-sending every unacknowledged update and task.

@@ -2,5 +2,6 @@
 //! and executor HTTP APIs.
 
 pub mod executor;
+pub mod http_call;
 pub mod record_stream;
 pub mod scheduler;

@@ -10,10 +10,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
+use hyper::StatusCode;
 use hyper::body::Incoming;
-use hyper::header::{ACCEPT, CONTENT_TYPE};
-use hyper::{Request, StatusCode, Uri};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use tepui_proto::media::Encoding;
@@ -24,6 +23,7 @@ use tepui_proto::v1::{
 };
 use tokio::sync::mpsc;
 
+use crate::http_call::{PostFailure, post};
 use crate::record_stream::RecordStream;
 
 /// The largest event accepted.
@@ -281,46 +281,21 @@ impl Connection {
         call: &Call,
         stream_id: Option<&str>,
     ) -> Result<hyper::Response<Incoming>, SchedulerError> {
-        let broken = |why: String| SchedulerError::Connection {
-            master: self.master.clone(),
-            why,
-        };
-        let uri: Uri = format!("http://{}/api/v1/scheduler", self.master)
-            .parse()
-            .map_err(|e| broken(format!("bad address: {e}")))?;
-        let body = self
-            .encoding
-            .encode(call)
-            .map_err(|e| broken(e.to_string()))?;
-        let mut request = Request::post(uri)
-            .header(CONTENT_TYPE, self.encoding.media_type())
-            .header(ACCEPT, self.encoding.media_type());
-        if let Some(id) = stream_id {
-            request = request.header("Mesos-Stream-Id", id);
-        }
-        let request = request
-            .body(Full::new(Bytes::from(body)))
-            .map_err(|e| broken(e.to_string()))?;
-        let response = self
-            .client
-            .request(request)
+        let uri = format!("http://{}/api/v1/scheduler", self.master);
+        let header = stream_id.map(|id| ("Mesos-Stream-Id", id));
+        post(&self.client, &uri, self.encoding, call, header)
             .await
-            .map_err(|e| broken(e.to_string()))?;
-        let status = response.status();
-        if status.is_success() {
-            return Ok(response);
-        }
-        let message = response
-            .into_body()
-            .collect()
-            .await
-            .map(|b| String::from_utf8_lossy(&b.to_bytes()).into_owned())
-            .unwrap_or_default();
-        Err(SchedulerError::Refused {
-            master: self.master.clone(),
-            status,
-            message,
-        })
+            .map_err(|failure| match failure {
+                PostFailure::Broken(why) => SchedulerError::Connection {
+                    master: self.master.clone(),
+                    why,
+                },
+                PostFailure::Refused(status, message) => SchedulerError::Refused {
+                    master: self.master.clone(),
+                    status,
+                    message,
+                },
+            })
     }
 }
 

@@ -7,14 +7,14 @@
 use std::sync::Arc;
 
 use hyper::body::Incoming;
-use hyper::header::{CONTENT_TYPE, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use prost::Message as _;
 use tepui_proto::http::{self, Body};
 use tepui_proto::internal::{AgentToMaster, agent_to_master};
 use tepui_proto::media::PROTOBUF;
 
-use crate::server::Server;
+use crate::master::{Master, Refusal};
+use crate::server::{Server, refused};
 use crate::state::AgentLink;
 
 /// The path on the master.
@@ -59,11 +59,7 @@ pub async fn handle(server: Arc<Server>, request: Request<Incoming>) -> Response
             let mut master = server.lock();
             let agent = match master.check_agent_stream(stream_id.as_deref()) {
                 Ok(agent) => agent,
-                Err(refusal) => {
-                    let status =
-                        StatusCode::from_u16(refusal.status).unwrap_or(StatusCode::BAD_REQUEST);
-                    return http::text(status, refusal.message);
-                }
+                Err(refusal) => return refused(refusal),
             };
             match other {
                 M::StatusUpdate(update) => master.status_update(&agent, update),
@@ -80,40 +76,19 @@ pub async fn handle(server: Arc<Server>, request: Request<Incoming>) -> Response
 
 fn register_or_reregister(
     server: &Arc<Server>,
-    admit: impl FnOnce(&mut crate::master::Master, AgentLink) -> Result<String, crate::master::Refusal>,
+    admit: impl FnOnce(&mut Master, AgentLink) -> Result<String, Refusal>,
 ) -> Response<Body> {
-    let stream_id = crate::clock::random_hex(16);
-    let owner: Arc<std::sync::OnceLock<String>> = Arc::default();
-    let on_close = {
-        let server = server.clone();
-        let owner = owner.clone();
-        let stream_id = stream_id.clone();
-        Box::new(move || {
-            if let Some(agent) = owner.get() {
-                server.lock().agent_disconnected(agent, &stream_id);
-            }
-        })
-    };
-    let (tx, body) = http::unbounded_channel(on_close);
+    let (tx, stream) = server.open_stream(Master::agent_disconnected);
     let link = AgentLink {
-        stream_id: stream_id.clone(),
+        stream_id: stream.id.clone(),
         tx,
     };
     let agent = admit(&mut server.lock(), link);
-    let agent = match agent {
-        Ok(agent) => agent,
-        Err(refusal) => {
-            let status = StatusCode::from_u16(refusal.status).unwrap_or(StatusCode::BAD_REQUEST);
-            return http::text(status, refusal.message);
+    match agent {
+        Ok(agent) => {
+            server.wake();
+            stream.answer(agent, PROTOBUF, STREAM_ID)
         }
-    };
-    let _ = owner.set(agent);
-    server.wake();
-    let mut response = Response::new(body);
-    let headers = response.headers_mut();
-    headers.insert(CONTENT_TYPE, HeaderValue::from_static(PROTOBUF));
-    if let Ok(value) = HeaderValue::from_str(&stream_id) {
-        headers.insert(STREAM_ID, value);
+        Err(refusal) => refused(refusal),
     }
-    response
 }

@@ -220,13 +220,7 @@ impl Master {
                 "'framework_id' differs from 'subscribe.framework_info.id'",
             ));
         }
-        let roles = roles_of(&info);
-        if roles.is_empty() {
-            return Err(bad("a framework must be subscribed to at least one role"));
-        }
-        for role in &roles {
-            valid_role(role).map_err(bad)?;
-        }
+        let roles = checked_roles(&info)?;
         if info.user.is_empty() {
             return Err(bad("'framework_info.user' must not be empty"));
         }
@@ -401,13 +395,7 @@ impl Master {
                 "'update_framework.framework_info.id' must be the caller's framework id",
             ));
         }
-        let roles = roles_of(&info);
-        if roles.is_empty() {
-            return Err(bad("a framework must be subscribed to at least one role"));
-        }
-        for role in &roles {
-            valid_role(role).map_err(bad)?;
-        }
+        let roles = checked_roles(&info)?;
         let Some(f) = self.frameworks.get_mut(framework) else {
             return Err(forbidden(format!(
                 "framework {framework} is not subscribed"
@@ -1571,6 +1559,18 @@ struct Launch {
     group_executor: Option<ExecutorInfo>,
     resources: Bundle,
     new_executors: HashMap<String, ExecutorInfo>,
+}
+
+/// A framework's roles, refused when there are none or one is invalid.
+fn checked_roles(info: &tepui_proto::v1::FrameworkInfo) -> Result<Vec<String>, Refusal> {
+    let roles = roles_of(info);
+    if roles.is_empty() {
+        return Err(bad("a framework must be subscribed to at least one role"));
+    }
+    for role in &roles {
+        valid_role(role).map_err(bad)?;
+    }
+    Ok(roles)
 }
 
 fn refuse_of(filters: Option<&tepui_proto::v1::Filters>) -> Result<Duration, Refusal> {

@@ -13,18 +13,13 @@ use tepui_proto::media::Encoding;
 use tepui_proto::v1::scheduler::{Call, call};
 
 use crate::events::EventSink;
-use crate::master::Refusal;
-use crate::server::Server;
+use crate::master::{Master, Refusal};
+use crate::server::{Server, refused};
 
 /// The stream id header.
 pub const STREAM_ID: &str = "Mesos-Stream-Id";
 /// The largest call accepted.
 pub const MAX_CALL: usize = 16 << 20;
-
-fn refused(refusal: Refusal) -> Response<Body> {
-    let status = StatusCode::from_u16(refusal.status).unwrap_or(StatusCode::BAD_REQUEST);
-    http::text(status, refusal.message)
-}
 
 /// A request that is not a call: the status and message to answer with.
 #[derive(Debug)]
@@ -230,20 +225,7 @@ fn subscribe(server: &Arc<Server>, call: Call, accept: Encoding) -> Response<Bod
             "expecting 'subscribe' to be present",
         );
     };
-    let stream_id = crate::clock::random_hex(16);
-    // Until the framework id is known, a dropped body has no one to tell.
-    let owner: Arc<std::sync::OnceLock<String>> = Arc::default();
-    let on_close = {
-        let server = server.clone();
-        let owner = owner.clone();
-        let stream_id = stream_id.clone();
-        Box::new(move || {
-            if let Some(framework) = owner.get() {
-                server.lock().disconnected(framework, &stream_id);
-            }
-        })
-    };
-    let (tx, body) = http::unbounded_channel(on_close);
+    let (tx, stream) = server.open_stream(Master::disconnected);
     let sink = EventSink::new(tx, accept);
     let framework = {
         let mut master = server.lock();
@@ -251,20 +233,14 @@ fn subscribe(server: &Arc<Server>, call: Call, accept: Encoding) -> Response<Bod
             call.framework_id.as_ref().map(|f| f.value.as_str()),
             subscribe,
             sink,
-            &stream_id,
+            &stream.id,
         )
     };
-    let framework = match framework {
-        Ok(id) => id,
-        Err(refusal) => return refused(refusal),
-    };
-    let _ = owner.set(framework);
-    server.wake();
-    let mut response = Response::new(body);
-    let headers = response.headers_mut();
-    headers.insert(CONTENT_TYPE, HeaderValue::from_static(accept.media_type()));
-    if let Ok(value) = HeaderValue::from_str(&stream_id) {
-        headers.insert(STREAM_ID, value);
+    match framework {
+        Ok(id) => {
+            server.wake();
+            stream.answer(id, accept.media_type(), STREAM_ID)
+        }
+        Err(refusal) => refused(refusal),
     }
-    response
 }

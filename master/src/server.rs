@@ -1,17 +1,58 @@
 //! The master as a service: its state under one lock, the HTTP routes,
 //! and the timers (allocation, pings, heartbeats, timeouts).
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
+use bytes::Bytes;
 use hyper::body::Incoming;
-use hyper::{Request, Response};
-use tepui_proto::http::Body;
+use hyper::header::{CONTENT_TYPE, HeaderValue};
+use hyper::{Request, Response, StatusCode};
+use tepui_proto::http::{self, Body};
 use tokio::net::TcpListener;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, mpsc};
 
-use crate::master::{Config, Master};
+use crate::master::{Config, Master, Refusal};
 use crate::registry::{Registry, RegistryError};
+
+/// The answer to a refused call or message.
+pub fn refused(refusal: Refusal) -> Response<Body> {
+    let status = StatusCode::from_u16(refusal.status).unwrap_or(StatusCode::BAD_REQUEST);
+    http::text(status, refusal.message)
+}
+
+/// What the master calls when a stream's body is dropped: with the
+/// owner (framework or agent id) and the stream's id.
+pub type StreamGone = fn(&mut Master, &str, &str);
+
+/// An event stream opened but not yet answered with: its owner is named
+/// once the master has admitted the framework or agent.
+pub struct PendingStream {
+    /// The stream's id (`Mesos-Stream-Id`, `Tepui-Agent-Stream-Id`).
+    pub id: String,
+    body: Body,
+    owner: Arc<OnceLock<String>>,
+}
+
+impl PendingStream {
+    /// The 200 answer carrying the stream, now owned by `owner`; its id
+    /// goes in `id_header`.
+    pub fn answer(
+        self,
+        owner: String,
+        content_type: &'static str,
+        id_header: &'static str,
+    ) -> Response<Body> {
+        let _ = self.owner.set(owner);
+        let mut response = Response::new(self.body);
+        let headers = response.headers_mut();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+        if let Ok(value) = HeaderValue::from_str(&self.id) {
+            headers.insert(id_header, value);
+        }
+        response
+    }
+}
 
 /// The master and what wakes its allocator.
 pub struct Server {
@@ -44,6 +85,30 @@ impl Server {
     /// Asks for an allocation cycle soon (events batch into one).
     pub fn wake(&self) {
         self.wake.notify_one();
+    }
+
+    /// A new event stream: the sender the master keeps, and the stream to
+    /// answer with. When its body is dropped (the peer went away, or the
+    /// master dropped the sender), `gone` runs for its owner, if it has
+    /// one by then.
+    pub fn open_stream(
+        self: &Arc<Self>,
+        gone: StreamGone,
+    ) -> (mpsc::UnboundedSender<Bytes>, PendingStream) {
+        let id = crate::clock::random_hex(16);
+        let owner: Arc<OnceLock<String>> = Arc::default();
+        let on_close = {
+            let server = self.clone();
+            let owner = owner.clone();
+            let id = id.clone();
+            Box::new(move || {
+                if let Some(owner) = owner.get() {
+                    gone(&mut server.lock(), owner, &id);
+                }
+            })
+        };
+        let (tx, body) = http::unbounded_channel(on_close);
+        (tx, PendingStream { id, body, owner })
     }
 
     /// Serves one HTTP request.

@@ -1,6 +1,6 @@
 //! Mesos's JSON models of resources, attributes and task states (its
 //! `common/http.cpp`), as the `/state` endpoints of master and agent show
-//! them.
+//! them, and Mesos-named metrics as Prometheus text.
 
 use std::collections::BTreeMap;
 
@@ -92,4 +92,20 @@ pub fn is_terminal(state: i32) -> bool {
             | S::TaskGone
             | S::TaskGoneByOperator)
     )
+}
+
+/// The Prometheus text exposition of `metrics`: each name with every
+/// character outside `[a-zA-Z0-9_]` as `_`, under a `tepui_` prefix.
+pub fn prometheus(metrics: &BTreeMap<String, f64>) -> String {
+    let mut out = String::new();
+    for (name, value) in metrics {
+        let name: String = name
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+            .collect();
+        out.push_str(&format!(
+            "# TYPE tepui_{name} gauge\ntepui_{name} {value}\n"
+        ));
+    }
+    out
 }

@@ -2,6 +2,19 @@
 //! tepui-agent: loopback, everything under one work dir, its own cgroup
 //! root; and how they GET its endpoints. Shared by `#[path]`.
 
+/// Kills and removes a test's cgroup subtree when the test ends, passed
+/// or failed, so no task outlives it.
+pub struct Cleanup(pub std::path::PathBuf);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let timeout = std::time::Duration::from_secs(5);
+        if let Err(e) = tepui_isolators::cgroups::remove_subtree(&self.0, timeout) {
+            eprintln!("cleaning up {}: {e}", self.0.display());
+        }
+    }
+}
+
 /// The tepui-agent command for `master`, keeping its state under `work`
 /// and its containers under `cgroup`, serving on `port` (0: any).
 pub fn agent_command(

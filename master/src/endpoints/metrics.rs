@@ -131,15 +131,5 @@ pub fn snapshot(master: &Master) -> Value {
 
 /// `/metrics`: `tepui_` + the Mesos name with `/` as `_`.
 pub fn prometheus(master: &Master) -> String {
-    let mut out = String::new();
-    for (name, value) in figures(master) {
-        let name: String = name
-            .chars()
-            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
-            .collect();
-        out.push_str(&format!(
-            "# TYPE tepui_{name} gauge\ntepui_{name} {value}\n"
-        ));
-    }
-    out
+    tepui_proto::model::prometheus(&figures(master))
 }

@@ -40,10 +40,7 @@ fn kill(server: &Server, request: &Request<Incoming>) -> Response<Body> {
     }
     match server.lock().operator_kill(task) {
         Ok(()) => http::text(StatusCode::ACCEPTED, ""),
-        Err(refusal) => http::text(
-            StatusCode::from_u16(refusal.status).unwrap_or(StatusCode::BAD_REQUEST),
-            refusal.message,
-        ),
+        Err(refusal) => crate::server::refused(refusal),
     }
 }
 

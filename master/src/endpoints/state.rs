@@ -53,10 +53,13 @@ pub fn framework(f: &Framework, master: &Master) -> Value {
         }
     }
     let completed: Vec<Value> = f.completed_tasks.iter().map(|t| task(t, &role)).collect();
-    let offers: Vec<Value> = f
+    let outstanding: Vec<_> = f
         .offers
         .iter()
         .filter_map(|id| master.offers.get(id))
+        .collect();
+    let offers: Vec<Value> = outstanding
+        .iter()
         .map(|o| {
             json!({
                 "id": o.offer.id.value,
@@ -67,10 +70,8 @@ pub fn framework(f: &Framework, master: &Master) -> Value {
             })
         })
         .collect();
-    let offered: Vec<_> = f
-        .offers
+    let offered: Vec<_> = outstanding
         .iter()
-        .filter_map(|id| master.offers.get(id))
         .flat_map(|o| o.offer.resources.clone())
         .collect();
     let capabilities: Vec<String> = f
