@@ -121,7 +121,7 @@ pub async fn handle(host: Arc<dyn ExecutorHost>, request: Request<Incoming>) -> 
     };
     let body = match http::read_body(request.into_body(), MAX_CALL).await {
         Ok(body) => body,
-        Err(e) => return http::text(StatusCode::BAD_REQUEST, e),
+        Err(e) => return e.response(),
     };
     let call: Call = match encoding.decode(&body) {
         Ok(call) => call,

@@ -36,7 +36,7 @@ pub async fn handle(server: Arc<Server>, request: Request<Incoming>) -> Response
         .map(str::to_owned);
     let body = match http::read_body(request.into_body(), MAX_MESSAGE).await {
         Ok(body) => body,
-        Err(e) => return http::text(StatusCode::BAD_REQUEST, e),
+        Err(e) => return e.response(),
     };
     let message = match AgentToMaster::decode(body.as_ref()) {
         Ok(m) => m,

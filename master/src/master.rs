@@ -117,6 +117,9 @@ pub struct Master {
     pub agents: HashMap<String, Agent>,
     /// Agents removed as unreachable, by id, with when.
     pub unreachable: BTreeMap<String, (AgentInfo, f64)>,
+    /// Agents the operator marked gone, by id, with when: never admitted
+    /// again under that id.
+    pub gone: BTreeMap<String, (AgentInfo, f64)>,
     /// Agents a restarted master expects back, until this deadline.
     pub expected: HashMap<String, AgentInfo>,
     expected_until: Instant,
@@ -127,6 +130,7 @@ pub struct Master {
     /// Counters.
     pub counters: Counters,
     next_id: u64,
+    registry_dirty: bool,
 }
 
 impl Master {
@@ -165,12 +169,14 @@ impl Master {
             completed_frameworks: VecDeque::new(),
             agents: HashMap::new(),
             unreachable: registry.unreachable,
+            gone: registry.gone,
             expected: registry.agents.into_iter().collect(),
             expected_until,
             offers: HashMap::new(),
             allocator,
             counters: Counters::default(),
             next_id: 0,
+            registry_dirty: false,
             config,
         }
     }
@@ -193,13 +199,25 @@ impl Master {
         Registry {
             agents,
             unreachable: self.unreachable.clone(),
+            gone: self.gone.clone(),
         }
     }
 
-    fn save_registry(&self) {
-        if let Err(e) = self.registry().save(&self.config.work_dir) {
-            tracing::error!(error = %e, "writing the registry");
-        }
+    /// Marks the registry for the next write: writes are batched (see
+    /// [`Master::take_registry`]) so that admitting thousands of agents
+    /// does not rewrite the whole registry once per agent.
+    fn save_registry(&mut self) {
+        self.registry_dirty = true;
+    }
+
+    /// The registry to write, when it changed since the last call.
+    pub fn take_registry(&mut self) -> Option<Registry> {
+        std::mem::take(&mut self.registry_dirty).then(|| self.registry())
+    }
+
+    /// Asks for the registry to be written again (the last write failed).
+    pub fn registry_unsaved(&mut self) {
+        self.registry_dirty = true;
     }
 
     // ----- frameworks -------------------------------------------------
@@ -281,12 +299,11 @@ impl Master {
     /// Checks that a non-subscribe call comes from the framework's current
     /// stream.
     pub fn check_stream(&self, framework: &str, stream_id: Option<&str>) -> Result<(), Refusal> {
+        // The statuses and their order are Mesos's (master/http.cpp).
         let Some(f) = self.frameworks.get(framework) else {
-            return Err(forbidden(format!(
-                "framework {framework} is not subscribed"
-            )));
+            return Err(bad(format!("framework {framework} cannot be found")));
         };
-        let Some(current) = &f.stream_id else {
+        let (Some(current), Some(_)) = (&f.stream_id, &f.sink) else {
             return Err(forbidden(format!(
                 "framework {framework} is not subscribed"
             )));
@@ -296,8 +313,8 @@ impl Master {
                 "all non-subscribe calls should include the 'Mesos-Stream-Id' header",
             ));
         };
-        if given != current || f.sink.is_none() {
-            return Err(forbidden(format!(
+        if given != current {
+            return Err(bad(format!(
                 "the stream id '{given}' included in this request didn't match the stream id currently associated with framework id {framework}"
             )));
         }
@@ -361,7 +378,7 @@ impl Master {
             }
             f.complete(&task);
         }
-        for ((agent, _), executor) in f.executors.drain() {
+        for ((agent, _), executor) in std::mem::take(&mut f.executors) {
             self.allocator.recover(
                 framework,
                 &executor.role,
@@ -422,73 +439,80 @@ impl Master {
         let allocations = self.allocator.allocate(now);
         self.counters.allocation_runs += 1;
         let count = allocations.len();
-        let mut by_framework: HashMap<String, Vec<Offer>> = HashMap::new();
+        let mut by_framework: HashMap<crate::allocator::Id, Vec<Offer>> = HashMap::new();
         for allocation in allocations {
-            let id = self.fresh("O");
-            let Some(agent) = self.agents.get(&allocation.agent) else {
+            if !self.agents.contains_key(allocation.agent.as_ref()) {
                 continue;
+            }
+            let id = self.fresh("O");
+            let entry = OfferEntry {
+                framework: allocation.framework,
+                role: allocation.role,
+                agent: allocation.agent,
+                resources: allocation.resources,
+                made: now,
             };
-            let executor_ids = self
-                .frameworks
-                .get(&allocation.framework)
-                .map(|f| {
-                    f.executors
-                        .keys()
-                        .filter(|(a, _)| *a == allocation.agent)
-                        .map(|(_, e)| ExecutorId { value: e.clone() })
-                        .collect()
-                })
-                .unwrap_or_default();
-            let offer = Offer {
-                id: OfferId { value: id.clone() },
-                framework_id: FrameworkId {
-                    value: allocation.framework.clone(),
-                },
-                agent_id: AgentId {
-                    value: allocation.agent.clone(),
-                },
-                hostname: agent.info.hostname.clone(),
-                url: Some(agent_url(&agent.info)),
-                resources: allocation.resources.to_proto(Some(&allocation.role)),
-                attributes: agent.info.attributes.clone(),
-                executor_ids,
-                allocation_info: Some(tepui_proto::v1::resource::AllocationInfo {
-                    role: Some(allocation.role.clone()),
-                }),
-                ..Offer::default()
-            };
-            if let Some(f) = self.frameworks.get_mut(&allocation.framework) {
+            let offer = self.offer_message(&id, &entry);
+            if let Some(f) = self.frameworks.get_mut(entry.framework.as_ref()) {
                 f.offers.insert(id.clone());
             }
-            by_framework
-                .entry(allocation.framework.clone())
-                .or_default()
-                .push(offer.clone());
-            self.offers.insert(
-                id,
-                OfferEntry {
-                    offer,
-                    framework: allocation.framework,
-                    role: allocation.role,
-                    agent: allocation.agent,
-                    resources: allocation.resources,
-                    made: now,
-                },
-            );
+            match by_framework.get_mut(&entry.framework) {
+                Some(offers) => offers.push(offer),
+                None => {
+                    by_framework.insert(entry.framework.clone(), vec![offer]);
+                }
+            }
+            self.offers.insert(id, entry);
         }
         for (framework, offers) in by_framework {
             self.counters.offers_sent += offers.len() as u64;
-            if let Some(f) = self.frameworks.get(&framework) {
+            if let Some(f) = self.frameworks.get(framework.as_ref()) {
                 f.send(&events::offers(offers));
             }
         }
         count
     }
 
+    /// The OFFERS message for an outstanding offer.
+    pub fn offer_message(&self, id: &str, entry: &OfferEntry) -> Offer {
+        let agent = self.agents.get(entry.agent.as_ref());
+        let executor_ids = self
+            .frameworks
+            .get(entry.framework.as_ref())
+            .map(|f| {
+                f.executors_on(&entry.agent)
+                    .map(|e| ExecutorId {
+                        value: e.to_owned(),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        Offer {
+            id: OfferId {
+                value: id.to_owned(),
+            },
+            framework_id: FrameworkId {
+                value: entry.framework.to_string(),
+            },
+            agent_id: AgentId {
+                value: entry.agent.to_string(),
+            },
+            hostname: agent.map(|a| a.info.hostname.clone()).unwrap_or_default(),
+            url: agent.map(|a| agent_url(&a.info)),
+            resources: entry.resources.to_proto(Some(&entry.role)),
+            attributes: agent.map(|a| a.info.attributes.clone()).unwrap_or_default(),
+            executor_ids,
+            allocation_info: Some(tepui_proto::v1::resource::AllocationInfo {
+                role: Some(entry.role.to_string()),
+            }),
+            ..Offer::default()
+        }
+    }
+
     /// Removes an offer; its resources go back, filtered for `refuse`.
     fn remove_offer(&mut self, id: &str, refuse: Duration) -> Option<OfferEntry> {
         let entry = self.offers.remove(id)?;
-        if let Some(f) = self.frameworks.get_mut(&entry.framework) {
+        if let Some(f) = self.frameworks.get_mut(entry.framework.as_ref()) {
             f.offers.remove(id);
         }
         self.allocator.recover(
@@ -506,7 +530,7 @@ impl Master {
     fn rescind(&mut self, id: &str) {
         if let Some(entry) = self.remove_offer(id, Duration::ZERO) {
             self.counters.offers_rescinded += 1;
-            if let Some(f) = self.frameworks.get(&entry.framework) {
+            if let Some(f) = self.frameworks.get(entry.framework.as_ref()) {
                 f.send(&events::rescind(id));
             }
         }
@@ -527,7 +551,7 @@ impl Master {
         let ids: Vec<String> = self
             .offers
             .iter()
-            .filter(|(_, o)| o.agent == agent)
+            .filter(|(_, o)| *o.agent == *agent)
             .map(|(id, _)| id.clone())
             .collect();
         for id in ids {
@@ -543,7 +567,7 @@ impl Master {
             if self
                 .offers
                 .get(&id.value)
-                .is_some_and(|o| o.framework == framework)
+                .is_some_and(|o| *o.framework == *framework)
             {
                 self.remove_offer(&id.value, refuse);
                 self.counters.offers_declined += 1;
@@ -572,20 +596,20 @@ impl Master {
                     id.value
                 )));
             };
-            if entry.framework != framework {
+            if *entry.framework != *framework {
                 return Err(bad(format!(
                     "offer {} was not made to framework {framework}",
                     id.value
                 )));
             }
-            if agent.as_ref().is_some_and(|a| *a != entry.agent) {
+            if agent.as_ref().is_some_and(|a| **a != *entry.agent) {
                 return Err(bad("the offers accepted together must be of one agent"));
             }
-            if role.as_ref().is_some_and(|r| *r != entry.role) {
+            if role.as_ref().is_some_and(|r| **r != *entry.role) {
                 return Err(bad("the offers accepted together must be of one role"));
             }
-            agent = Some(entry.agent.clone());
-            role = Some(entry.role.clone());
+            agent = Some(entry.agent.to_string());
+            role = Some(entry.role.to_string());
             offered.add(&entry.resources);
         }
         let (Some(agent), Some(role)) = (agent, role) else {
@@ -594,7 +618,7 @@ impl Master {
         let plan = self.plan(framework, &agent, &accept.operations, &offered)?;
         for id in &accept.offer_ids {
             if let Some(entry) = self.offers.remove(&id.value)
-                && let Some(f) = self.frameworks.get_mut(&entry.framework)
+                && let Some(f) = self.frameworks.get_mut(entry.framework.as_ref())
             {
                 f.offers.remove(&id.value);
             }
@@ -1117,6 +1141,11 @@ impl Master {
             .map(|i| i.value.clone())
             .filter(|i| !i.is_empty())
             .ok_or_else(|| bad("a re-registering agent must carry its id"))?;
+        if self.gone.contains_key(&id) {
+            return Err(forbidden(format!(
+                "agent {id} was marked gone by the operator; start it with a fresh work dir to join as a new agent"
+            )));
+        }
         let total = Bundle::from_proto(&info.resources).map_err(|e| bad(e.to_string()))?;
         let now = clock::now();
         let registered_time = self.agents.get(&id).map_or(now, |a| a.registered_time);
@@ -1411,15 +1440,97 @@ impl Master {
     /// UNREACHABLE to partition-aware frameworks) and its frameworks are
     /// told the agent is gone.
     pub fn remove_agent(&mut self, agent: &str, why: &str) {
+        self.remove_agent_as(agent, why, false);
+    }
+
+    /// MARK_AGENT_GONE: the operator says the agent will not come back.
+    /// A registered agent is told to shut its frameworks down and removed;
+    /// its tasks, and those left UNREACHABLE by an earlier removal, end
+    /// GONE_BY_OPERATOR (LOST to frameworks that are not partition-aware).
+    /// The agent is never admitted again under its id.
+    pub fn mark_agent_gone(&mut self, agent: &str) -> Result<(), Refusal> {
+        if self.gone.contains_key(agent) {
+            return Ok(());
+        }
+        if self.agents.contains_key(agent) {
+            let frameworks: Vec<String> = self
+                .frameworks
+                .iter()
+                .filter(|(_, f)| {
+                    f.tasks.values().any(|t| t.task.agent_id.value == agent)
+                        || f.executors_on(agent).next().is_some()
+                })
+                .map(|(id, _)| id.clone())
+                .collect();
+            for id in frameworks {
+                self.send_agent(
+                    agent,
+                    master_to_agent::Message::ShutdownFramework(internal::ShutdownFramework {
+                        framework_id: FrameworkId { value: id },
+                    }),
+                );
+            }
+            self.remove_agent_as(agent, "marked gone by the operator", true);
+            return Ok(());
+        }
+        let Some((info, _)) = self.unreachable.remove(agent) else {
+            return Err(Refusal {
+                status: 404,
+                message: format!("agent {agent} is neither registered nor unreachable"),
+            });
+        };
+        tracing::warn!(agent = %agent, "unreachable agent marked gone by the operator");
+        let now = clock::now();
+        self.gone.insert(agent.to_owned(), (info, now));
+        for f in self.frameworks.values_mut() {
+            let unreachable: Vec<String> = f
+                .tasks
+                .iter()
+                .filter(|(_, t)| {
+                    t.task.agent_id.value == agent
+                        && t.task.state == TaskState::TaskUnreachable as i32
+                })
+                .map(|(id, _)| id.clone())
+                .collect();
+            for task in unreachable {
+                let status = events::master_status(
+                    &task,
+                    Some(agent),
+                    TaskState::TaskGoneByOperator,
+                    task_status::Reason::AgentRemovedByOperator,
+                    format!("agent {agent} marked gone by the operator"),
+                );
+                if let Some(entry) = f.tasks.get_mut(&task) {
+                    entry.task.state = TaskState::TaskGoneByOperator as i32;
+                    entry.task.statuses.push(status.clone());
+                }
+                f.send(&events::update(status));
+                f.complete(&task);
+            }
+        }
+        self.save_registry();
+        Ok(())
+    }
+
+    /// Removes an agent, as unreachable or (`gone`) for good.
+    fn remove_agent_as(&mut self, agent: &str, why: &str, gone: bool) {
         self.rescind_offers_on(agent);
         let Some(a) = self.agents.remove(agent) else {
             return;
         };
-        tracing::warn!(agent = %agent, hostname = %a.info.hostname, why, "agent removed as unreachable");
+        if gone {
+            tracing::warn!(agent = %agent, hostname = %a.info.hostname, why, "agent removed for good");
+        } else {
+            tracing::warn!(agent = %agent, hostname = %a.info.hostname, why, "agent removed as unreachable");
+        }
         self.counters.agents_removed += 1;
         self.allocator.remove_agent(agent);
         let now = clock::now();
-        self.unreachable.insert(agent.to_owned(), (a.info, now));
+        if gone {
+            self.gone.insert(agent.to_owned(), (a.info, now));
+        } else {
+            self.unreachable.insert(agent.to_owned(), (a.info, now));
+        }
         let mut affected = Vec::new();
         for (fid, f) in &self.frameworks {
             let tasks: Vec<String> = f
@@ -1444,19 +1555,24 @@ impl Master {
                     f.complete(task);
                     continue;
                 }
-                let state = if partition_aware {
-                    TaskState::TaskUnreachable
+                let state = match (partition_aware, gone) {
+                    (true, false) => TaskState::TaskUnreachable,
+                    (true, true) => TaskState::TaskGoneByOperator,
+                    (false, _) => TaskState::TaskLost,
+                };
+                let reason = if gone {
+                    task_status::Reason::AgentRemovedByOperator
                 } else {
-                    TaskState::TaskLost
+                    task_status::Reason::AgentRemoved
                 };
                 let mut status = events::master_status(
                     task,
                     Some(agent),
                     state,
-                    task_status::Reason::AgentRemoved,
+                    reason,
                     format!("agent {agent} removed: {why}"),
                 );
-                if partition_aware {
+                if state == TaskState::TaskUnreachable {
                     status.unreachable_time = Some(tepui_proto::v1::TimeInfo {
                         nanoseconds: (now * 1e9) as i64,
                     });
@@ -1464,7 +1580,7 @@ impl Master {
                 entry.task.state = state as i32;
                 entry.task.statuses.push(status.clone());
                 f.send(&events::update(status));
-                if !partition_aware {
+                if state != TaskState::TaskUnreachable {
                     f.complete(task);
                 }
             }

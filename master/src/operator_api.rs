@@ -71,7 +71,7 @@ fn framework(f: &Framework, master: &Master) -> response::get_frameworks::Framew
     let offers: Vec<_> = f
         .offers
         .iter()
-        .filter_map(|id| master.offers.get(id).map(|o| o.offer.clone()))
+        .filter_map(|id| master.offers.get(id).map(|o| master.offer_message(id, o)))
         .collect();
     response::get_frameworks::Framework {
         framework_info: f.info.clone(),
@@ -229,6 +229,18 @@ pub async fn handle(server: Arc<Server>, request: Request<Incoming>) -> Response
                 }
                 master.teardown(&id);
                 return http::text(StatusCode::OK, "");
+            }
+            T::MarkAgentGone => {
+                let Some(mark) = call.mark_agent_gone else {
+                    return http::text(
+                        StatusCode::BAD_REQUEST,
+                        "expecting 'mark_agent_gone' to be present",
+                    );
+                };
+                return match master.mark_agent_gone(&mark.agent_id.value) {
+                    Ok(()) => http::text(StatusCode::OK, ""),
+                    Err(refusal) => crate::server::refused(refusal),
+                };
             }
             other => {
                 return http::text(

@@ -27,6 +27,9 @@ pub struct Registry {
     pub agents: BTreeMap<String, AgentInfo>,
     /// Agents marked unreachable, by id, with the time they were.
     pub unreachable: BTreeMap<String, (AgentInfo, f64)>,
+    /// Agents an operator marked gone (they may never come back), by id,
+    /// with the time they were.
+    pub gone: BTreeMap<String, (AgentInfo, f64)>,
 }
 
 /// The registry's file in `work_dir`.
@@ -59,16 +62,21 @@ impl Registry {
                 .unwrap_or_default();
             registry.agents.insert(id, info);
         }
-        for item in doc["unreachable"].as_array().into_iter().flatten() {
-            let info: AgentInfo =
-                tepui_proto::json::from_value(&item["info"]).map_err(|e| fail(e.to_string()))?;
-            let id = info
-                .id
-                .as_ref()
-                .map(|i| i.value.clone())
-                .unwrap_or_default();
-            let time = item["time"].as_f64().unwrap_or(0.0);
-            registry.unreachable.insert(id, (info, time));
+        for (key, list) in [
+            ("unreachable", &mut registry.unreachable),
+            ("gone", &mut registry.gone),
+        ] {
+            for item in doc[key].as_array().into_iter().flatten() {
+                let info: AgentInfo = tepui_proto::json::from_value(&item["info"])
+                    .map_err(|e| fail(e.to_string()))?;
+                let id = info
+                    .id
+                    .as_ref()
+                    .map(|i| i.value.clone())
+                    .unwrap_or_default();
+                let time = item["time"].as_f64().unwrap_or(0.0);
+                list.insert(id, (info, time));
+            }
         }
         Ok(registry)
     }
@@ -85,16 +93,20 @@ impl Registry {
             .values()
             .map(|info| tepui_proto::json::to_value(info).map_err(|e| fail(e.to_string())))
             .collect::<Result<_, _>>()?;
-        let unreachable: Vec<Value> = self
-            .unreachable
-            .values()
-            .map(|(info, time)| {
-                tepui_proto::json::to_value(info)
-                    .map(|info| json!({"info": info, "time": time}))
-                    .map_err(|e| fail(e.to_string()))
-            })
-            .collect::<Result<_, _>>()?;
-        let doc = json!({"agents": agents, "unreachable": unreachable});
+        let timed = |list: &BTreeMap<String, (AgentInfo, f64)>| {
+            list.values()
+                .map(|(info, time)| {
+                    tepui_proto::json::to_value(info)
+                        .map(|info| json!({"info": info, "time": time}))
+                        .map_err(|e| fail(e.to_string()))
+                })
+                .collect::<Result<Vec<Value>, _>>()
+        };
+        let doc = json!({
+            "agents": agents,
+            "unreachable": timed(&self.unreachable)?,
+            "gone": timed(&self.gone)?,
+        });
         std::fs::create_dir_all(work_dir).map_err(|e| fail(e.to_string()))?;
         let tmp = path.with_extension("json.tmp");
         let mut file = std::fs::File::create(&tmp).map_err(|e| fail(e.to_string()))?;
@@ -130,7 +142,8 @@ mod tests {
             ..info.clone()
         };
         r.agents.insert("a1".into(), info);
-        r.unreachable.insert("a2".into(), (gone, 12.5));
+        r.unreachable.insert("a2".into(), (gone.clone(), 12.5));
+        r.gone.insert("a2".into(), (gone, 13.5));
         r.save(dir.path()).unwrap();
         assert_eq!(Registry::load(dir.path()).unwrap(), r);
         std::fs::write(path(dir.path()), "{not json").unwrap();

@@ -3,7 +3,8 @@
 //! ranges and sets. tepui offers unreserved resources only; a resource
 //! with a reservation, a disk or a provider is refused by name.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
+use std::sync::{Arc, OnceLock};
 
 use tepui_proto::v1::value::{Range, Ranges, Scalar, Set, Type};
 use tepui_proto::v1::{Resource, resource};
@@ -14,12 +15,58 @@ fn round(amount: f64) -> f64 {
     (amount * 1000.0).round() / 1000.0
 }
 
-/// A multiset of resources.
+/// A resource's name, shared rather than copied: bundles are cloned on
+/// every offer, and a clone should cost one allocation, not one per name.
+pub type Name = Arc<str>;
+
+/// A multiset of resources. Each kind is a small vector sorted by name
+/// (agents have a handful of resources), cheaper to clone and walk than
+/// a map.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Bundle {
-    scalars: BTreeMap<String, f64>,
-    ranges: BTreeMap<String, Vec<(u64, u64)>>,
-    sets: BTreeMap<String, BTreeSet<String>>,
+    scalars: Vec<(Name, f64)>,
+    ranges: Vec<(Name, Vec<(u64, u64)>)>,
+    sets: Vec<(Name, BTreeSet<String>)>,
+}
+
+/// The entry for `name` in a vector sorted by name, inserted when absent.
+fn slot<'a, V: Default>(entries: &'a mut Vec<(Name, V)>, name: &Name) -> &'a mut V {
+    let i = match entries.binary_search_by(|(n, _)| n.as_ref().cmp(name.as_ref())) {
+        Ok(i) => i,
+        Err(i) => {
+            entries.insert(i, (name.clone(), V::default()));
+            i
+        }
+    };
+    &mut entries[i].1
+}
+
+/// The entry for `name` in a vector sorted by name.
+fn find<'a, V>(entries: &'a [(Name, V)], name: &str) -> Option<&'a V> {
+    entries
+        .binary_search_by(|(n, _)| n.as_ref().cmp(name))
+        .ok()
+        .map(|i| &entries[i].1)
+}
+
+/// The entry for `name` in a vector sorted by name, to change.
+fn find_mut<'a, V>(entries: &'a mut [(Name, V)], name: &str) -> Option<&'a mut V> {
+    entries
+        .binary_search_by(|(n, _)| n.as_ref().cmp(name))
+        .ok()
+        .map(|i| &mut entries[i].1)
+}
+
+/// A name for a resource, shared with every other bundle for the common
+/// ones so that parsing agents and tasks does not allocate them anew.
+fn name_of(name: &str) -> Name {
+    static COMMON: OnceLock<[Name; 5]> = OnceLock::new();
+    let common = COMMON.get_or_init(|| ["cpus", "mem", "disk", "ports", "gpus"].map(Name::from));
+    common
+        .iter()
+        .find(|n| n.as_ref() == name)
+        .cloned()
+        .unwrap_or_else(|| Name::from(name))
 }
 
 /// Resources the master cannot take.
@@ -110,7 +157,7 @@ impl Bundle {
                     if !amount.is_finite() || amount < 0.0 {
                         return Err(fail("a scalar must be finite and non-negative"));
                     }
-                    let entry = bundle.scalars.entry(r.name.clone()).or_default();
+                    let entry = slot(&mut bundle.scalars, &name_of(&r.name));
                     *entry = round(*entry + amount);
                 }
                 Ok(Type::Ranges) => {
@@ -125,17 +172,13 @@ impl Bundle {
                         }
                         items.push((range.begin, range.end));
                     }
-                    let entry = bundle.ranges.entry(r.name.clone()).or_default();
+                    let entry = slot(&mut bundle.ranges, &name_of(&r.name));
                     entry.extend(items);
                     *entry = normalize(std::mem::take(entry));
                 }
                 Ok(Type::Set) => {
                     let set = r.set.as_ref().ok_or_else(|| fail("a set without items"))?;
-                    bundle
-                        .sets
-                        .entry(r.name.clone())
-                        .or_default()
-                        .extend(set.item.iter().cloned());
+                    slot(&mut bundle.sets, &name_of(&r.name)).extend(set.item.iter().cloned());
                 }
                 _ => return Err(fail("only scalar, ranges and set resources are supported")),
             }
@@ -149,8 +192,8 @@ impl Bundle {
         let allocation_info = role.map(|role| resource::AllocationInfo {
             role: Some(role.to_owned()),
         });
-        let base = |name: &str, kind: Type| Resource {
-            name: name.to_owned(),
+        let base = |name: &Name, kind: Type| Resource {
+            name: name.to_string(),
             r#type: kind as i32,
             allocation_info: allocation_info.clone(),
             ..Resource::default()
@@ -186,9 +229,9 @@ impl Bundle {
 
     /// Drops empty entries so that equal bundles compare equal.
     fn prune(&mut self) {
-        self.scalars.retain(|_, v| *v > 0.0);
-        self.ranges.retain(|_, v| !v.is_empty());
-        self.sets.retain(|_, v| !v.is_empty());
+        self.scalars.retain(|(_, v)| *v > 0.0);
+        self.ranges.retain(|(_, v)| !v.is_empty());
+        self.sets.retain(|(_, v)| !v.is_empty());
     }
 
     /// Whether nothing is left.
@@ -198,47 +241,48 @@ impl Bundle {
 
     /// The amount of scalar `name`.
     pub fn scalar(&self, name: &str) -> f64 {
-        self.scalars.get(name).copied().unwrap_or(0.0)
+        find(&self.scalars, name).copied().unwrap_or(0.0)
     }
 
     /// The scalars, by name.
     pub fn scalars(&self) -> impl Iterator<Item = (&str, f64)> {
-        self.scalars.iter().map(|(k, v)| (k.as_str(), *v))
+        self.scalars.iter().map(|(k, v)| (k.as_ref(), *v))
     }
 
     /// Adds `other`.
     pub fn add(&mut self, other: &Bundle) {
         for (name, amount) in &other.scalars {
-            let entry = self.scalars.entry(name.clone()).or_default();
+            let entry = slot(&mut self.scalars, name);
             *entry = round(*entry + amount);
         }
         for (name, ranges) in &other.ranges {
-            let entry = self.ranges.entry(name.clone()).or_default();
+            let entry = slot(&mut self.ranges, name);
+            // Bundles hold normalized ranges: a copy into nothing is one.
+            let merge = !entry.is_empty();
             entry.extend_from_slice(ranges);
-            *entry = normalize(std::mem::take(entry));
+            if merge {
+                *entry = normalize(std::mem::take(entry));
+            }
         }
         for (name, items) in &other.sets {
-            self.sets
-                .entry(name.clone())
-                .or_default()
-                .extend(items.iter().cloned());
+            slot(&mut self.sets, name).extend(items.iter().cloned());
         }
     }
 
     /// Takes away `other`, never below nothing.
     pub fn subtract(&mut self, other: &Bundle) {
         for (name, amount) in &other.scalars {
-            if let Some(entry) = self.scalars.get_mut(name) {
+            if let Some(entry) = find_mut(&mut self.scalars, name) {
                 *entry = round((*entry - amount).max(0.0));
             }
         }
         for (name, ranges) in &other.ranges {
-            if let Some(entry) = self.ranges.get_mut(name) {
+            if let Some(entry) = find_mut(&mut self.ranges, name) {
                 *entry = ranges_subtract(entry, ranges);
             }
         }
         for (name, items) in &other.sets {
-            if let Some(entry) = self.sets.get_mut(name) {
+            if let Some(entry) = find_mut(&mut self.sets, name) {
                 entry.retain(|i| !items.contains(i));
             }
         }
@@ -252,14 +296,10 @@ impl Bundle {
             .iter()
             .all(|(name, amount)| self.scalar(name) + 1e-9 >= *amount)
             && other.ranges.iter().all(|(name, ranges)| {
-                self.ranges
-                    .get(name)
-                    .is_some_and(|mine| ranges_contain(mine, ranges))
+                find(&self.ranges, name).is_some_and(|mine| ranges_contain(mine, ranges))
             })
             && other.sets.iter().all(|(name, items)| {
-                self.sets
-                    .get(name)
-                    .is_some_and(|mine| items.is_subset(mine))
+                find(&self.sets, name).is_some_and(|mine| items.is_subset(mine))
             })
     }
 
@@ -267,7 +307,7 @@ impl Bundle {
     pub fn of_scalars(scalars: &[(&str, f64)]) -> Self {
         let mut bundle = Self::default();
         for (name, amount) in scalars {
-            bundle.scalars.insert((*name).to_owned(), round(*amount));
+            *slot(&mut bundle.scalars, &name_of(name)) = round(*amount);
         }
         bundle.prune();
         bundle

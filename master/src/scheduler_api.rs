@@ -81,17 +81,13 @@ pub async fn read_call<M>(body: Incoming, encoding: Encoding) -> Result<M, NotAC
 where
     M: prost::Message + prost::Name + Default,
 {
-    use http_body_util::BodyExt;
-    let body = match http_body_util::Limited::new(body, MAX_CALL).collect().await {
-        Ok(body) => body.to_bytes(),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-            return Err(NotACall::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!("the call exceeds {MAX_CALL} bytes"),
-            ));
-        }
-        Err(e) => return Err(NotACall::new(StatusCode::BAD_REQUEST, e.to_string())),
-    };
+    let body = http::read_body(body, MAX_CALL).await.map_err(|e| {
+        let status = match e {
+            http::BodyError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            http::BodyError::Read(_) => StatusCode::BAD_REQUEST,
+        };
+        NotACall::new(status, e.to_string())
+    })?;
     encoding.decode(&body).map_err(|e| {
         NotACall::new(
             StatusCode::BAD_REQUEST,

@@ -15,6 +15,11 @@ use tokio::sync::{Notify, mpsc};
 use crate::master::{Config, Master, Refusal};
 use crate::registry::{Registry, RegistryError};
 
+/// How often a changed registry is written: admissions in one round are
+/// written together. An agent admitted in the round before a crash is not
+/// lost: it re-registers with the restarted master, which admits it.
+pub const REGISTRY_WRITE_INTERVAL: Duration = Duration::from_millis(100);
+
 /// The answer to a refused call or message.
 pub fn refused(refusal: Refusal) -> Response<Body> {
     let status = StatusCode::from_u16(refusal.status).unwrap_or(StatusCode::BAD_REQUEST);
@@ -58,6 +63,8 @@ impl PendingStream {
 pub struct Server {
     master: Mutex<Master>,
     wake: Notify,
+    /// Held while the registry is written, so writes never overlap.
+    writing: tokio::sync::Mutex<()>,
 }
 
 impl Server {
@@ -74,6 +81,7 @@ impl Server {
         Ok(Arc::new(Self {
             master: Mutex::new(Master::new(config, registry)),
             wake: Notify::new(),
+            writing: tokio::sync::Mutex::new(()),
         }))
     }
 
@@ -155,6 +163,16 @@ impl Server {
                 }
             }
         };
+        let recorder = {
+            let server = self.clone();
+            async move {
+                let mut tick = tokio::time::interval(REGISTRY_WRITE_INTERVAL);
+                loop {
+                    tick.tick().await;
+                    server.write_registry().await;
+                }
+            }
+        };
         let heart = async move {
             let mut tick = tokio::time::interval(heartbeat.max(Duration::from_millis(10)));
             tick.tick().await;
@@ -163,7 +181,28 @@ impl Server {
                 self.lock().heartbeat();
             }
         };
-        tokio::join!(allocator, pinger, heart);
+        tokio::join!(allocator, pinger, heart, recorder);
+    }
+
+    /// Writes the registry if it changed since the last write; a failed
+    /// write is logged and tried again on the next round.
+    pub async fn write_registry(&self) {
+        let _writing = self.writing.lock().await;
+        let (snapshot, dir) = {
+            let mut master = self.lock();
+            (master.take_registry(), master.config.work_dir.clone())
+        };
+        let Some(registry) = snapshot else {
+            return;
+        };
+        let written = tokio::task::spawn_blocking(move || registry.save(&dir)).await;
+        let failure = match written {
+            Ok(Ok(())) => return,
+            Ok(Err(e)) => e.to_string(),
+            Err(e) => e.to_string(),
+        };
+        tracing::error!(error = %failure, "writing the registry");
+        self.lock().registry_unsaved();
     }
 
     /// Serves `listener` and runs the timers until dropped.

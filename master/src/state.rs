@@ -1,12 +1,13 @@
 //! What the master knows of each framework, agent, task and offer.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::time::Instant;
 
 use bytes::Bytes;
-use tepui_proto::v1::{AgentInfo, ExecutorInfo, FrameworkInfo, Offer, Task, framework_info};
+use tepui_proto::v1::{AgentInfo, ExecutorInfo, FrameworkInfo, Task, framework_info};
 use tokio::sync::mpsc;
 
+use crate::allocator::Id;
 use crate::events::EventSink;
 use crate::resources::Bundle;
 
@@ -65,7 +66,7 @@ pub struct Framework {
     /// Its outstanding offers.
     pub offers: BTreeSet<String>,
     /// Its executors, by (agent, executor id).
-    pub executors: HashMap<(String, String), ExecutorEntry>,
+    pub executors: BTreeMap<(String, String), ExecutorEntry>,
 }
 
 impl Framework {
@@ -84,8 +85,22 @@ impl Framework {
             tasks: HashMap::new(),
             completed_tasks: VecDeque::new(),
             offers: BTreeSet::new(),
-            executors: HashMap::new(),
+            executors: BTreeMap::new(),
         }
+    }
+
+    /// The ids of its executors on `agent`, without a scan of the others.
+    pub fn executors_on<'a>(&'a self, agent: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        let start = if self.executors.is_empty() {
+            None
+        } else {
+            Some((agent.to_owned(), String::new()))
+        };
+        start
+            .into_iter()
+            .flat_map(|start| self.executors.range(start..))
+            .take_while(move |((a, _), _)| a == agent)
+            .map(|((_, e), _)| e.as_str())
     }
 
     /// Its id.
@@ -197,17 +212,17 @@ impl Agent {
     }
 }
 
-/// An outstanding offer.
+/// An outstanding offer: what it is made of, not the message sent, which
+/// [`crate::master::Master::offer_message`] rebuilds when asked (a
+/// message is ten times the size, and thousands are outstanding).
 #[derive(Debug, Clone)]
 pub struct OfferEntry {
-    /// As sent.
-    pub offer: Offer,
     /// The framework.
-    pub framework: String,
+    pub framework: Id,
     /// The role offered to.
-    pub role: String,
+    pub role: Id,
     /// The agent.
-    pub agent: String,
+    pub agent: Id,
     /// What it holds.
     pub resources: Bundle,
     /// When it was made.

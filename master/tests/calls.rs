@@ -345,22 +345,136 @@ fn an_agent_that_stops_answering_pings_is_removed_and_its_tasks_lost() {
 
 #[test]
 fn calls_need_the_current_stream_id() {
-    let s = setup();
+    // As Mesos answers: 400 for an unknown framework, a missing or a wrong
+    // stream id; 403 for a framework that is not subscribed now.
+    let mut s = setup();
     let fw = s.framework.clone();
-    assert_eq!(s.master.check_stream(&fw, None).unwrap_err().status, 400);
-    assert_eq!(
-        s.master
-            .check_stream(&fw, Some("other"))
-            .unwrap_err()
-            .status,
-        403
-    );
-    assert_eq!(
-        s.master
-            .check_stream("nope", Some("s1"))
-            .unwrap_err()
-            .status,
-        403
-    );
+    let status = |m: &Master, f: &str, id: Option<&str>| m.check_stream(f, id).unwrap_err().status;
+    assert_eq!(status(&s.master, &fw, None), 400);
+    assert_eq!(status(&s.master, &fw, Some("other")), 400);
+    assert_eq!(status(&s.master, "nope", Some("s1")), 400);
     assert!(s.master.check_stream(&fw, Some("s1")).is_ok());
+    s.master.disconnected(&fw, "s1");
+    assert_eq!(status(&s.master, &fw, Some("s1")), 403);
+}
+
+/// `setup()` with the framework failed over to a partition-aware one.
+fn partition_aware_setup() -> Setup {
+    let mut s = setup();
+    let (tx, rx) = unbounded_channel();
+    s.master
+        .subscribe(
+            Some(&s.framework),
+            call::Subscribe {
+                framework_info: FrameworkInfo {
+                    user: "root".into(),
+                    name: "fw".into(),
+                    id: Some(tepui_proto::v1::FrameworkId {
+                        value: s.framework.clone(),
+                    }),
+                    capabilities: vec![tepui_proto::v1::framework_info::Capability {
+                        r#type: Some(
+                            tepui_proto::v1::framework_info::capability::Type::PartitionAware
+                                as i32,
+                        ),
+                    }],
+                    ..Default::default()
+                },
+                ..Default::default()
+            },
+            tepui_master::events::EventSink::new(tx, Encoding::Json),
+            "s2",
+        )
+        .unwrap();
+    s.events = rx;
+    events(&mut s.events);
+    s
+}
+
+fn updates(s: &mut Setup) -> Vec<TaskStatus> {
+    events(&mut s.events)
+        .into_iter()
+        .filter_map(|e| e.update.map(|u| u.status))
+        .collect()
+}
+
+#[test]
+fn an_unreachable_agent_marked_gone_ends_its_tasks_gone_by_operator() {
+    use tepui_proto::v1::task_status::Reason;
+    let mut s = partition_aware_setup();
+    let fw = s.framework.clone();
+    let offer = offers(&mut s).remove(0);
+    s.master
+        .accept(&fw, launch(&offer.id.value, vec![task("t1", "cpus:1")]))
+        .unwrap();
+    for _ in 0..3 {
+        s.master.ping_agents();
+    }
+    let unreachable = updates(&mut s);
+    assert_eq!(unreachable[0].state, TaskState::TaskUnreachable as i32);
+
+    let agent = s.agent.clone();
+    s.master.mark_agent_gone(&agent).unwrap();
+    let gone = updates(&mut s);
+    assert_eq!(gone.len(), 1, "{gone:?}");
+    assert_eq!(gone[0].state, TaskState::TaskGoneByOperator as i32);
+    assert_eq!(gone[0].reason, Some(Reason::AgentRemovedByOperator as i32));
+    assert!(!s.master.unreachable.contains_key(&agent));
+    assert!(s.master.registry().gone.contains_key(&agent));
+    // Marking it again changes nothing; an agent nobody knows is a 404.
+    s.master.mark_agent_gone(&agent).unwrap();
+    assert!(updates(&mut s).is_empty());
+    assert_eq!(s.master.mark_agent_gone("nope").unwrap_err().status, 404);
+
+    // It may not come back under its id.
+    let (tx, _rx) = unbounded_channel();
+    let refusal = s
+        .master
+        .reregister_agent(
+            internal::ReregisterAgent {
+                agent_info: AgentInfo {
+                    hostname: "h1".into(),
+                    id: Some(tepui_proto::v1::AgentId { value: agent }),
+                    resources: tepui_proto::resources::parse("cpus:2;mem:1024").unwrap(),
+                    ..Default::default()
+                },
+                ..Default::default()
+            },
+            tepui_master::state::AgentLink {
+                stream_id: "a2".into(),
+                tx,
+            },
+        )
+        .unwrap_err();
+    assert_eq!(refusal.status, 403);
+    assert!(
+        refusal.message.contains("marked gone"),
+        "{}",
+        refusal.message
+    );
+}
+
+#[test]
+fn a_registered_agent_marked_gone_shuts_its_frameworks_down() {
+    let mut s = partition_aware_setup();
+    let fw = s.framework.clone();
+    let offer = offers(&mut s).remove(0);
+    s.master
+        .accept(&fw, launch(&offer.id.value, vec![task("t1", "cpus:1")]))
+        .unwrap();
+    agent_messages(&mut s.link);
+    let agent = s.agent.clone();
+    s.master.mark_agent_gone(&agent).unwrap();
+    let sent = agent_messages(&mut s.link);
+    assert!(
+        sent.iter().any(|m| matches!(
+            m,
+            master_to_agent::Message::ShutdownFramework(sd) if sd.framework_id.value == fw
+        )),
+        "{sent:?}"
+    );
+    assert!(s.master.agents.is_empty());
+    let gone = updates(&mut s);
+    assert_eq!(gone.len(), 1, "straight to GONE_BY_OPERATOR: {gone:?}");
+    assert_eq!(gone[0].state, TaskState::TaskGoneByOperator as i32);
 }

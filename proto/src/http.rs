@@ -107,14 +107,44 @@ pub fn text(status: StatusCode, message: impl Into<String>) -> Response<Body> {
     response
 }
 
-/// A body read whole, refused past `max` bytes.
-pub async fn read_body(body: Incoming, max: usize) -> Result<Bytes, String> {
-    let limited = http_body_util::Limited::new(body, max);
-    limited
-        .collect()
-        .await
-        .map(|c| c.to_bytes())
-        .map_err(|e| format!("reading the request body: {e}"))
+/// Why a request body was not read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BodyError {
+    /// It is (or says it will be) larger than allowed.
+    #[error("the request body exceeds {max} bytes")]
+    TooLarge {
+        /// The limit.
+        max: usize,
+    },
+    /// The connection failed or the framing was wrong.
+    #[error("reading the request body: {0}")]
+    Read(String),
+}
+
+impl BodyError {
+    /// The answer to give: 413 or 400, with the reason.
+    pub fn response(&self) -> Response<Body> {
+        let status = match self {
+            Self::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Read(_) => StatusCode::BAD_REQUEST,
+        };
+        text(status, self.to_string())
+    }
+}
+
+/// A body read whole, refused past `max` bytes: at once when its declared
+/// length is over (rather than waiting for bytes that need not come), or
+/// as soon as a chunked body grows past it.
+pub async fn read_body(body: Incoming, max: usize) -> Result<Bytes, BodyError> {
+    use hyper::body::Body as _;
+    if body.size_hint().lower() > max as u64 {
+        return Err(BodyError::TooLarge { max });
+    }
+    match http_body_util::Limited::new(body, max).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(BodyError::TooLarge { max }),
+        Err(e) => Err(BodyError::Read(e.to_string())),
+    }
 }
 
 /// Serves `listener` until this future is dropped, each request to

@@ -16,16 +16,16 @@ struct Filter {
     resources: Bundle,
 }
 
-/// One framework's filters, by agent.
+/// One framework's filters, by the allocator's agent slot.
 #[derive(Debug, Default)]
 pub struct Filters {
-    by_agent: HashMap<String, Filter>,
+    by_agent: HashMap<usize, Filter>,
 }
 
 impl Filters {
     /// Refuses `resources` of `agent` until `now + refuse`; a zero
     /// refusal installs nothing.
-    pub fn add(&mut self, agent: &str, resources: Bundle, refuse: Duration, now: Instant) {
+    pub fn add(&mut self, agent: usize, resources: Bundle, refuse: Duration, now: Instant) {
         if refuse.is_zero() || resources.is_empty() {
             return;
         }
@@ -35,14 +35,14 @@ impl Filters {
         };
         // A newer filter on the same agent replaces the older one, as
         // Mesos replaces a filter when the same resources are declined.
-        self.by_agent.insert(agent.to_owned(), filter);
+        self.by_agent.insert(agent, filter);
     }
 
     /// Whether `available` on `agent` is filtered at `now`: it is when it
     /// is no more than what was refused.
-    pub fn blocks(&self, agent: &str, available: &Bundle, now: Instant) -> bool {
+    pub fn blocks(&self, agent: usize, available: &Bundle, now: Instant) -> bool {
         self.by_agent
-            .get(agent)
+            .get(&agent)
             .is_some_and(|f| f.until > now && f.resources.contains(available))
     }
 
@@ -57,8 +57,8 @@ impl Filters {
     }
 
     /// Drops the filter on `agent` (the agent went away).
-    pub fn forget_agent(&mut self, agent: &str) {
-        self.by_agent.remove(agent);
+    pub fn forget_agent(&mut self, agent: usize) {
+        self.by_agent.remove(&agent);
     }
 }
 
@@ -71,18 +71,15 @@ mod tests {
         let now = Instant::now();
         let mut f = Filters::default();
         let refused = Bundle::of_scalars(&[("cpus", 2.0), ("mem", 64.0)]);
-        f.add("a1", refused, Duration::from_secs(5), now);
+        f.add(1, refused, Duration::from_secs(5), now);
         let same = Bundle::of_scalars(&[("cpus", 2.0), ("mem", 64.0)]);
         let more = Bundle::of_scalars(&[("cpus", 4.0), ("mem", 64.0)]);
-        assert!(f.blocks("a1", &same, now));
-        assert!(
-            !f.blocks("a1", &more, now),
-            "more than was refused is offered"
-        );
-        assert!(!f.blocks("a2", &same, now));
-        assert!(!f.blocks("a1", &same, now + Duration::from_secs(5)));
+        assert!(f.blocks(1, &same, now));
+        assert!(!f.blocks(1, &more, now), "more than was refused is offered");
+        assert!(!f.blocks(2, &same, now));
+        assert!(!f.blocks(1, &same, now + Duration::from_secs(5)));
         f.expire(now + Duration::from_secs(6));
-        assert!(!f.blocks("a1", &same, now));
+        assert!(!f.blocks(1, &same, now));
     }
 
     #[test]
@@ -90,10 +87,10 @@ mod tests {
         let now = Instant::now();
         let mut f = Filters::default();
         let r = Bundle::of_scalars(&[("cpus", 1.0)]);
-        f.add("a1", r.clone(), Duration::ZERO, now);
-        assert!(!f.blocks("a1", &r, now));
-        f.add("a1", r.clone(), Duration::from_secs(60), now);
+        f.add(1, r.clone(), Duration::ZERO, now);
+        assert!(!f.blocks(1, &r, now));
+        f.add(1, r.clone(), Duration::from_secs(60), now);
         f.clear();
-        assert!(!f.blocks("a1", &r, now));
+        assert!(!f.blocks(1, &r, now));
     }
 }

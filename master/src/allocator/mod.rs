@@ -3,67 +3,161 @@
 //! cycle offers every agent's free resources to the first framework in
 //! that order that has not filtered or suppressed them.
 //!
-//! Shares are kept incrementally (see [`sorter`]): one cycle costs
-//! O(agents × log frameworks) when offers are taken, with no copy of the
-//! cluster per framework.
+//! Shares are kept incrementally (see [`sorter`]) and agents, frameworks
+//! and roles are slots in vectors, named by index inside the allocator:
+//! one cycle costs O(agents × log frameworks) when offers are taken, one
+//! clone of each offered bundle and no other allocation per agent.
 
 pub mod filters;
 pub mod sorter;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::resources::Bundle;
 use filters::Filters;
 use sorter::{Sorter, dominant_share};
 
+/// An agent, framework or role id, shared between the allocator's
+/// indexes and what it hands out.
+pub type Id = Arc<str>;
+
 /// Resources granted to one framework in one role on one agent.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Allocation {
     /// The framework.
-    pub framework: String,
+    pub framework: Id,
     /// The role the resources are allocated to.
-    pub role: String,
+    pub role: Id,
     /// The agent.
-    pub agent: String,
+    pub agent: Id,
     /// What is offered.
     pub resources: Bundle,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct AgentSlot {
+    id: Id,
     total: Bundle,
-    allocated: Bundle,
+    /// `total` less what is allocated, kept as allocations come and go.
+    available: Bundle,
     active: bool,
-    /// What each (framework, role) holds here, to give back on removal.
-    holders: HashMap<(String, String), Bundle>,
+    /// What each (framework, role) slot holds here, to give back on
+    /// removal; an agent has few holders.
+    holders: Vec<(usize, usize, Bundle)>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct FrameworkSlot {
-    roles: BTreeSet<String>,
-    suppressed: BTreeSet<String>,
+    id: Id,
+    /// Role slots it is subscribed to.
+    roles: Vec<usize>,
+    suppressed: Vec<usize>,
     active: bool,
-    allocated: HashMap<String, Bundle>,
+    /// What it holds, by role slot.
+    allocated: Vec<(usize, Bundle)>,
     filters: Filters,
 }
 
-#[derive(Debug, Default)]
+impl FrameworkSlot {
+    fn held(&self, role: usize) -> Option<&Bundle> {
+        self.allocated
+            .iter()
+            .find(|(r, _)| *r == role)
+            .map(|(_, b)| b)
+    }
+}
+
+#[derive(Debug)]
 struct RoleSlot {
+    name: Id,
     allocated: Bundle,
     frameworks: Sorter,
+}
+
+/// Slots of one kind: a vector with holes, an index by id, and the holes
+/// to fill first.
+#[derive(Debug)]
+struct Slots<T> {
+    items: Vec<Option<T>>,
+    index: HashMap<Id, usize>,
+    free: Vec<usize>,
+}
+
+impl<T> Default for Slots<T> {
+    fn default() -> Self {
+        Self {
+            items: Vec::new(),
+            index: HashMap::new(),
+            free: Vec::new(),
+        }
+    }
+}
+
+impl<T> Slots<T> {
+    fn find(&self, id: &str) -> Option<usize> {
+        self.index.get(id).copied()
+    }
+
+    fn get(&self, i: usize) -> Option<&T> {
+        self.items.get(i).and_then(Option::as_ref)
+    }
+
+    fn get_mut(&mut self, i: usize) -> Option<&mut T> {
+        self.items.get_mut(i).and_then(Option::as_mut)
+    }
+
+    fn by_id(&self, id: &str) -> Option<&T> {
+        self.get(self.find(id)?)
+    }
+
+    fn by_id_mut(&mut self, id: &str) -> Option<&mut T> {
+        let i = self.find(id)?;
+        self.get_mut(i)
+    }
+
+    fn insert(&mut self, id: Id, item: T) -> usize {
+        let i = match self.free.pop() {
+            Some(i) => {
+                self.items[i] = Some(item);
+                i
+            }
+            None => {
+                self.items.push(Some(item));
+                self.items.len() - 1
+            }
+        };
+        self.index.insert(id, i);
+        i
+    }
+
+    fn remove(&mut self, id: &str) -> Option<(usize, T)> {
+        let i = self.index.remove(id)?;
+        let item = self.items.get_mut(i)?.take()?;
+        self.free.push(i);
+        Some((i, item))
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (usize, &T)> {
+        self.items
+            .iter()
+            .enumerate()
+            .filter_map(|(i, t)| Some((i, t.as_ref()?)))
+    }
 }
 
 /// The allocator's state.
 #[derive(Debug)]
 pub struct Allocator {
-    agents: HashMap<String, AgentSlot>,
-    /// Agents in the order a cycle visits them; the start rotates so that
-    /// no agent is always offered first.
-    agent_order: Vec<String>,
+    /// Agents; a cycle visits the slots in order from a start that
+    /// rotates, so that no agent is always offered first.
+    agents: Slots<AgentSlot>,
     cursor: usize,
-    frameworks: HashMap<String, FrameworkSlot>,
-    roles: BTreeMap<String, RoleSlot>,
+    frameworks: Slots<FrameworkSlot>,
+    /// Roles are never forgotten: there are few, and their names recur.
+    roles: Vec<RoleSlot>,
+    role_index: HashMap<Id, usize>,
     weights: HashMap<String, f64>,
     total: Bundle,
     min_allocatable: Vec<Bundle>,
@@ -84,11 +178,11 @@ impl Allocator {
     /// resources holding at least one of `min_allocatable`.
     pub fn new(weights: HashMap<String, f64>, min_allocatable: Vec<Bundle>) -> Self {
         Self {
-            agents: HashMap::new(),
-            agent_order: Vec::new(),
+            agents: Slots::default(),
             cursor: 0,
-            frameworks: HashMap::new(),
-            roles: BTreeMap::new(),
+            frameworks: Slots::default(),
+            roles: Vec::new(),
+            role_index: HashMap::new(),
             weights,
             total: Bundle::default(),
             min_allocatable,
@@ -96,125 +190,185 @@ impl Allocator {
         }
     }
 
-    fn weight(&self, role: &str) -> f64 {
-        self.weights.get(role).copied().unwrap_or(1.0)
+    fn weight(&self, role: usize) -> f64 {
+        self.roles
+            .get(role)
+            .and_then(|r| self.weights.get(r.name.as_ref()))
+            .copied()
+            .unwrap_or(1.0)
+    }
+
+    /// The slot of role `name`, made when new.
+    fn role(&mut self, name: &str) -> usize {
+        if let Some(&i) = self.role_index.get(name) {
+            return i;
+        }
+        let name: Id = Id::from(name);
+        self.roles.push(RoleSlot {
+            name: name.clone(),
+            allocated: Bundle::default(),
+            frameworks: Sorter::default(),
+        });
+        let i = self.roles.len() - 1;
+        self.role_index.insert(name, i);
+        i
     }
 
     /// Adds an agent with `total` resources, active.
     pub fn add_agent(&mut self, agent: &str, total: Bundle) {
-        if self.agents.contains_key(agent) {
+        if self.agents.find(agent).is_some() {
             self.remove_agent(agent);
         }
         self.total.add(&total);
+        let id = Id::from(agent);
         self.agents.insert(
-            agent.to_owned(),
+            id.clone(),
             AgentSlot {
+                id,
+                available: total.clone(),
                 total,
                 active: true,
-                ..AgentSlot::default()
+                holders: Vec::new(),
             },
         );
-        self.agent_order.push(agent.to_owned());
         self.stale = true;
     }
 
     /// Removes an agent; what frameworks held there is theirs no more.
     pub fn remove_agent(&mut self, agent: &str) {
-        let Some(slot) = self.agents.remove(agent) else {
+        let Some((ix, slot)) = self.agents.remove(agent) else {
             return;
         };
         self.total.subtract(&slot.total);
-        for ((framework, role), held) in slot.holders {
-            self.unaccount(&framework, &role, &held);
+        for (framework, role, held) in slot.holders {
+            self.unaccount(framework, role, &held);
         }
-        for framework in self.frameworks.values_mut() {
-            framework.filters.forget_agent(agent);
+        for framework in self.frameworks.items.iter_mut().flatten() {
+            framework.filters.forget_agent(ix);
         }
-        self.agent_order.retain(|a| a != agent);
         self.stale = true;
     }
 
     /// Stops (or resumes) offering an agent's resources.
     pub fn set_agent_active(&mut self, agent: &str, active: bool) {
-        if let Some(slot) = self.agents.get_mut(agent) {
+        if let Some(slot) = self.agents.by_id_mut(agent) {
             slot.active = active;
         }
     }
 
+    /// The slot of `framework`, made (inactive, with no roles) when new.
+    fn framework(&mut self, framework: &str) -> usize {
+        if let Some(i) = self.frameworks.find(framework) {
+            return i;
+        }
+        let id = Id::from(framework);
+        self.frameworks.insert(
+            id.clone(),
+            FrameworkSlot {
+                id,
+                roles: Vec::new(),
+                suppressed: Vec::new(),
+                active: false,
+                allocated: Vec::new(),
+                filters: Filters::default(),
+            },
+        )
+    }
+
     /// Adds a framework subscribed to `roles`, active.
     pub fn add_framework(&mut self, framework: &str, roles: &[String]) {
-        self.frameworks
-            .entry(framework.to_owned())
-            .or_default()
-            .active = true;
+        let f = self.framework(framework);
+        if let Some(slot) = self.frameworks.get_mut(f) {
+            slot.active = true;
+        }
         self.update_roles(framework, roles);
     }
 
     /// Changes the roles a framework is subscribed to; what it holds in a
     /// role it leaves stays accounted until given back.
     pub fn update_roles(&mut self, framework: &str, roles: &[String]) {
-        let Some(slot) = self.frameworks.get_mut(framework) else {
+        let Some(f) = self.frameworks.find(framework) else {
             return;
         };
-        let new: BTreeSet<String> = roles.iter().cloned().collect();
+        let mut new: Vec<usize> = roles.iter().map(|r| self.role(r)).collect();
+        new.sort_unstable();
+        new.dedup();
+        let Some(slot) = self.frameworks.get_mut(f) else {
+            return;
+        };
         let old = std::mem::replace(&mut slot.roles, new.clone());
-        for role in old.difference(&new) {
-            if slot.allocated.get(role).is_none_or(Bundle::is_empty)
-                && let Some(r) = self.roles.get_mut(role)
-            {
-                r.frameworks.remove(framework);
+        let holding: Vec<usize> = slot
+            .allocated
+            .iter()
+            .filter(|(_, b)| !b.is_empty())
+            .map(|(r, _)| *r)
+            .collect();
+        for role in old.iter().filter(|r| !new.contains(r)) {
+            if !holding.contains(role) {
+                self.roles[*role].frameworks.remove(f);
             }
         }
-        for role in new.difference(&old) {
-            let share = self.framework_share(framework, role);
-            self.roles
-                .entry(role.clone())
-                .or_default()
-                .frameworks
-                .set(framework, share);
+        for &role in new.iter().filter(|r| !old.contains(r)) {
+            let share = self.framework_share(f, role);
+            self.roles[role].frameworks.set(f, share);
         }
     }
 
     /// Forgets a framework (torn down); its allocations must have been
     /// given back with [`Allocator::recover`] first.
     pub fn remove_framework(&mut self, framework: &str) {
-        if let Some(slot) = self.frameworks.remove(framework) {
-            for role in slot.roles.iter().chain(slot.allocated.keys()) {
-                if let Some(r) = self.roles.get_mut(role) {
-                    r.frameworks.remove(framework);
-                }
+        if let Some((f, slot)) = self.frameworks.remove(framework) {
+            for role in slot
+                .roles
+                .iter()
+                .chain(slot.allocated.iter().map(|(r, _)| r))
+            {
+                self.roles[*role].frameworks.remove(f);
             }
         }
     }
 
     /// Stops (or resumes) offering to a framework.
     pub fn set_framework_active(&mut self, framework: &str, active: bool) {
-        if let Some(slot) = self.frameworks.get_mut(framework) {
+        if let Some(slot) = self.frameworks.by_id_mut(framework) {
             slot.active = active;
         }
     }
 
     /// Stops offering `roles` (all of the framework's when empty).
     pub fn suppress(&mut self, framework: &str, roles: &[String]) {
-        if let Some(slot) = self.frameworks.get_mut(framework) {
-            let roles: Vec<String> = if roles.is_empty() {
-                slot.roles.iter().cloned().collect()
+        let Some(f) = self.frameworks.find(framework) else {
+            return;
+        };
+        let named: Vec<usize> = roles.iter().map(|r| self.role(r)).collect();
+        if let Some(slot) = self.frameworks.get_mut(f) {
+            let roles = if named.is_empty() {
+                slot.roles.clone()
             } else {
-                roles.to_vec()
+                named
             };
-            slot.suppressed.extend(roles);
+            for role in roles {
+                if !slot.suppressed.contains(&role) {
+                    slot.suppressed.push(role);
+                }
+            }
         }
     }
 
     /// Offers `roles` again (all when empty) and clears the filters.
     pub fn revive(&mut self, framework: &str, roles: &[String]) {
-        if let Some(slot) = self.frameworks.get_mut(framework) {
+        let Some(f) = self.frameworks.find(framework) else {
+            return;
+        };
+        let named: Vec<usize> = roles
+            .iter()
+            .filter_map(|r| self.role_index.get(r.as_str()).copied())
+            .collect();
+        if let Some(slot) = self.frameworks.get_mut(f) {
             if roles.is_empty() {
                 slot.suppressed.clear();
             } else {
-                for role in roles {
-                    slot.suppressed.remove(role);
-                }
+                slot.suppressed.retain(|r| !named.contains(r));
             }
             slot.filters.clear();
         }
@@ -223,38 +377,46 @@ impl Allocator {
     /// Records resources a framework already uses on an agent (tasks an
     /// agent reports when it re-registers).
     pub fn account(&mut self, framework: &str, role: &str, agent: &str, resources: &Bundle) {
+        let Some(a) = self.agents.find(agent) else {
+            return;
+        };
+        let f = self.framework(framework);
+        let r = self.role(role);
+        self.account_slots(f, r, a, resources);
+    }
+
+    fn account_slots(&mut self, f: usize, role: usize, agent: usize, resources: &Bundle) {
         let Some(slot) = self.agents.get_mut(agent) else {
             return;
         };
-        slot.allocated.add(resources);
-        slot.holders
-            .entry((framework.to_owned(), role.to_owned()))
-            .or_default()
-            .add(resources);
-        let fw = self.frameworks.entry(framework.to_owned()).or_default();
-        fw.allocated
-            .entry(role.to_owned())
-            .or_default()
-            .add(resources);
-        self.roles
-            .entry(role.to_owned())
-            .or_default()
-            .allocated
-            .add(resources);
-        self.reshare(framework, role);
+        slot.available.subtract(resources);
+        match slot
+            .holders
+            .iter_mut()
+            .find(|(hf, hr, _)| *hf == f && *hr == role)
+        {
+            Some((_, _, held)) => held.add(resources),
+            None => slot.holders.push((f, role, resources.clone())),
+        }
+        if let Some(fw) = self.frameworks.get_mut(f) {
+            match fw.allocated.iter_mut().find(|(r, _)| *r == role) {
+                Some((_, held)) => held.add(resources),
+                None => fw.allocated.push((role, resources.clone())),
+            }
+        }
+        self.roles[role].allocated.add(resources);
+        self.reshare(f, role);
     }
 
-    /// Takes `resources` away from what a framework holds in `role`.
-    fn unaccount(&mut self, framework: &str, role: &str, resources: &Bundle) {
-        if let Some(fw) = self.frameworks.get_mut(framework)
-            && let Some(held) = fw.allocated.get_mut(role)
+    /// Takes `resources` away from what a framework slot holds in a role.
+    fn unaccount(&mut self, f: usize, role: usize, resources: &Bundle) {
+        if let Some(fw) = self.frameworks.get_mut(f)
+            && let Some((_, held)) = fw.allocated.iter_mut().find(|(r, _)| *r == role)
         {
             held.subtract(resources);
         }
-        if let Some(r) = self.roles.get_mut(role) {
-            r.allocated.subtract(resources);
-        }
-        self.reshare(framework, role);
+        self.roles[role].allocated.subtract(resources);
+        self.reshare(f, role);
     }
 
     /// Gives back resources a framework held on an agent (a declined or
@@ -272,53 +434,65 @@ impl Allocator {
         if resources.is_empty() {
             return;
         }
-        if let Some(slot) = self.agents.get_mut(agent) {
-            slot.allocated.subtract(resources);
-            let key = (framework.to_owned(), role.to_owned());
-            if let Some(held) = slot.holders.get_mut(&key) {
-                held.subtract(resources);
-                if held.is_empty() {
-                    slot.holders.remove(&key);
+        // Without the agent, it took the allocation with it.
+        let Some(a) = self.agents.find(agent) else {
+            return;
+        };
+        let (Some(f), Some(&r)) = (self.frameworks.find(framework), self.role_index.get(role))
+        else {
+            return;
+        };
+        if let Some(slot) = self.agents.get_mut(a) {
+            slot.available.add(resources);
+            // Never more than the agent has, whatever the caller gives back.
+            if !slot.total.contains(&slot.available) {
+                let mut over = slot.available.clone();
+                over.subtract(&slot.total);
+                slot.available.subtract(&over);
+            }
+            if let Some(i) = slot
+                .holders
+                .iter()
+                .position(|(hf, hr, _)| *hf == f && *hr == r)
+            {
+                slot.holders[i].2.subtract(resources);
+                if slot.holders[i].2.is_empty() {
+                    slot.holders.swap_remove(i);
                 }
             }
-        } else {
-            // The agent is gone and took the allocation with it.
-            return;
         }
-        self.unaccount(framework, role, resources);
-        if let Some(fw) = self.frameworks.get_mut(framework) {
-            fw.filters.add(agent, resources.clone(), refuse, now);
+        self.unaccount(f, r, resources);
+        if let Some(fw) = self.frameworks.get_mut(f) {
+            fw.filters.add(a, resources.clone(), refuse, now);
         }
     }
 
-    fn framework_share(&self, framework: &str, role: &str) -> f64 {
+    fn framework_share(&self, f: usize, role: usize) -> f64 {
         self.frameworks
-            .get(framework)
-            .and_then(|f| f.allocated.get(role))
+            .get(f)
+            .and_then(|fw| fw.held(role))
             .map_or(0.0, |held| dominant_share(held, &self.total, 1.0))
     }
 
-    fn reshare(&mut self, framework: &str, role: &str) {
-        let share = self.framework_share(framework, role);
-        if let Some(r) = self.roles.get_mut(role) {
-            r.frameworks.set(framework, share);
-        }
+    fn reshare(&mut self, f: usize, role: usize) {
+        let share = self.framework_share(f, role);
+        self.roles[role].frameworks.set(f, share);
     }
 
     /// Recomputes every share after the cluster's total changed.
     fn refresh_shares(&mut self) {
-        let pairs: Vec<(String, String)> = self
+        let pairs: Vec<(usize, usize)> = self
             .frameworks
             .iter()
             .flat_map(|(f, slot)| {
                 slot.roles
                     .iter()
-                    .chain(slot.allocated.keys())
-                    .map(move |r| (f.clone(), r.clone()))
+                    .chain(slot.allocated.iter().map(|(r, _)| r))
+                    .map(move |r| (f, *r))
             })
             .collect();
-        for (framework, role) in pairs {
-            self.reshare(&framework, &role);
+        for (f, role) in pairs {
+            self.reshare(f, role);
         }
         self.stale = false;
     }
@@ -329,21 +503,46 @@ impl Allocator {
                 || self.min_allocatable.iter().any(|m| available.contains(m)))
     }
 
-    /// Roles, lowest weighted share first.
-    fn role_order(&self) -> Vec<String> {
-        let mut roles: Vec<(f64, &String)> = self
+    /// Roles with frameworks, lowest weighted share first.
+    fn role_order(&self) -> Vec<usize> {
+        let mut roles: Vec<(f64, usize)> = self
             .roles
             .iter()
+            .enumerate()
             .filter(|(_, r)| !r.frameworks.is_empty())
-            .map(|(name, r)| {
-                (
-                    dominant_share(&r.allocated, &self.total, self.weight(name)),
-                    name,
-                )
-            })
+            .map(|(i, r)| (dominant_share(&r.allocated, &self.total, self.weight(i)), i))
             .collect();
-        roles.sort_by(|a, b| a.0.total_cmp(&b.0).then_with(|| a.1.cmp(b.1)));
-        roles.into_iter().map(|(_, name)| name.clone()).collect()
+        roles.sort_by(|a, b| {
+            a.0.total_cmp(&b.0)
+                .then_with(|| self.roles[a.1].name.cmp(&self.roles[b.1].name))
+        });
+        roles.into_iter().map(|(_, i)| i).collect()
+    }
+
+    /// The first framework, in DRF order, that takes `available` of agent
+    /// slot `agent` now: its slot and the role.
+    fn neediest(
+        &self,
+        roles: &[usize],
+        agent: usize,
+        available: &Bundle,
+        now: Instant,
+    ) -> Option<(usize, usize)> {
+        for &role in roles {
+            for (_, f) in self.roles[role].frameworks.iter() {
+                let Some(fw) = self.frameworks.get(f) else {
+                    continue;
+                };
+                if fw.active
+                    && fw.roles.contains(&role)
+                    && !fw.suppressed.contains(&role)
+                    && !fw.filters.blocks(agent, available, now)
+                {
+                    return Some((f, role));
+                }
+            }
+        }
+        None
     }
 
     /// One allocation cycle: every active agent's free resources go to the
@@ -353,7 +552,7 @@ impl Allocator {
             self.refresh_shares();
         }
         let mut out = Vec::new();
-        let n = self.agent_order.len();
+        let n = self.agents.items.len();
         if n == 0 {
             return out;
         }
@@ -361,50 +560,29 @@ impl Allocator {
         self.cursor = self.cursor.wrapping_add(1);
         let mut roles = self.role_order();
         for i in 0..n {
-            let agent = &self.agent_order[(start + i) % n];
-            let Some(slot) = self.agents.get(agent) else {
+            let a = (start + i) % n;
+            let Some(slot) = self.agents.get(a) else {
                 continue;
             };
-            if !slot.active {
+            if !slot.active || !self.allocatable(&slot.available) {
                 continue;
             }
-            let mut available = slot.total.clone();
-            available.subtract(&slot.allocated);
-            if !self.allocatable(&available) {
-                continue;
-            }
-            let mut chosen = None;
-            'roles: for role in &roles {
-                let Some(r) = self.roles.get(role) else {
-                    continue;
-                };
-                for (_, framework) in r.frameworks.iter() {
-                    let Some(fw) = self.frameworks.get(framework) else {
-                        continue;
-                    };
-                    if !fw.active
-                        || !fw.roles.contains(role)
-                        || fw.suppressed.contains(role)
-                        || fw.filters.blocks(agent, &available, now)
-                    {
-                        continue;
-                    }
-                    chosen = Some((framework.to_owned(), role.clone()));
-                    break 'roles;
-                }
-            }
-            let Some((framework, role)) = chosen else {
+            let Some((f, role)) = self.neediest(&roles, a, &slot.available, now) else {
                 continue;
             };
-            let agent = agent.clone();
-            self.account(&framework, &role, &agent, &available);
+            let resources = slot.available.clone();
+            let agent = slot.id.clone();
+            self.account_slots(f, role, a, &resources);
+            let Some(framework) = self.frameworks.get(f).map(|fw| fw.id.clone()) else {
+                continue;
+            };
             out.push(Allocation {
                 framework,
-                role,
+                role: self.roles[role].name.clone(),
                 agent,
-                resources: available,
+                resources,
             });
-            if self.roles.len() > 1 {
+            if roles.len() > 1 {
                 roles = self.role_order();
             }
         }
@@ -413,7 +591,7 @@ impl Allocator {
 
     /// Drops expired filters (called now and then, not every cycle).
     pub fn expire_filters(&mut self, now: Instant) {
-        for fw in self.frameworks.values_mut() {
+        for fw in self.frameworks.items.iter_mut().flatten() {
             fw.filters.expire(now);
         }
     }
@@ -424,18 +602,26 @@ impl Allocator {
     }
 
     /// What is allocated (offered or used) on `agent`.
-    pub fn allocated_on(&self, agent: &str) -> Option<&Bundle> {
-        self.agents.get(agent).map(|a| &a.allocated)
+    pub fn allocated_on(&self, agent: &str) -> Option<Bundle> {
+        let slot = self.agents.by_id(agent)?;
+        let mut allocated = slot.total.clone();
+        allocated.subtract(&slot.available);
+        Some(allocated)
     }
 
     /// A framework's dominant share in `role`.
     pub fn share(&self, framework: &str, role: &str) -> f64 {
-        self.framework_share(framework, role)
+        match (self.frameworks.find(framework), self.role_index.get(role)) {
+            (Some(f), Some(&r)) => self.framework_share(f, r),
+            _ => 0.0,
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeSet;
+
     use super::*;
 
     fn agent(cpus: f64, mem: f64) -> Bundle {
@@ -460,7 +646,7 @@ mod tests {
         a.add_agent("a2", agent(4.0, 1024.0));
         let out = a.allocate(now);
         assert_eq!(out.len(), 2);
-        let frameworks: BTreeSet<&str> = out.iter().map(|o| o.framework.as_str()).collect();
+        let frameworks: BTreeSet<&str> = out.iter().map(|o| o.framework.as_ref()).collect();
         assert_eq!(
             frameworks.len(),
             2,
@@ -484,7 +670,7 @@ mod tests {
         let out = a.allocate(now);
         let got: Vec<(&str, &str)> = out
             .iter()
-            .map(|o| (o.agent.as_str(), o.framework.as_str()))
+            .map(|o| (o.agent.as_ref(), o.framework.as_ref()))
             .collect();
         assert_eq!(got, [("big", "light"), ("a1", "heavy")]);
     }
@@ -504,7 +690,7 @@ mod tests {
         // Both start at zero; gold's share counts a third, so it takes
         // three agents to silver's one.
         let out = a.allocate(now);
-        let gold = out.iter().filter(|o| o.role == "gold").count();
+        let gold = out.iter().filter(|o| &*o.role == "gold").count();
         assert_eq!((gold, out.len()), (3, 4), "{out:?}");
     }
 
@@ -544,7 +730,7 @@ mod tests {
             now,
         );
         let out = a.allocate(now);
-        assert_eq!(out[0].framework, "f2");
+        assert_eq!(&*out[0].framework, "f2");
     }
 
     #[test]

@@ -38,41 +38,43 @@ pub fn dominant_share(allocated: &Bundle, total: &Bundle, weight: f64) -> f64 {
     share / weight.max(f64::MIN_POSITIVE)
 }
 
-/// Clients (frameworks within a role) ordered by share, then by name.
+/// Clients (frameworks within a role, by the allocator's slot number)
+/// ordered by share, then by slot: equal shares go in the order the
+/// clients came.
 #[derive(Debug, Default)]
 pub struct Sorter {
-    order: BTreeSet<(Share, String)>,
-    shares: HashMap<String, Share>,
+    order: BTreeSet<(Share, usize)>,
+    shares: HashMap<usize, Share>,
 }
 
 impl Sorter {
     /// Places `client` at `share` (adding it when new).
-    pub fn set(&mut self, client: &str, share: f64) {
+    pub fn set(&mut self, client: usize, share: f64) {
         let share = Share(share);
-        match self.shares.get_mut(client) {
+        match self.shares.get_mut(&client) {
             Some(old) if *old == share => {}
             Some(old) => {
-                self.order.remove(&(*old, client.to_owned()));
+                self.order.remove(&(*old, client));
                 *old = share;
-                self.order.insert((share, client.to_owned()));
+                self.order.insert((share, client));
             }
             None => {
-                self.shares.insert(client.to_owned(), share);
-                self.order.insert((share, client.to_owned()));
+                self.shares.insert(client, share);
+                self.order.insert((share, client));
             }
         }
     }
 
     /// Forgets `client`.
-    pub fn remove(&mut self, client: &str) {
-        if let Some(share) = self.shares.remove(client) {
-            self.order.remove(&(share, client.to_owned()));
+    pub fn remove(&mut self, client: usize) {
+        if let Some(share) = self.shares.remove(&client) {
+            self.order.remove(&(share, client));
         }
     }
 
     /// Clients, lowest share first.
-    pub fn iter(&self) -> impl Iterator<Item = (f64, &str)> {
-        self.order.iter().map(|(s, c)| (s.0, c.as_str()))
+    pub fn iter(&self) -> impl Iterator<Item = (f64, usize)> + '_ {
+        self.order.iter().map(|(s, c)| (s.0, *c))
     }
 
     /// How many clients there are.
@@ -101,17 +103,17 @@ mod tests {
     }
 
     #[test]
-    fn lowest_share_first_then_by_name() {
+    fn lowest_share_first_then_by_slot() {
         let mut s = Sorter::default();
-        s.set("c", 0.5);
-        s.set("b", 0.1);
-        s.set("a", 0.1);
-        let order: Vec<&str> = s.iter().map(|(_, c)| c).collect();
-        assert_eq!(order, ["a", "b", "c"]);
-        s.set("c", 0.0);
-        s.remove("a");
-        let order: Vec<&str> = s.iter().map(|(_, c)| c).collect();
-        assert_eq!(order, ["c", "b"]);
+        s.set(2, 0.5);
+        s.set(1, 0.1);
+        s.set(0, 0.1);
+        let order: Vec<usize> = s.iter().map(|(_, c)| c).collect();
+        assert_eq!(order, [0, 1, 2]);
+        s.set(2, 0.0);
+        s.remove(0);
+        let order: Vec<usize> = s.iter().map(|(_, c)| c).collect();
+        assert_eq!(order, [2, 1]);
         assert_eq!(s.len(), 2);
     }
 }

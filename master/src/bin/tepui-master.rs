@@ -123,6 +123,17 @@ fn advertised(flags: &Flags, port: u16) -> String {
     format!("{host}:{port}")
 }
 
+/// Waits for SIGTERM or SIGINT; returns which came.
+async fn stopped() -> Result<&'static str> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("watching SIGTERM")?;
+    let mut int = signal(SignalKind::interrupt()).context("watching SIGINT")?;
+    Ok(tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    })
+}
+
 async fn run(flags: Flags) -> Result<()> {
     let listener = tokio::net::TcpListener::bind(SocketAddr::new(flags.ip, flags.port))
         .await
@@ -150,7 +161,14 @@ async fn run(flags: Flags) -> Result<()> {
         master_id = %server.lock().info.id,
         "tepui-master started"
     );
-    server.serve(listener).await;
+    tokio::select! {
+        () = server.clone().serve(listener) => {}
+        signal = stopped() => {
+            tracing::info!(signal = signal?, "tepui-master stopping");
+        }
+    }
+    // What the last round did not write yet.
+    server.write_registry().await;
     Ok(())
 }
 

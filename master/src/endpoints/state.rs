@@ -1,11 +1,14 @@
 //! `/master/state` and its parts in the JSON shape of Mesos's master
 //! (its `master/http.cpp` and `common/http.cpp` models).
 
+use std::collections::HashMap;
+
 use serde_json::{Value, json};
 use tepui_proto::model::{attributes, resources, state_name};
 use tepui_proto::v1::{Task, TaskState};
 
 use crate::master::Master;
+use crate::resources::Bundle;
 use crate::state::{Agent, Framework};
 
 fn task(task: &Task, role: &str) -> Value {
@@ -56,23 +59,23 @@ pub fn framework(f: &Framework, master: &Master) -> Value {
     let outstanding: Vec<_> = f
         .offers
         .iter()
-        .filter_map(|id| master.offers.get(id))
+        .filter_map(|id| Some((id, master.offers.get(id)?)))
         .collect();
     let offers: Vec<Value> = outstanding
         .iter()
-        .map(|o| {
+        .map(|(id, o)| {
             json!({
-                "id": o.offer.id.value,
-                "framework_id": o.framework,
-                "slave_id": o.agent,
-                "agent_id": o.agent,
-                "resources": resources(&o.offer.resources),
+                "id": id,
+                "framework_id": &*o.framework,
+                "slave_id": &*o.agent,
+                "agent_id": &*o.agent,
+                "resources": resources(&o.resources.to_proto(Some(&o.role))),
             })
         })
         .collect();
     let offered: Vec<_> = outstanding
         .iter()
-        .flat_map(|o| o.offer.resources.clone())
+        .flat_map(|(_, o)| o.resources.to_proto(Some(&o.role)))
         .collect();
     let capabilities: Vec<String> = f
         .info
@@ -115,20 +118,15 @@ pub fn framework(f: &Framework, master: &Master) -> Value {
     })
 }
 
-/// One agent as `/master/state` shows it.
-pub fn slave(a: &Agent, master: &Master) -> Value {
+/// One agent as `/master/state` shows it, with what is offered of it.
+pub fn slave(a: &Agent, master: &Master, offered: Option<&Bundle>) -> Value {
     let id = a.id();
     let allocated = master
         .allocator
         .allocated_on(id)
         .map(|b| b.to_proto(None))
         .unwrap_or_default();
-    let offered: Vec<_> = master
-        .offers
-        .values()
-        .filter(|o| o.agent == id)
-        .flat_map(|o| o.offer.resources.clone())
-        .collect();
+    let offered = offered.map(|b| b.to_proto(None)).unwrap_or_default();
     let port = a.info.port.unwrap_or(5051);
     json!({
         "id": id,
@@ -170,8 +168,16 @@ pub fn slaves_doc(master: &Master) -> Value {
         .iter()
         .map(|(id, (info, time))| json!({"id": id, "hostname": info.hostname, "time": time}))
         .collect();
+    // What is offered of each agent, in one pass over the offers.
+    let mut offered: HashMap<&str, Bundle> = HashMap::new();
+    for o in master.offers.values() {
+        offered
+            .entry(o.agent.as_ref())
+            .or_default()
+            .add(&o.resources);
+    }
     json!({
-        "slaves": agents.iter().map(|a| slave(a, master)).collect::<Vec<_>>(),
+        "slaves": agents.iter().map(|a| slave(a, master, offered.get(a.id()))).collect::<Vec<_>>(),
         "recovered_slaves": master.expected.keys().collect::<Vec<_>>(),
         "unreachable_slaves": unreachable,
     })
