@@ -9,7 +9,7 @@
 // A panic is how a test reports failure.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -69,16 +69,11 @@ impl Scheduler for Forward {
 
 fn config(work_dir: &std::path::Path, address: &str) -> Config {
     Config {
-        work_dir: work_dir.to_owned(),
-        advertise: address.to_owned(),
         agent_ping_timeout: Duration::from_millis(300),
         max_agent_ping_timeouts: 3,
         agent_reregister_timeout: Duration::from_secs(10),
         allocation_interval: Duration::from_millis(50),
-        offer_timeout: None,
-        heartbeat_interval: Duration::from_secs(15),
-        weights: HashMap::new(),
-        min_allocatable: tepui_master::allocator::default_min_allocatable(),
+        ..Config::defaults(work_dir.to_owned(), address)
     }
 }
 

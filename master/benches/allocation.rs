@@ -82,18 +82,7 @@ struct Cluster {
 
 fn cluster(agents: usize, frameworks: usize) -> Cluster {
     let dir = tempfile::tempdir().unwrap();
-    let config = Config {
-        work_dir: dir.path().to_owned(),
-        advertise: "127.0.0.1:5050".into(),
-        agent_ping_timeout: Duration::from_secs(15),
-        max_agent_ping_timeouts: 5,
-        agent_reregister_timeout: Duration::from_secs(600),
-        allocation_interval: Duration::from_secs(1),
-        offer_timeout: None,
-        heartbeat_interval: Duration::from_secs(15),
-        weights: HashMap::new(),
-        min_allocatable: tepui_master::allocator::default_min_allocatable(),
-    };
+    let config = Config::defaults(dir.path().to_owned(), "127.0.0.1:5050");
     let mut master = Master::new(config, Registry::default());
     let resources = tepui_proto::resources::parse(AGENT_RESOURCES).unwrap();
     let mut links = HashMap::new();

@@ -52,6 +52,25 @@ pub struct Config {
     pub min_allocatable: Vec<Bundle>,
 }
 
+impl Config {
+    /// Mesos's defaults for every setting, with the work dir and address
+    /// given: what an embedded master (tests, benchmarks) starts from.
+    pub fn defaults(work_dir: PathBuf, advertise: impl Into<String>) -> Self {
+        Self {
+            work_dir,
+            advertise: advertise.into(),
+            agent_ping_timeout: Duration::from_secs(15),
+            max_agent_ping_timeouts: 5,
+            agent_reregister_timeout: Duration::from_secs(600),
+            allocation_interval: Duration::from_secs(1),
+            offer_timeout: None,
+            heartbeat_interval: Duration::from_secs(15),
+            weights: HashMap::new(),
+            min_allocatable: crate::allocator::default_min_allocatable(),
+        }
+    }
+}
+
 /// A call the master refuses, with the HTTP status Mesos uses.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]

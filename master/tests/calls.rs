@@ -7,7 +7,6 @@
 // A panic is how a test reports failure.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -26,16 +25,10 @@ use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
 fn master(dir: &std::path::Path) -> Master {
     Master::new(
         Config {
-            work_dir: dir.to_owned(),
-            advertise: "127.0.0.1:5050".into(),
             agent_ping_timeout: Duration::from_secs(1),
             max_agent_ping_timeouts: 2,
             agent_reregister_timeout: Duration::from_secs(60),
-            allocation_interval: Duration::from_secs(1),
-            offer_timeout: None,
-            heartbeat_interval: Duration::from_secs(15),
-            weights: HashMap::new(),
-            min_allocatable: tepui_master::allocator::default_min_allocatable(),
+            ..Config::defaults(dir.to_owned(), "127.0.0.1:5050")
         },
         Registry::default(),
     )
@@ -125,6 +118,17 @@ fn setup() -> Setup {
         link,
         _dir: dir,
     }
+}
+
+/// Launches task t1 (1 cpu) on the first offer.
+fn launch_t1(s: &mut Setup) {
+    let offer = offers(s).remove(0);
+    s.master
+        .accept(
+            &s.framework.clone(),
+            launch(&offer.id.value, vec![task("t1", "cpus:1")]),
+        )
+        .unwrap();
 }
 
 fn offers(s: &mut Setup) -> Vec<Offer> {
@@ -321,11 +325,7 @@ fn a_zero_second_decline_offers_again_at_once_and_revive_clears_filters() {
 #[test]
 fn an_agent_that_stops_answering_pings_is_removed_and_its_tasks_lost() {
     let mut s = setup();
-    let fw = s.framework.clone();
-    let offer = offers(&mut s).remove(0);
-    s.master
-        .accept(&fw, launch(&offer.id.value, vec![task("t1", "cpus:1")]))
-        .unwrap();
+    launch_t1(&mut s);
     // Two pings without a pong remove it (max_agent_ping_timeouts 2).
     s.master.ping_agents();
     s.master.ping_agents();
@@ -402,11 +402,7 @@ fn updates(s: &mut Setup) -> Vec<TaskStatus> {
 fn an_unreachable_agent_marked_gone_ends_its_tasks_gone_by_operator() {
     use tepui_proto::v1::task_status::Reason;
     let mut s = partition_aware_setup();
-    let fw = s.framework.clone();
-    let offer = offers(&mut s).remove(0);
-    s.master
-        .accept(&fw, launch(&offer.id.value, vec![task("t1", "cpus:1")]))
-        .unwrap();
+    launch_t1(&mut s);
     for _ in 0..3 {
         s.master.ping_agents();
     }
@@ -457,11 +453,7 @@ fn an_unreachable_agent_marked_gone_ends_its_tasks_gone_by_operator() {
 #[test]
 fn a_registered_agent_marked_gone_shuts_its_frameworks_down() {
     let mut s = partition_aware_setup();
-    let fw = s.framework.clone();
-    let offer = offers(&mut s).remove(0);
-    s.master
-        .accept(&fw, launch(&offer.id.value, vec![task("t1", "cpus:1")]))
-        .unwrap();
+    launch_t1(&mut s);
     agent_messages(&mut s.link);
     let agent = s.agent.clone();
     s.master.mark_agent_gone(&agent).unwrap();
@@ -469,7 +461,7 @@ fn a_registered_agent_marked_gone_shuts_its_frameworks_down() {
     assert!(
         sent.iter().any(|m| matches!(
             m,
-            master_to_agent::Message::ShutdownFramework(sd) if sd.framework_id.value == fw
+            master_to_agent::Message::ShutdownFramework(sd) if sd.framework_id.value == s.framework
         )),
         "{sent:?}"
     );

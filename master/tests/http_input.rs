@@ -117,18 +117,7 @@ fn refused(answer: &Answer, status: u16, says: &str, what: &str) {
 
 async fn served_master() -> (u16, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
-    let config = Config {
-        work_dir: dir.path().to_owned(),
-        advertise: "127.0.0.1:0".into(),
-        agent_ping_timeout: Duration::from_secs(15),
-        max_agent_ping_timeouts: 5,
-        agent_reregister_timeout: Duration::from_secs(600),
-        allocation_interval: Duration::from_secs(1),
-        offer_timeout: None,
-        heartbeat_interval: Duration::from_secs(15),
-        weights: HashMap::new(),
-        min_allocatable: tepui_master::allocator::default_min_allocatable(),
-    };
+    let config = Config::defaults(dir.path().to_owned(), "127.0.0.1:0");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let server = Server::new(config).unwrap();
