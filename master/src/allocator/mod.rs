@@ -48,6 +48,23 @@ struct AgentSlot {
     holders: Vec<(usize, usize, Bundle)>,
 }
 
+impl AgentSlot {
+    /// Gives `resources` back, never to more than the agent has, whatever
+    /// the caller gives back.
+    fn give_back(&mut self, resources: &Bundle) {
+        self.available.add(resources);
+        self.clamp();
+    }
+
+    fn clamp(&mut self) {
+        if !self.total.contains(&self.available) {
+            let mut over = self.available.clone();
+            over.subtract(&self.total);
+            self.available.subtract(&over);
+        }
+    }
+}
+
 #[derive(Debug)]
 struct FrameworkSlot {
     id: Id,
@@ -317,14 +334,25 @@ impl Allocator {
     /// Forgets a framework (torn down); its allocations must have been
     /// given back with [`Allocator::recover`] first.
     pub fn remove_framework(&mut self, framework: &str) {
-        if let Some((f, slot)) = self.frameworks.remove(framework) {
-            for role in slot
-                .roles
-                .iter()
-                .chain(slot.allocated.iter().map(|(r, _)| r))
-            {
-                self.roles[*role].frameworks.remove(f);
+        let Some((f, slot)) = self.frameworks.remove(framework) else {
+            return;
+        };
+        for role in slot
+            .roles
+            .iter()
+            .chain(slot.allocated.iter().map(|(r, _)| r))
+        {
+            self.roles[*role].frameworks.remove(f);
+        }
+        // Whatever it still held goes back to its agents, so that the
+        // framework that takes this slot next is not charged with it.
+        for agent in self.agents.items.iter_mut().flatten() {
+            for (_, role, held) in agent.holders.iter().filter(|(hf, _, _)| *hf == f) {
+                agent.available.add(held);
+                self.roles[*role].allocated.subtract(held);
             }
+            agent.holders.retain(|(hf, _, _)| *hf != f);
+            agent.clamp();
         }
     }
 
@@ -434,32 +462,30 @@ impl Allocator {
         if resources.is_empty() {
             return;
         }
-        // Without the agent, it took the allocation with it.
-        let Some(a) = self.agents.find(agent) else {
+        // Without the agent, the framework or the role, nothing is held:
+        // the agent took the allocation with it, or the framework's was
+        // given back when it was removed.
+        let (Some(a), Some(f), Some(&r)) = (
+            self.agents.find(agent),
+            self.frameworks.find(framework),
+            self.role_index.get(role),
+        ) else {
             return;
         };
-        let (Some(f), Some(&r)) = (self.frameworks.find(framework), self.role_index.get(role))
+        let Some(slot) = self.agents.get_mut(a) else {
+            return;
+        };
+        let Some(i) = slot
+            .holders
+            .iter()
+            .position(|(hf, hr, _)| *hf == f && *hr == r)
         else {
             return;
         };
-        if let Some(slot) = self.agents.get_mut(a) {
-            slot.available.add(resources);
-            // Never more than the agent has, whatever the caller gives back.
-            if !slot.total.contains(&slot.available) {
-                let mut over = slot.available.clone();
-                over.subtract(&slot.total);
-                slot.available.subtract(&over);
-            }
-            if let Some(i) = slot
-                .holders
-                .iter()
-                .position(|(hf, hr, _)| *hf == f && *hr == r)
-            {
-                slot.holders[i].2.subtract(resources);
-                if slot.holders[i].2.is_empty() {
-                    slot.holders.swap_remove(i);
-                }
-            }
+        slot.give_back(resources);
+        slot.holders[i].2.subtract(resources);
+        if slot.holders[i].2.is_empty() {
+            slot.holders.swap_remove(i);
         }
         self.unaccount(f, r, resources);
         if let Some(fw) = self.frameworks.get_mut(f) {
@@ -794,6 +820,26 @@ mod tests {
         a.set_framework_active("f1", true);
         a.set_agent_active("a1", false);
         assert!(a.allocate(now).is_empty());
+    }
+
+    #[test]
+    fn a_removed_framework_leaves_nothing_charged_to_its_slot() {
+        let now = Instant::now();
+        let mut a = allocator();
+        a.add_framework("f1", &roles(&["*"]));
+        a.add_agent("a1", agent(1.0, 64.0));
+        let held = a.allocate(now).remove(0);
+        // Forgotten without its offer given back first.
+        a.remove_framework("f1");
+        a.add_framework("f2", &roles(&["*"]));
+        assert_eq!(a.share("f2", "*"), 0.0, "f2 takes f1's slot, not its share");
+        let out = a.allocate(now);
+        assert_eq!(out.len(), 1, "the agent is free again");
+        assert_eq!(&*out[0].framework, "f2");
+        // A late give-back for f1 changes nothing and gives nothing twice.
+        a.recover("f1", "*", "a1", &held.resources, Duration::ZERO, now);
+        assert!(a.allocate(now).is_empty(), "f2 still holds the whole agent");
+        assert_eq!(a.allocated_on("a1"), Some(agent(1.0, 64.0)));
     }
 
     #[test]
