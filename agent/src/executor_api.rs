@@ -6,12 +6,11 @@
 
 use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use hyper::body::Incoming;
 use hyper::header::{ACCEPT, CONTENT_TYPE, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use tepui_proto::media::Encoding;
-use tepui_proto::recordio;
 use tepui_proto::v1::executor::{Call, Event, call, event};
 use tepui_proto::v1::{TaskInfo, TaskStatus};
 use tokio::sync::mpsc;
@@ -31,12 +30,10 @@ pub struct EventSink {
 impl EventSink {
     /// Sends `event`; false once the executor's connection is gone.
     pub async fn send(&self, event: &Event) -> bool {
-        let Ok(bytes) = self.encoding.encode(event) else {
+        let Ok(frame) = self.encoding.frame(event) else {
             return false;
         };
-        let mut frame = BytesMut::new();
-        recordio::encode(&bytes, &mut frame);
-        self.tx.send(frame.freeze()).await.is_ok()
+        self.tx.send(frame).await.is_ok()
     }
 
     /// Whether the executor's connection is gone.

@@ -1,10 +1,8 @@
 //! The scheduler API's events as the master sends them, and the event
 //! stream of one subscribed framework.
 
-use bytes::{Bytes, BytesMut};
-use prost::Message;
+use bytes::Bytes;
 use tepui_proto::media::Encoding;
-use tepui_proto::recordio;
 use tepui_proto::v1::scheduler::{Event, event};
 use tepui_proto::v1::{
     AgentId, ExecutorId, MasterInfo, Offer, OfferId, TaskId, TaskState, TaskStatus, task_status,
@@ -27,29 +25,10 @@ impl EventSink {
 
     /// Sends `event`; false once the framework's connection is gone.
     pub fn send(&self, event: &Event) -> bool {
-        let frame = match self.encoding {
-            // Straight into the frame: offers are most of what is sent.
-            Encoding::Protobuf => {
-                let len = event.encoded_len();
-                let header = len.to_string();
-                let mut frame = BytesMut::with_capacity(header.len() + 1 + len);
-                frame.extend_from_slice(header.as_bytes());
-                frame.extend_from_slice(b"\n");
-                if event.encode(&mut frame).is_err() {
-                    return false;
-                }
-                frame
-            }
-            Encoding::Json => {
-                let Ok(bytes) = self.encoding.encode(event) else {
-                    return false;
-                };
-                let mut frame = BytesMut::with_capacity(bytes.len() + 8);
-                recordio::encode(&bytes, &mut frame);
-                frame
-            }
+        let Ok(frame) = self.encoding.frame(event) else {
+            return false;
         };
-        self.tx.send(frame.freeze()).is_ok()
+        self.tx.send(frame).is_ok()
     }
 }
 

@@ -8,8 +8,6 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use bytes::BytesMut;
-use prost::Message as _;
 use tepui_proto::internal::{self, MasterToAgent, master_to_agent};
 use tepui_proto::v1::scheduler::call;
 use tepui_proto::v1::{
@@ -1767,10 +1765,9 @@ fn send_link_to(link: &AgentLink, message: master_to_agent::Message) {
     let message = MasterToAgent {
         message: Some(message),
     };
-    let bytes = message.encode_to_vec();
-    let mut frame = BytesMut::with_capacity(bytes.len() + 8);
-    tepui_proto::recordio::encode(&bytes, &mut frame);
-    let _ = link.tx.send(frame.freeze());
+    let _ = link
+        .tx
+        .send(tepui_proto::recordio::encode_message(&message));
 }
 
 fn send_link(agent: Option<&Agent>, message: master_to_agent::Message) {

@@ -87,6 +87,22 @@ impl Encoding {
             Self::Protobuf => Ok(message.encode_to_vec()),
         }
     }
+
+    /// Encodes `message` as one RecordIO record of an event stream.
+    pub fn frame<M>(self, message: &M) -> Result<bytes::Bytes, JsonError>
+    where
+        M: prost::Message + prost::Name,
+    {
+        match self {
+            Self::Json => {
+                let bytes = json::to_vec(message)?;
+                let mut out = bytes::BytesMut::with_capacity(bytes.len() + 12);
+                crate::recordio::encode(&bytes, &mut out);
+                Ok(out.freeze())
+            }
+            Self::Protobuf => Ok(crate::recordio::encode_message(message)),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -111,6 +127,20 @@ mod tests {
             Some(Encoding::Protobuf)
         );
         assert_eq!(Encoding::from_accept(Some("text/html")), None);
+    }
+
+    #[test]
+    fn frames_one_record_in_either_encoding() {
+        let id = crate::v1::FrameworkId {
+            value: "fw-1".into(),
+        };
+        for encoding in [Encoding::Json, Encoding::Protobuf] {
+            let frame = encoding.frame(&id).unwrap();
+            let records = crate::recordio::decode_all(&frame, 1 << 10).unwrap();
+            assert_eq!(records.len(), 1, "{encoding:?}");
+            let back: crate::v1::FrameworkId = encoding.decode(&records[0]).unwrap();
+            assert_eq!(back, id);
+        }
     }
 
     #[test]

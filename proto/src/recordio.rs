@@ -21,6 +21,19 @@ pub fn encode(record: &[u8], out: &mut BytesMut) {
     out.put_slice(record);
 }
 
+/// `message` in protobuf as one framed record, encoded straight into the
+/// frame (no intermediate copy: offers are most of what a master sends).
+pub fn encode_message(message: &impl prost::Message) -> Bytes {
+    let len = message.encoded_len();
+    let header = len.to_string();
+    let mut out = BytesMut::with_capacity(header.len() + 1 + len);
+    out.put_slice(header.as_bytes());
+    out.put_u8(b'\n');
+    // The buffer has room for exactly the encoded length.
+    let _ = message.encode(&mut out);
+    out.freeze()
+}
+
 /// One framed record as a new buffer.
 pub fn encode_to_vec(record: &[u8]) -> Vec<u8> {
     let mut out = BytesMut::new();

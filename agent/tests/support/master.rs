@@ -9,7 +9,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
 use prost::Message;
@@ -37,9 +37,7 @@ pub struct State {
 }
 
 pub fn frame(message: &MasterToAgent) -> Bytes {
-    let mut out = BytesMut::new();
-    tepui_proto::recordio::encode(&message.encode_to_vec(), &mut out);
-    out.freeze()
+    tepui_proto::recordio::encode_message(message)
 }
 
 impl Master {
