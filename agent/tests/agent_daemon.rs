@@ -8,10 +8,8 @@
 // A panic is how a test reports failure.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use tepui_agent::http;
 use tepui_proto::internal::agent_to_master;
 use tepui_proto::v1::{CommandInfo, TaskId, TaskInfo, TaskState};
 
@@ -47,32 +45,9 @@ async fn until(what: &str, check: impl Fn() -> bool) {
 
 #[tokio::test]
 async fn registers_runs_a_task_and_reregisters_as_itself_after_a_restart() {
-    let dir = tempfile::tempdir().unwrap();
-    let cgroup = tepui_isolators::cgroups::Hierarchy::default_root()
-        .unwrap()
-        .with_file_name(format!("tepui-agent-daemon-{}", std::process::id()));
-    let _cleanup = Cleanup(cgroup.clone());
-    let master = Arc::new(Master::default());
-    master.state.lock().unwrap().pending = vec![TaskInfo {
-        name: "hello".into(),
-        task_id: TaskId {
-            value: "hello-1".into(),
-        },
-        command: Some(CommandInfo {
-            value: Some("echo hello from the agent".into()),
-            ..Default::default()
-        }),
-        ..Default::default()
-    }];
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap().to_string();
-    let server = {
-        let master = master.clone();
-        tokio::spawn(http::serve(
-            listener,
-            Arc::new(move |r| master.clone().handle(r)),
-        ))
-    };
+    let (dir, cgroup, _cleanup) = scratch("daemon");
+    let (master, address, server) =
+        master_with(vec![shell_task("hello-1", "echo hello from the agent")]).await;
 
     let mut first = agent(&address, dir.path(), &cgroup);
     until("the task to finish", || {
@@ -121,8 +96,7 @@ async fn registers_runs_a_task_and_reregisters_as_itself_after_a_restart() {
     assert!(stdout.contains("hello from the agent"), "{stdout}");
 
     // SIGKILL, then a new process: it comes back under its checkpointed id.
-    first.kill().await.unwrap();
-    let _ = first.wait().await;
+    stop(&mut first).await;
     let mut second = agent(&address, dir.path(), &cgroup);
     until("a re-registration", || {
         master.state.lock().unwrap().registrations.len() >= 2
@@ -140,10 +114,8 @@ async fn registers_runs_a_task_and_reregisters_as_itself_after_a_restart() {
             Some("agent-7")
         );
     }
-    second.kill().await.unwrap();
-    let _ = second.wait().await;
+    stop(&mut second).await;
     server.abort();
-    let _ = std::fs::remove_dir(&cgroup);
 }
 
 #[tokio::test]
@@ -175,6 +147,23 @@ async fn bad_flags_are_one_clear_line() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a duration"));
 }
 
+/// A test's scratch: a temporary dir, and its own cgroup subtree
+/// (`tepui-agent-<name>-<pid>`) killed and removed when the guard drops.
+fn scratch(name: &str) -> (tempfile::TempDir, std::path::PathBuf, Cleanup) {
+    let dir = tempfile::tempdir().unwrap();
+    let cgroup = tepui_isolators::cgroups::Hierarchy::default_root()
+        .unwrap()
+        .with_file_name(format!("tepui-agent-{name}-{}", std::process::id()));
+    let cleanup = Cleanup(cgroup.clone());
+    (dir, cgroup, cleanup)
+}
+
+/// SIGKILL to an agent process, and its reaping.
+async fn stop(agent: &mut tokio::process::Child) {
+    agent.kill().await.unwrap();
+    let _ = agent.wait().await;
+}
+
 fn shell_task(id: &str, script: &str) -> TaskInfo {
     TaskInfo {
         name: id.into(),
@@ -200,11 +189,7 @@ fn states(master: &Master) -> Vec<i32> {
 
 #[tokio::test]
 async fn a_restarted_agent_recovers_its_running_executor_and_the_task_ends_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let cgroup = tepui_isolators::cgroups::Hierarchy::default_root()
-        .unwrap()
-        .with_file_name(format!("tepui-agent-recover-{}", std::process::id()));
-    let _cleanup = Cleanup(cgroup.clone());
+    let (dir, cgroup, _cleanup) = scratch("recover");
     let (master, address, server) =
         master_with(vec![shell_task("long-1", "sleep 2; echo finished")]).await;
     let port = free_port();
@@ -213,8 +198,7 @@ async fn a_restarted_agent_recovers_its_running_executor_and_the_task_ends_once(
         states(&master).contains(&(TaskState::TaskRunning as i32))
     })
     .await;
-    first.kill().await.unwrap();
-    let _ = first.wait().await;
+    stop(&mut first).await;
 
     let mut second = agent_on(&address, dir.path(), &cgroup, port);
     until("FINISHED", || {
@@ -231,19 +215,13 @@ async fn a_restarted_agent_recovers_its_running_executor_and_the_task_ends_once(
             TaskState::TaskFinished as i32
         ]
     );
-    second.kill().await.unwrap();
-    let _ = second.wait().await;
+    stop(&mut second).await;
     server.abort();
-    let _ = std::fs::remove_dir(&cgroup);
 }
 
 #[tokio::test]
 async fn an_executor_gone_while_the_agent_was_down_fails_its_task() {
-    let dir = tempfile::tempdir().unwrap();
-    let cgroup = tepui_isolators::cgroups::Hierarchy::default_root()
-        .unwrap()
-        .with_file_name(format!("tepui-agent-lost-{}", std::process::id()));
-    let _cleanup = Cleanup(cgroup.clone());
+    let (dir, cgroup, _cleanup) = scratch("lost");
     let (master, address, server) = master_with(vec![shell_task("long-2", "sleep 60")]).await;
     let port = free_port();
     let mut first = agent_on(&address, dir.path(), &cgroup, port);
@@ -251,8 +229,7 @@ async fn an_executor_gone_while_the_agent_was_down_fails_its_task() {
         states(&master).contains(&(TaskState::TaskRunning as i32))
     })
     .await;
-    first.kill().await.unwrap();
-    let _ = first.wait().await;
+    stop(&mut first).await;
     // The executor's container is killed while no agent runs.
     let container = std::fs::read_dir(&cgroup)
         .unwrap()
@@ -285,10 +262,8 @@ async fn an_executor_gone_while_the_agent_was_down_fails_its_task() {
         Some(tepui_proto::v1::task_status::Source::Agent as i32)
     );
     until("its cgroup removed", || !container.exists()).await;
-    second.kill().await.unwrap();
-    let _ = second.wait().await;
+    stop(&mut second).await;
     server.abort();
-    let _ = std::fs::remove_dir(&cgroup);
 }
 
 fn count(master: &Master, state: TaskState) -> usize {
@@ -311,11 +286,7 @@ fn cgroups(root: &std::path::Path) -> Vec<std::path::PathBuf> {
 
 #[tokio::test]
 async fn twenty_executors_reconnect_after_a_kill_9_and_five_lost_ones_fail_their_tasks() {
-    let dir = tempfile::tempdir().unwrap();
-    let cgroup = tepui_isolators::cgroups::Hierarchy::default_root()
-        .unwrap()
-        .with_file_name(format!("tepui-agent-twenty-{}", std::process::id()));
-    let _cleanup = Cleanup(cgroup.clone());
+    let (dir, cgroup, _cleanup) = scratch("twenty");
     let tasks = (0..20)
         .map(|i| shell_task(&format!("t{i}"), "sleep 6"))
         .collect();
@@ -326,8 +297,7 @@ async fn twenty_executors_reconnect_after_a_kill_9_and_five_lost_ones_fail_their
         count(&master, TaskState::TaskRunning) == 20
     })
     .await;
-    first.kill().await.unwrap();
-    let _ = first.wait().await;
+    stop(&mut first).await;
     // Five executors die while no agent runs.
     let running = cgroups(&cgroup);
     assert_eq!(running.len(), 20);
@@ -355,19 +325,13 @@ async fn twenty_executors_reconnect_after_a_kill_9_and_five_lost_ones_fail_their
         assert_eq!(terminal, 1, "task t{i}");
     }
     until("every container removed", || cgroups(&cgroup).is_empty()).await;
-    second.kill().await.unwrap();
-    let _ = second.wait().await;
+    stop(&mut second).await;
     server.abort();
-    let _ = std::fs::remove_dir(&cgroup);
 }
 
 #[tokio::test]
 async fn a_corrupt_checkpoint_stops_a_strict_agent_and_is_skipped_by_a_lenient_one() {
-    let dir = tempfile::tempdir().unwrap();
-    let cgroup = tepui_isolators::cgroups::Hierarchy::default_root()
-        .unwrap()
-        .with_file_name(format!("tepui-agent-corrupt-{}", std::process::id()));
-    let _cleanup = Cleanup(cgroup.clone());
+    let (dir, cgroup, _cleanup) = scratch("corrupt");
     let (master, address, server) = master_with(vec![shell_task("c1", "sleep 60")]).await;
     let port = free_port();
     let mut first = agent_on(&address, dir.path(), &cgroup, port);
@@ -375,8 +339,7 @@ async fn a_corrupt_checkpoint_stops_a_strict_agent_and_is_skipped_by_a_lenient_o
         states(&master).contains(&(TaskState::TaskRunning as i32))
     })
     .await;
-    first.kill().await.unwrap();
-    let _ = first.wait().await;
+    stop(&mut first).await;
     let runs = dir
         .path()
         .join("work/meta/slaves/agent-7/frameworks/fw-1/executors/c1/runs");
@@ -418,10 +381,8 @@ async fn a_corrupt_checkpoint_stops_a_strict_agent_and_is_skipped_by_a_lenient_o
         cgroups(&cgroup).is_empty()
     })
     .await;
-    lenient.kill().await.unwrap();
-    let _ = lenient.wait().await;
+    stop(&mut lenient).await;
     server.abort();
-    let _ = std::fs::remove_dir(&cgroup);
 }
 
 /// GET `path` from the agent on `port`: (status, body).
@@ -448,11 +409,7 @@ fn escape(path: &str) -> String {
 
 #[tokio::test]
 async fn the_endpoints_show_state_metrics_usage_and_sandbox_files() {
-    let dir = tempfile::tempdir().unwrap();
-    let cgroup = tepui_isolators::cgroups::Hierarchy::default_root()
-        .unwrap()
-        .with_file_name(format!("tepui-agent-endpoints-{}", std::process::id()));
-    let _cleanup = Cleanup(cgroup.clone());
+    let (dir, cgroup, _cleanup) = scratch("endpoints");
     let mut task = shell_task(
         "files-1",
         "echo hello-files; ln -s /etc/passwd leak; sleep 30",
@@ -552,7 +509,6 @@ async fn the_endpoints_show_state_metrics_usage_and_sandbox_files() {
     assert_eq!(statistics[0]["statistics"]["mem_limit_bytes"], 32u64 << 20);
     assert_eq!(get(port, "/no/such").await.0, 404);
 
-    agent.kill().await.unwrap();
-    let _ = agent.wait().await;
+    stop(&mut agent).await;
     server.abort();
 }

@@ -97,6 +97,18 @@ impl Fixture {
     }
 
     /// The next status update the master receives; the master acknowledges it.
+    /// The next update, which must be TASK_FAILED for a failed container
+    /// launch: its message.
+    async fn launch_failure(&mut self) -> String {
+        let failed = self.next_update().await;
+        assert_eq!(failed.status.state, TaskState::TaskFailed as i32);
+        assert_eq!(
+            failed.status.reason,
+            Some(task_status::Reason::ContainerLaunchFailed as i32)
+        );
+        failed.status.message.unwrap_or_default()
+    }
+
     async fn next_update(&mut self) -> StatusUpdate {
         let message = tokio::time::timeout(Duration::from_secs(20), self.master.recv())
             .await
@@ -260,13 +272,7 @@ async fn a_fetch_failure_fails_the_task_naming_the_uri() {
     f.runner
         .run_task(framework(false), task("t3", "true", vec![uri]))
         .unwrap();
-    let failed = f.next_update().await;
-    assert_eq!(failed.status.state, TaskState::TaskFailed as i32);
-    assert_eq!(
-        failed.status.reason,
-        Some(task_status::Reason::ContainerLaunchFailed as i32)
-    );
-    let message = failed.status.message.unwrap_or_default();
+    let message = f.launch_failure().await;
     assert!(
         message.contains("fetching file:///nonexistent/tool.sh"),
         "{message}"
@@ -506,13 +512,7 @@ async fn a_command_task_runs_inside_its_image_with_the_images_config() {
             in_image(task("img3", "true", vec![]), "127.0.0.1:1/missing:latest"),
         )
         .unwrap();
-    let failed = f.next_update().await;
-    assert_eq!(failed.status.state, TaskState::TaskFailed as i32);
-    assert_eq!(
-        failed.status.reason,
-        Some(task_status::Reason::ContainerLaunchFailed as i32)
-    );
-    let message = failed.status.message.unwrap_or_default();
+    let message = f.launch_failure().await;
     assert!(message.contains("127.0.0.1:1/missing:latest"), "{message}");
 }
 
