@@ -98,7 +98,7 @@ fn decode(
         }
         Encoding::Protobuf => {
             let message = DynamicMessage::decode(desc.clone(), bytes)?;
-            tepui_proto::required::check(&message)?;
+            tepui_proto::required::check(desc.full_name(), bytes)?;
             message
         }
     })

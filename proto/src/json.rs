@@ -107,7 +107,10 @@ pub fn dynamic_from_value(
         path: String::new(),
     };
     let message = reader.message(&descriptor, json)?;
-    required::check(&message)?;
+    required::check(
+        descriptor.full_name(),
+        &prost::Message::encode_to_vec(&message),
+    )?;
     Ok(message)
 }
 
@@ -183,7 +186,7 @@ fn write_field(field: &FieldDescriptor, value: &Field) -> Option<Json> {
             };
             let mut object = Map::new();
             for (key, value) in entries {
-                object.insert(required::map_key_text(key), write_value(&value_kind, value));
+                object.insert(map_key_text(key), write_value(&value_kind, value));
             }
             Some(Json::Object(object))
         }
@@ -507,5 +510,17 @@ fn json_kind(json: &Json) -> &'static str {
         Json::String(_) => "a string",
         Json::Array(_) => "an array",
         Json::Object(_) => "an object",
+    }
+}
+
+/// A map key as it appears in a JSON object key.
+fn map_key_text(key: &MapKey) -> String {
+    match key {
+        MapKey::Bool(b) => b.to_string(),
+        MapKey::I32(n) => n.to_string(),
+        MapKey::I64(n) => n.to_string(),
+        MapKey::U32(n) => n.to_string(),
+        MapKey::U64(n) => n.to_string(),
+        MapKey::String(s) => s.clone(),
     }
 }

@@ -1,9 +1,6 @@
 //! Binary protobuf decoding with the check Mesos applies: a message whose
 //! required fields are missing is refused, naming the field.
 
-use prost_reflect::DynamicMessage;
-
-use crate::descriptor::{self, DescriptorError};
 use crate::required::{self, MissingRequired};
 
 /// Why protobuf bytes could not become a message.
@@ -20,9 +17,6 @@ pub enum ProtobufError {
     /// A required field is absent.
     #[error(transparent)]
     MissingRequired(#[from] MissingRequired),
-    /// The message type has no descriptor (a build defect).
-    #[error(transparent)]
-    Descriptor(#[from] DescriptorError),
 }
 
 /// Decodes a message and checks its required fields.
@@ -35,7 +29,6 @@ where
         error,
     };
     let message = M::decode(bytes).map_err(malformed)?;
-    let dynamic = DynamicMessage::decode(descriptor::of::<M>()?, bytes).map_err(malformed)?;
-    required::check(&dynamic)?;
+    required::check(&M::full_name(), bytes)?;
     Ok(message)
 }

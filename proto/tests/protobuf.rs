@@ -102,3 +102,73 @@ fn refuses_malformed_bytes_with_a_typed_error() {
         );
     }
 }
+
+#[test]
+fn names_a_missing_field_in_a_repeated_element_and_a_map_value() {
+    use tepui_proto::v1::{Resource, TaskInfo, value};
+    let task = |resources: Vec<Resource>| TaskInfo {
+        name: "t".into(),
+        task_id: tepui_proto::v1::TaskId { value: "t".into() },
+        agent_id: tepui_proto::v1::AgentId { value: "a".into() },
+        resources,
+        ..Default::default()
+    };
+    let cpus = Resource {
+        name: "cpus".into(),
+        r#type: value::Type::Scalar as i32,
+        scalar: Some(value::Scalar { value: 1.0 }),
+        ..Default::default()
+    };
+    let mut bytes = task(vec![cpus.clone(), cpus.clone()]).encode_to_vec();
+    assert!(protobuf::decode::<TaskInfo>(&bytes).is_ok());
+
+    // Resource.name is field 1: a second resource without it, appended.
+    let nameless = [0x10, 0x00]; // type = SCALAR
+    bytes.extend([0x22, nameless.len() as u8]);
+    bytes.extend(nameless);
+    let e = protobuf::decode::<TaskInfo>(&bytes).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "mesos.v1.TaskInfo: missing required field 'resources[2].name'"
+    );
+
+    // limits (field 15, map<string, Value.Scalar>) with an entry whose
+    // value lacks its required `value`.
+    let mut bytes = task(vec![cpus]).encode_to_vec();
+    let entry = [0x0a, 0x03, b'm', b'e', b'm', 0x12, 0x00];
+    bytes.extend([0x7a, entry.len() as u8]);
+    bytes.extend(entry);
+    let e = protobuf::decode::<TaskInfo>(&bytes).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "mesos.v1.TaskInfo: missing required field 'limits[mem].value'"
+    );
+}
+
+#[test]
+fn reads_a_singular_message_split_over_occurrences_as_one() {
+    // executor::Call with framework_id sent twice, its `value` only in the
+    // second: protobuf merges them, so nothing required is missing.
+    let executor_id = [0x0a, 0x03, 0x0a, 0x01, b'e'];
+    let empty_framework = [0x12, 0x00];
+    let framework_id = [0x12, 0x03, 0x0a, 0x01, b'f'];
+    let type_message = [0x18, 0x03];
+    let message = [0x32, 0x02, 0x12, 0x00]; // message { data: "" }
+    let bytes = [
+        &executor_id[..],
+        &empty_framework,
+        &framework_id,
+        &type_message,
+        &message,
+    ]
+    .concat();
+    let call = protobuf::decode::<executor::Call>(&bytes).unwrap();
+    assert_eq!(call.framework_id.value, "f");
+
+    let only_empty = [&executor_id[..], &empty_framework, &type_message, &message].concat();
+    let e = protobuf::decode::<executor::Call>(&only_empty).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "mesos.v1.executor.Call: missing required field 'framework_id.value'"
+    );
+}
