@@ -1,5 +1,6 @@
-//! The child between clone and exec. It runs in a copy of a possibly
-//! multi-threaded parent, so it must not allocate, take a lock or touch
+//! The child between clone and exec. It shares the memory of a possibly
+//! multi-threaded parent (or, off x86_64, runs in a copy of it), so it must
+//! not allocate, take a lock, write to the parent's memory or touch
 //! anything but raw system calls and the already-prepared [`Plan`]. On
 //! failure it writes (step, index, errno) to the error pipe and exits.
 
@@ -42,6 +43,13 @@ fn check(pipe: RawFd, step: Step, index: u32, ret: libc::c_int) {
     }
 }
 
+/// Fails the step when a raw system call returned -1.
+fn syscall_check(pipe: RawFd, step: Step, ret: libc::c_long) {
+    if ret == -1 {
+        fail(pipe, step, 0, errno());
+    }
+}
+
 fn ptr_or_null(s: &Option<std::ffi::CString>) -> *const libc::c_char {
     s.as_ref().map_or(std::ptr::null(), |s| s.as_ptr())
 }
@@ -56,8 +64,15 @@ pub(crate) unsafe fn run(plan: &Plan, args: &ExecArgs, pipe: RawFd) -> ! {
     // pointers into `plan` and `args`, which the parent built before the
     // clone and which stay alive and unmodified in this copy of its memory.
     unsafe {
-        // Signals: the parent (Rust std, tokio) may ignore SIGPIPE or block
-        // signals; ignored and blocked signals survive exec.
+        // Signals: the parent (Rust std, tokio) may handle or ignore
+        // SIGPIPE and others, and blocked every signal for the clone;
+        // ignored and blocked signals survive exec. Handlers go first, so
+        // that no handler of the parent's ever runs here.
+        for sig in 1..libc::SIGRTMIN() {
+            if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+                libc::signal(sig, libc::SIG_DFL);
+            }
+        }
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut set);
         check(
@@ -66,11 +81,6 @@ pub(crate) unsafe fn run(plan: &Plan, args: &ExecArgs, pipe: RawFd) -> ! {
             0,
             libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut()),
         );
-        for sig in 1..libc::SIGRTMIN() {
-            if sig != libc::SIGKILL && sig != libc::SIGSTOP {
-                libc::signal(sig, libc::SIG_DFL);
-            }
-        }
 
         if let CgroupJoin::WriteProcs(fd) = &plan.cgroup {
             let ret = libc::write(fd.as_raw_fd(), b"0".as_ptr().cast(), 1);
@@ -181,24 +191,23 @@ pub(crate) unsafe fn run(plan: &Plan, args: &ExecArgs, pipe: RawFd) -> ! {
             }
         }
 
+        // Raw system calls, not libc's wrappers: those believe the parent's
+        // threads are ours and would signal every one to change ids too.
         if let Some(user) = &plan.user {
-            check(
+            syscall_check(
                 pipe,
                 Step::SetGroups,
-                0,
-                libc::setgroups(args.groups.len(), args.groups.as_ptr()),
+                libc::syscall(libc::SYS_setgroups, args.groups.len(), args.groups.as_ptr()),
             );
-            check(
+            syscall_check(
                 pipe,
                 Step::SetGid,
-                0,
-                libc::setresgid(user.gid, user.gid, user.gid),
+                libc::syscall(libc::SYS_setresgid, user.gid, user.gid, user.gid),
             );
-            check(
+            syscall_check(
                 pipe,
                 Step::SetUid,
-                0,
-                libc::setresuid(user.uid, user.uid, user.uid),
+                libc::syscall(libc::SYS_setresuid, user.uid, user.uid, user.uid),
             );
         }
 

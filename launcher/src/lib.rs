@@ -11,6 +11,7 @@
 
 pub mod caps;
 mod child;
+mod clone;
 pub mod errno;
 pub mod pidfd;
 pub mod plan;

@@ -2,9 +2,10 @@
 //! cgroup, then learn from the error pipe whether exec happened.
 
 use std::io::Read;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 use crate::child::{self, ExecArgs};
+use crate::clone;
 use crate::errno::Errno;
 use crate::plan::{CgroupJoin, Plan};
 use crate::step::Step;
@@ -99,32 +100,34 @@ pub fn spawn(plan: &Plan) -> Result<Spawned, LaunchError> {
         clone_args.cgroup = fd.as_raw_fd() as u64;
     }
 
-    // SAFETY: clone3 without CLONE_VM duplicates this process like fork.
-    // The child runs only `child::run`, which makes raw system calls on
-    // memory prepared above and never returns.
-    let ret = unsafe {
-        libc::syscall(
-            libc::SYS_clone3,
-            &clone_args as *const libc::clone_args,
-            std::mem::size_of::<libc::clone_args>(),
+    let mut child_args = ChildArgs {
+        plan,
+        args: &args,
+        pipe: write_end.as_raw_fd(),
+    };
+    // SAFETY: `child_entry` runs `child::run`, which makes raw system calls
+    // only, on `plan`, `args` and `child_args`; they outlive the clone,
+    // which returns only once the child has exec'd or exited.
+    let cloned = unsafe {
+        clone::clone_and_run(
+            &mut clone_args,
+            child_entry,
+            std::ptr::addr_of_mut!(child_args).cast(),
         )
     };
-    if ret == 0 {
-        // SAFETY: we are the child of the clone above; see child::run.
-        unsafe { child::run(plan, &args, write_end.as_raw_fd()) }
-    }
-    if ret < 0 {
-        let errno = Errno::last();
-        return Err(match plan.cgroup {
-            CgroupJoin::CloneInto(_)
-                if matches!(errno.0, libc::EINVAL | libc::E2BIG | libc::EBADF) =>
-            {
-                LaunchError::CloneIntoCgroup(errno)
-            }
-            _ => LaunchError::Clone(errno),
-        });
-    }
-    let pid = ret as i32;
+    let pid = match cloned {
+        Ok(pid) => pid,
+        Err(errno) => {
+            return Err(match plan.cgroup {
+                CgroupJoin::CloneInto(_)
+                    if matches!(errno.0, libc::EINVAL | libc::E2BIG | libc::EBADF) =>
+                {
+                    LaunchError::CloneIntoCgroup(errno)
+                }
+                _ => LaunchError::Clone(errno),
+            });
+        }
+    };
     // SAFETY: CLONE_PIDFD stored a new fd owned by us alone.
     let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
     drop(write_end);
@@ -156,6 +159,24 @@ fn last_cap() -> Result<u32, LaunchError> {
         .parse()
         .unwrap_or(40);
     Ok(*LAST_CAP.get_or_init(|| last))
+}
+
+/// What the child needs, passed through the clone as one pointer.
+struct ChildArgs<'a> {
+    plan: &'a Plan,
+    args: &'a ExecArgs,
+    pipe: RawFd,
+}
+
+/// The child's entry point: performs the plan and execs, or reports.
+///
+/// # Safety
+/// `arg` points to the parent's `ChildArgs`, alive until the clone returns.
+unsafe extern "C" fn child_entry(arg: *mut std::ffi::c_void) -> ! {
+    // SAFETY: see the function's contract.
+    let child_args = unsafe { &*arg.cast::<ChildArgs<'_>>() };
+    // SAFETY: we are the child of the clone, with the pipe's write end.
+    unsafe { child::run(child_args.plan, child_args.args, child_args.pipe) }
 }
 
 /// clone_args.flags bit for CLONE_INTO_CGROUP (Linux 5.7).
