@@ -4,6 +4,7 @@
 
 pub mod attributes;
 pub mod checkpoint;
+pub mod daemon;
 pub mod disk;
 pub mod endpoints;
 pub mod executor_api;

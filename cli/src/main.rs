@@ -3,6 +3,7 @@
 mod cluster;
 mod container;
 mod image;
+mod local;
 mod master_http;
 mod progress;
 mod run;
@@ -33,6 +34,9 @@ enum Command {
     Container(Box<container::ContainerArgs>),
     /// Pull, import, list, remove and collect OCI images.
     Image(Box<image::ImageArgs>),
+    /// Run a master and an agent in this process, on 127.0.0.1:5050 and
+    /// :5051, until Ctrl-C (a cluster to try tepui on).
+    Local(Box<local::LocalArgs>),
     /// Run one task on the cluster (like mesos-execute) and exit with its
     /// exit code, after printing its stdout and stderr.
     Run(Box<run::RunArgs>),
@@ -57,6 +61,7 @@ fn main() -> ExitCode {
         Command::Wire(args) => wire::run(&args).map(|()| 0),
         Command::Container(args) => container::run(*args),
         Command::Image(args) => image::run(*args),
+        Command::Local(args) => local::run(*args),
         Command::Run(args) => run::run(*args),
         Command::Ps(args) => cluster::ps(&args),
         Command::Kill(args) => cluster::kill(&args),

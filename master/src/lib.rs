@@ -5,6 +5,7 @@
 pub mod agent_api;
 pub mod allocator;
 pub mod clock;
+pub mod daemon;
 pub mod endpoints;
 pub mod events;
 pub mod master;

@@ -1,0 +1,366 @@
+//! The agent daemon: its flags, and the run from detection and recovery
+//! to serving, shared by `tepui-agent` and `tepui local`. This is a
+//! program's top level, so its errors are anyhow's, with context.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::endpoints::Endpoints;
+use crate::gc::GcConfig;
+use crate::image_flags::StoreArgs;
+use crate::master_link::{self, LinkConfig};
+use crate::paths::Layout;
+use crate::resources;
+use crate::rotating_log::Rotation;
+use crate::runner::{Runner, RunnerConfig};
+use crate::{attributes, http};
+use anyhow::{Context, Result};
+use clap::Parser;
+use hyper::Request;
+use tepui_containerizer::fetcher::{Fetcher, FetcherConfig};
+use tepui_containerizer::provisioner::http::Http;
+use tepui_containerizer::{Config, Containerizer};
+use tepui_driver::executor::parse_duration;
+use tepui_isolators::cgroups::Hierarchy;
+use tepui_proto::v1::AgentInfo;
+
+/// The tepui agent: runs a master's tasks in containers on this machine.
+#[derive(Debug, Parser)]
+#[command(name = "tepui-agent", version, about, long_about = None)]
+pub struct Flags {
+    /// The master, as HOST:PORT.
+    #[arg(long, env = "TEPUI_MASTER")]
+    pub master: String,
+    /// Where sandboxes, checkpoints, images and caches live.
+    #[arg(long, env = "TEPUI_WORK_DIR", default_value = "/var/lib/tepui/agent")]
+    pub work_dir: PathBuf,
+    /// The address to listen on.
+    #[arg(long, env = "TEPUI_IP", default_value = "0.0.0.0")]
+    pub ip: IpAddr,
+    /// The port to listen on (0: any free port).
+    #[arg(long, env = "TEPUI_PORT", default_value_t = 5051)]
+    pub port: u16,
+    /// The hostname to report [default: this machine's].
+    #[arg(long, env = "TEPUI_HOSTNAME")]
+    pub hostname: Option<String>,
+    /// Resources to offer, e.g. `cpus:4;mem:2048;disk:10000;ports:[31000-32000]`;
+    /// those not named are detected.
+    #[arg(long, env = "TEPUI_RESOURCES")]
+    pub resources: Option<String>,
+    /// Attributes, e.g. `rack:a;zone:eu-1;generation:3`.
+    #[arg(long, env = "TEPUI_ATTRIBUTES")]
+    pub attributes: Option<String>,
+    /// cgroup v2 subtree for containers [default: tepui under the cgroup2 mount].
+    #[arg(long, env = "TEPUI_CGROUP_ROOT")]
+    pub cgroup_root: Option<PathBuf>,
+    /// Where container state is kept (tmpfs: it does not outlive a reboot).
+    #[arg(
+        long,
+        env = "TEPUI_CONTAINER_STATE_DIR",
+        default_value = "/run/tepui/containers"
+    )]
+    pub container_state_dir: PathBuf,
+    /// How long executors of checkpointing frameworks wait for a restarted agent.
+    #[arg(long, env = "TEPUI_RECOVERY_TIMEOUT", default_value = "15mins", value_parser = duration)]
+    pub recovery_timeout: Duration,
+    /// How long an executor has to end when shut down.
+    #[arg(long, env = "TEPUI_EXECUTOR_SHUTDOWN_GRACE_PERIOD", default_value = "5secs", value_parser = duration)]
+    pub executor_shutdown_grace_period: Duration,
+    /// Size bound of the fetcher's cache.
+    #[arg(long, env = "TEPUI_FETCHER_CACHE_SIZE", default_value = "2G")]
+    pub fetcher_cache_size: String,
+    /// The longest wait between attempts to register with the master.
+    #[arg(long, env = "TEPUI_REGISTRATION_BACKOFF_MAX", default_value = "30secs", value_parser = duration)]
+    pub registration_backoff_max: Duration,
+    /// The built-in command executor [default: tepui-executor beside this binary].
+    #[arg(long, env = "TEPUI_COMMAND_EXECUTOR")]
+    pub command_executor: Option<PathBuf>,
+    /// How long a finished executor run's sandbox is kept on an empty disk.
+    #[arg(long, env = "TEPUI_GC_DELAY", default_value = "1weeks", value_parser = duration)]
+    pub gc_delay: Duration,
+    /// The fraction of the work dir's disk to keep free; runs are removed
+    /// sooner as usage approaches it.
+    #[arg(long, env = "TEPUI_GC_DISK_HEADROOM", default_value_t = 0.1)]
+    pub gc_disk_headroom: f64,
+    /// How often disk usage is checked and old runs are removed.
+    #[arg(long, env = "TEPUI_DISK_WATCH_INTERVAL", default_value = "1mins", value_parser = duration)]
+    pub disk_watch_interval: Duration,
+    /// Whether an unreadable checkpoint stops the agent (true) or only
+    /// the executor run it describes, which is then destroyed (false).
+    #[arg(long, env = "TEPUI_STRICT", default_value_t = true, action = clap::ArgAction::Set)]
+    pub strict: bool,
+    /// What to do with the executors a restarted agent finds: reconnect to
+    /// them, or cleanup (kill them all, forget this agent's id, and exit;
+    /// for an incompatible upgrade).
+    #[arg(long, env = "TEPUI_RECOVER", default_value = "reconnect")]
+    pub recover: Recover,
+    /// Size at which a task's stdout or stderr in its sandbox is rotated
+    /// (built-in executor).
+    #[arg(long, env = "TEPUI_CONTAINER_LOG_MAX_SIZE", default_value = "10M")]
+    pub container_log_max_size: String,
+    /// Rotated stdout/stderr files kept per task beside the live one.
+    #[arg(long, env = "TEPUI_CONTAINER_LOG_MAX_FILES", default_value_t = 5)]
+    pub container_log_max_files: u32,
+    /// How often subscribed executors are sent HEARTBEAT.
+    #[arg(long, env = "TEPUI_EXECUTOR_HEARTBEAT_INTERVAL", default_value = "30secs", value_parser = duration)]
+    pub executor_heartbeat_interval: Duration,
+    /// The image store's flags.
+    #[command(flatten)]
+    pub images: StoreArgs,
+    /// Log level (error, warn, info, debug, trace).
+    #[arg(long, env = "TEPUI_LOG", default_value = "info")]
+    pub log_level: tracing::Level,
+}
+
+/// `--recover`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Recover {
+    /// Reconnect to the executors still running.
+    Reconnect,
+    /// Kill them and start afresh.
+    Cleanup,
+}
+
+fn duration(text: &str) -> Result<Duration, String> {
+    parse_duration(text)
+        .ok_or_else(|| format!("{text:?} is not a duration like 15mins, 5secs or 200ms"))
+}
+
+/// The task limits this machine's cgroup controllers cannot enforce.
+fn unenforced(controllers: tepui_isolators::cgroups::Controllers) -> String {
+    use tepui_isolators::cgroups::Controller;
+    let missing: Vec<&str> = [(Controller::Cpu, "cpus"), (Controller::Memory, "mem")]
+        .into_iter()
+        .filter(|(c, _)| !controllers.has(*c))
+        .map(|(_, name)| name)
+        .collect();
+    if missing.is_empty() {
+        "none".to_owned()
+    } else {
+        missing.join(",")
+    }
+}
+
+fn hostname() -> String {
+    let mut buffer = [0u8; 256];
+    // SAFETY: gethostname writes at most the length given into our buffer.
+    let ok = unsafe { libc::gethostname(buffer.as_mut_ptr().cast(), buffer.len()) } == 0;
+    let end = buffer.iter().position(|b| *b == 0).unwrap_or(buffer.len());
+    if ok && end > 0 {
+        String::from_utf8_lossy(&buffer[..end]).into_owned()
+    } else {
+        "localhost".to_owned()
+    }
+}
+
+/// Runs the agent until SIGTERM or SIGINT (its containers keep running),
+/// or until `--recover=cleanup` is done.
+pub async fn run(flags: Flags) -> Result<()> {
+    std::fs::create_dir_all(&flags.work_dir)
+        .with_context(|| format!("creating {}", flags.work_dir.display()))?;
+    let layout = Layout::new(&flags.work_dir);
+    let detected = resources::detect(&flags.work_dir);
+    let total = resources::total(flags.resources.as_deref(), detected)?;
+    let attributes = attributes::parse(flags.attributes.as_deref().unwrap_or(""))?;
+    let cgroup_root = match flags.cgroup_root {
+        Some(root) => root,
+        None => Hierarchy::default_root()?,
+    };
+    let provisioner = Arc::new(flags.images.provisioner()?);
+    let containerizer = Arc::new(Containerizer::new(Config {
+        cgroup_root,
+        state_dir: flags.container_state_dir,
+        provisioner: Some(provisioner.clone()),
+    })?);
+    if flags.executor_heartbeat_interval.is_zero() {
+        anyhow::bail!("--executor-heartbeat-interval must be more than 0");
+    }
+    let log_rotation = Rotation {
+        max_bytes: tepui_isolators::cgroups::memory::parse_size(&flags.container_log_max_size)
+            .context("--container-log-max-size")?,
+        keep: flags.container_log_max_files,
+    };
+    let fetcher = Arc::new(Fetcher::new(
+        FetcherConfig {
+            cache_dir: flags.work_dir.join("fetch-cache"),
+            cache_max_bytes: tepui_isolators::cgroups::memory::parse_size(
+                &flags.fetcher_cache_size,
+            )
+            .context("--fetcher-cache-size")?,
+            max_bytes: 64 << 30,
+        },
+        Http::new(None)?,
+    ));
+    let listener = tokio::net::TcpListener::bind(SocketAddr::new(flags.ip, flags.port))
+        .await
+        .with_context(|| format!("listening on {}:{}", flags.ip, flags.port))?;
+    let bound = listener.local_addr()?;
+    let advertised = if bound.ip().is_unspecified() {
+        IpAddr::V4(Ipv4Addr::LOCALHOST)
+    } else {
+        bound.ip()
+    };
+    let endpoint = SocketAddr::new(advertised, bound.port()).to_string();
+    let hostname = flags.hostname.unwrap_or_else(hostname);
+    let command_executor = match flags.command_executor {
+        Some(path) => path,
+        None => std::env::current_exe()?
+            .parent()
+            .map(|d| d.join("tepui-executor"))
+            .context("finding tepui-executor beside tepui-agent")?,
+    };
+    let (to_master, outgoing) = tokio::sync::mpsc::unbounded_channel();
+    let runner = Runner::new(
+        RunnerConfig {
+            agent_id: String::new(),
+            hostname: hostname.clone(),
+            endpoint: endpoint.clone(),
+            layout: layout.clone(),
+            command_executor,
+            recovery_timeout: flags.recovery_timeout,
+            shutdown_grace_period: flags.executor_shutdown_grace_period,
+            provisioner: Some(provisioner),
+            log_rotation,
+            heartbeat_interval: flags.executor_heartbeat_interval,
+        },
+        containerizer.clone(),
+        fetcher,
+        to_master,
+    );
+    tracing::info!(
+        %endpoint,
+        master = %flags.master,
+        work_dir = %flags.work_dir.display(),
+        cpus = tepui_proto::resources::scalar(&total, "cpus"),
+        mem_mib = tepui_proto::resources::scalar(&total, "mem"),
+        disk_mib = tepui_proto::resources::scalar(&total, "disk"),
+        controllers = %containerizer.controllers(),
+        limits_not_enforced = %unenforced(containerizer.controllers()),
+        namespaces = "mount,pid,uts,ipc,net",
+        "agent starting"
+    );
+    let agent_info = AgentInfo {
+        hostname,
+        port: Some(i32::from(bound.port())),
+        resources: total,
+        attributes,
+        ..Default::default()
+    };
+    let endpoints = Arc::new(Endpoints {
+        runner: runner.clone(),
+        info: agent_info.clone(),
+        endpoint: endpoint.clone(),
+        master: flags.master.clone(),
+        work_dir: flags.work_dir.clone(),
+        started: std::time::SystemTime::now(),
+    });
+    let handler =
+        Arc::new(move |request: Request<hyper::body::Incoming>| endpoints.clone().handle(request));
+    let server = tokio::spawn(http::serve(listener, handler));
+    if !(0.0..=1.0).contains(&flags.gc_disk_headroom) {
+        anyhow::bail!("--gc-disk-headroom must be between 0 and 1");
+    }
+    let retries = {
+        let runner = runner.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                runner.retry_due();
+            }
+        })
+    };
+    let collector = {
+        let runner = runner.clone();
+        let config = GcConfig {
+            delay: flags.gc_delay,
+            disk_headroom: flags.gc_disk_headroom,
+        };
+        let interval = flags.disk_watch_interval.max(Duration::from_secs(1));
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(interval).await;
+                runner.collect_garbage(&config);
+            }
+        })
+    };
+    match master_link::checkpointed_agent_id(&layout)? {
+        Some(id) => {
+            let (alive, lost) = runner.recover(&id, flags.strict).await?;
+            tracing::info!(agent_id = %id, executors = alive, lost, "recovered from the checkpoint");
+            if flags.recover == Recover::Cleanup {
+                let killed = runner.destroy_all().await;
+                std::fs::remove_file(layout.latest_agent())
+                    .with_context(|| format!("removing {}", layout.latest_agent().display()))?;
+                tracing::info!(agent_id = %id, executors = killed, "cleanup done: executors killed and the agent id forgotten; exiting");
+                return Ok(());
+            }
+        }
+        None if flags.recover == Recover::Cleanup => {
+            tracing::info!("cleanup: no checkpointed agent, nothing to kill; exiting");
+            return Ok(());
+        }
+        None => tracing::info!("no checkpointed agent; registering as a new agent"),
+    }
+    let link = master_link::run(
+        LinkConfig {
+            master: flags.master.clone(),
+            agent_info,
+            layout,
+            backoff_max: flags.registration_backoff_max,
+        },
+        runner.clone(),
+        outgoing,
+    );
+    let serving = format!(
+        "serving on {endpoint}, {} executors; master {}",
+        runner.runs().len(),
+        flags.master
+    );
+    if let Err(e) = tepui_systemd::ready(&serving) {
+        tracing::warn!(error = %e, "telling systemd the agent is ready");
+    }
+    tokio::select! {
+        () = link => {}
+        signal = stopped() => {
+            let signal = signal?;
+            let executors = runner.runs().len();
+            tracing::info!(signal, executors, "tepui-agent stopping; its containers keep running");
+            let _ = tepui_systemd::stopping(&format!("stopping on {signal}; {executors} executors keep running"));
+        }
+    }
+    server.abort();
+    retries.abort();
+    collector.abort();
+    Ok(())
+}
+
+/// Waits for SIGTERM or SIGINT; returns which came.
+async fn stopped() -> Result<&'static str> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("watching SIGTERM")?;
+    let mut int = signal(SignalKind::interrupt()).context("watching SIGINT")?;
+    Ok(tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    })
+}
+
+/// Raises the open-file limit to its hard limit: each executor holds a
+/// connection and each container a pidfd, so the default 1024 caps an
+/// agent at a few hundred executors.
+pub fn raise_nofile() {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit on a live, initialized struct.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max
+        {
+            limit.rlim_cur = limit.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        }
+    }
+}
