@@ -323,8 +323,8 @@ pub async fn run(flags: Flags) -> Result<()> {
     }
     tokio::select! {
         () = link => {}
-        signal = stopped() => {
-            let signal = signal?;
+        signal = tepui_systemd::stop_requested() => {
+            let signal = signal.context("watching SIGTERM and SIGINT")?;
             let executors = runner.runs().len();
             tracing::info!(signal, executors, "tepui-agent stopping; its containers keep running");
             let _ = tepui_systemd::stopping(&format!("stopping on {signal}; {executors} executors keep running"));
@@ -334,17 +334,6 @@ pub async fn run(flags: Flags) -> Result<()> {
     retries.abort();
     collector.abort();
     Ok(())
-}
-
-/// Waits for SIGTERM or SIGINT; returns which came.
-async fn stopped() -> Result<&'static str> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).context("watching SIGTERM")?;
-    let mut int = signal(SignalKind::interrupt()).context("watching SIGINT")?;
-    Ok(tokio::select! {
-        _ = term.recv() => "SIGTERM",
-        _ = int.recv() => "SIGINT",
-    })
 }
 
 /// Raises the open-file limit to its hard limit: each executor holds a

@@ -1,5 +1,6 @@
 //! The `tepui` command line.
 
+mod cgroup_holder;
 mod cluster;
 mod container;
 mod image;
@@ -37,6 +38,9 @@ enum Command {
     /// Run a master and an agent in this process, on 127.0.0.1:5050 and
     /// :5051, until Ctrl-C (a cluster to try tepui on).
     Local(Box<local::LocalArgs>),
+    /// Hold the delegated cgroup of tepui-containers.service, where the
+    /// agent's containers live under systemd (that unit's main process).
+    CgroupHolder,
     /// Run one task on the cluster (like mesos-execute) and exit with its
     /// exit code, after printing its stdout and stderr.
     Run(Box<run::RunArgs>),
@@ -62,6 +66,7 @@ fn main() -> ExitCode {
         Command::Container(args) => container::run(*args),
         Command::Image(args) => image::run(*args),
         Command::Local(args) => local::run(*args),
+        Command::CgroupHolder => cgroup_holder::run(),
         Command::Run(args) => run::run(*args),
         Command::Ps(args) => cluster::ps(&args),
         Command::Kill(args) => cluster::kill(&args),

@@ -121,17 +121,6 @@ fn advertised(flags: &Flags, port: u16) -> String {
     format!("{host}:{port}")
 }
 
-/// Waits for SIGTERM or SIGINT; returns which came.
-async fn stopped() -> Result<&'static str> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).context("watching SIGTERM")?;
-    let mut int = signal(SignalKind::interrupt()).context("watching SIGINT")?;
-    Ok(tokio::select! {
-        _ = term.recv() => "SIGTERM",
-        _ = int.recv() => "SIGINT",
-    })
-}
-
 /// Serves until SIGTERM or SIGINT, then writes what the registry has not
 /// written yet.
 pub async fn run(flags: Flags) -> Result<()> {
@@ -168,8 +157,8 @@ pub async fn run(flags: Flags) -> Result<()> {
     }
     tokio::select! {
         () = server.clone().serve(listener) => {}
-        signal = stopped() => {
-            let signal = signal?;
+        signal = tepui_systemd::stop_requested() => {
+            let signal = signal.context("watching SIGTERM and SIGINT")?;
             tracing::info!(signal, "tepui-master stopping");
             let _ = tepui_systemd::stopping(&format!("stopping on {signal}"));
         }

@@ -1,4 +1,5 @@
 //! What tepui's daemons say to systemd: readiness, status and stopping,
+//! and how they hear they should stop;
 //! over the notify socket of a `Type=notify` unit (sd_notify(3)'s protocol:
 //! one datagram of newline-separated `KEY=VALUE` lines). Outside systemd
 //! (no `$NOTIFY_SOCKET`) every call does nothing.
@@ -31,6 +32,18 @@ pub fn status(status: &str) -> io::Result<bool> {
 /// The daemon is shutting down.
 pub fn stopping(status: &str) -> io::Result<bool> {
     notify(&format!("STOPPING=1\nSTATUS={}", one_line(status)))
+}
+
+/// Waits for the signals a service manager or a terminal stops a daemon
+/// with, SIGTERM or SIGINT; returns which came.
+pub async fn stop_requested() -> io::Result<&'static str> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    })
 }
 
 /// A status is one line of the protocol.

@@ -5,6 +5,7 @@
 mod container;
 pub mod controllers;
 pub mod cpu;
+pub mod delegation;
 pub mod io;
 pub mod memory;
 pub mod mount;
