@@ -522,6 +522,23 @@ impl Runner {
     }
 
     /// Fails one task from the agent.
+    /// A task the executor saw die (its process killed) in a container
+    /// that hit its memory limit failed for that limit: the update says
+    /// so, with Mesos's reason, as when the whole executor is OOM-killed.
+    fn blame_limitation(&self, container: &str, status: &mut TaskStatus) {
+        if status.state != TaskState::TaskFailed as i32 {
+            return;
+        }
+        let Ok(Some(limitation)) = self.containerizer.limitation(container) else {
+            return;
+        };
+        status.reason = Some(tepui_containerizer::mesos_reason(&limitation) as i32);
+        status.message = Some(match status.message.take() {
+            Some(said) if !said.is_empty() => format!("{limitation}: {said}"),
+            _ => limitation.to_string(),
+        });
+    }
+
     fn fail_task(&self, key: &ExecutorKey, task: &str, reason: task_status::Reason, why: &str) {
         let (framework, container, executor_id) = {
             let mut executors = lock(&self.executors);
@@ -1623,6 +1640,7 @@ impl ExecutorHost for Runner {
     }
 
     fn update(&self, framework: &str, executor: &str, status: TaskStatus) -> Result<(), String> {
+        let mut status = status;
         let key = (framework.to_owned(), executor.to_owned());
         let (framework_info, container, sink) = {
             let mut executors = lock(&self.executors);
@@ -1644,6 +1662,7 @@ impl ExecutorHost for Runner {
                 run.sink.clone(),
             )
         };
+        self.blame_limitation(&container, &mut status);
         self.take_update(
             framework,
             &framework_info,

@@ -11,6 +11,7 @@ use tepui_driver::scheduler::{self, DriverConfig, Scheduler, SchedulerDriver};
 use tepui_proto::v1::{
     AgentId, CommandInfo, ContainerInfo, Environment, FrameworkInfo, Image, Offer, TaskId,
     TaskInfo, TaskState, TaskStatus, command_info, container_info, environment, image, offer,
+    task_status,
 };
 
 use crate::master_http;
@@ -197,15 +198,20 @@ impl Scheduler for RunOne {
     fn status_update(&mut self, driver: &SchedulerDriver, status: &TaskStatus) {
         let state = TaskState::try_from(status.state).unwrap_or(TaskState::TaskUnknown);
         let message = status.message.clone().unwrap_or_default();
-        if message.is_empty() {
-            eprintln!("task {} is {}", status.task_id.value, state.as_str_name());
+        let reason = status
+            .reason
+            .and_then(|r| task_status::Reason::try_from(r).ok())
+            .map_or(String::new(), |r| format!(" ({})", r.as_str_name()));
+        let said = if message.is_empty() {
+            String::new()
         } else {
-            eprintln!(
-                "task {} is {}: {message}",
-                status.task_id.value,
-                state.as_str_name()
-            );
-        }
+            format!(": {message}")
+        };
+        eprintln!(
+            "task {} is {}{reason}{said}",
+            status.task_id.value,
+            state.as_str_name()
+        );
         driver.acknowledge(status);
         if tepui_proto::model::is_terminal(status.state) {
             if let Ok(mut o) = self.outcome.lock() {

@@ -320,6 +320,15 @@ impl Containerizer {
             .map_err(|e| error(id)(e.into()))
     }
 
+    /// The limit the container has hit so far (an OOM kill), read from
+    /// the kernel's counters in memory: cheap, and never blocks on a disk.
+    pub fn limitation(&self, id: &str) -> Result<Option<Limitation>, ContainerError> {
+        self.get(id)?
+            .cgroup
+            .limitation()
+            .map_err(|e| error(id)(e.into()))
+    }
+
     /// The container's resource usage.
     pub async fn usage(&self, id: &str) -> Result<Usage, ContainerError> {
         let cgroup = self.get(id)?.cgroup.clone();
