@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the Debian 12 guest of the VM tier from Debian packages: a root
-# filesystem by debootstrap (kernel, systemd, busybox-static), turned into
+# filesystem by debootstrap (kernel, systemd, busybox-static, and Debian's
+# docker-registry and skopeo for the deployment scenarios), turned into
 # an ext4 disk image by mkfs.ext4 -d (no loop mounts). The guest mounts a
 # 9p share at /mnt/share and, once up, runs /mnt/share/guest.sh from a
 # oneshot unit, which records its exit code there and powers off.
@@ -41,7 +42,22 @@ debootstrap --variant=minbase \
     exit 1
 }
 
+# The registry and skopeo through apt in the new root: debootstrap's own
+# configuration pass fails on skopeo's dependencies. No service starts
+# in the chroot (policy-rc.d).
+printf '#!/bin/sh\nexit 101\n' >"$root/usr/sbin/policy-rc.d"
+chmod +x "$root/usr/sbin/policy-rc.d"
+{ chroot "$root" apt-get update -qq &&
+    DEBIAN_FRONTEND=noninteractive chroot "$root" apt-get install -y -qq --no-install-recommends \
+        docker-registry skopeo; } >"$work/apt.log" 2>&1 || {
+    tail -20 "$work/apt.log" >&2
+    exit 1
+}
+rm -f "$root/usr/sbin/policy-rc.d"
+chroot "$root" apt-get clean
+
 echo tepui-vm >"$root/etc/hostname"
+printf '127.0.0.1\tlocalhost\n127.0.1.1\ttepui-vm\n' >"$root/etc/hosts"
 cat >"$root/etc/fstab" <<'FSTAB'
 /dev/vda / ext4 rw,errors=remount-ro 0 1
 share /mnt/share 9p trans=virtio,version=9p2000.L,msize=262144,nofail 0 0
