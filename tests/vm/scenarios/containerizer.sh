@@ -6,21 +6,8 @@
 # the tepui binary and the busybox rootfs builder.
 set -u
 share=/mnt/share
-passed=0
-failed=0
-check() { # NAME CONDITION-WORDS... ; DETAIL in $detail
-    local name=$1
-    shift
-    if "$@"; then
-        echo "PASS $name${detail:+ ($detail)}"
-        passed=$((passed + 1))
-    else
-        echo "FAIL $name${detail:+ ($detail)}"
-        failed=$((failed + 1))
-    fi
-    detail=
-}
-detail=
+# check and summary, from the share.
+. "$share/check.sh"
 
 echo "guest: $(uname -r), $(cat /proc/1/comm) is pid 1, $(stat -fc %T /sys/fs/cgroup) at /sys/fs/cgroup"
 # The tepui subtree gets every controller from the root.
@@ -95,5 +82,4 @@ detail="cgroup dir $(ls -d "$cg/survivor" 2>&1 | head -1), pid $pid $(test -e /p
 check "destroying the recovered container leaves no cgroup or process" \
     test ! -e "$cg/survivor" -a ! -e "/proc/$pid"
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+summary

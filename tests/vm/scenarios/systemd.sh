@@ -7,21 +7,8 @@
 # layout built on the host.
 set -u
 share=/mnt/share
-passed=0
-failed=0
-check() { # NAME COMMAND... ; DETAIL in $detail
-    local name=$1
-    shift
-    if "$@"; then
-        echo "PASS $name${detail:+ ($detail)}"
-        passed=$((passed + 1))
-    else
-        echo "FAIL $name${detail:+ ($detail)}"
-        failed=$((failed + 1))
-    fi
-    detail=
-}
-detail=
+# check and summary, from the share.
+. "$share/check.sh"
 # Polls COMMAND... every 0.2 s for up to SECONDS; true once it holds.
 wait_for() {
     local seconds=$1
@@ -215,5 +202,4 @@ dpkg -P tepui >>"$work/remove.log" 2>&1
 detail="/var/lib/tepui $(test -e /var/lib/tepui && echo kept || echo gone), /etc/tepui $(test -e /etc/tepui && echo kept || echo gone)"
 check "purging the package removes its work and configuration dirs" test ! -e /var/lib/tepui -a ! -e /etc/tepui
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+summary
