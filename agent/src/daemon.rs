@@ -157,7 +157,8 @@ fn hostname() -> String {
 
 /// Runs the agent until SIGTERM or SIGINT (its containers keep running),
 /// or until `--recover=cleanup` is done.
-pub async fn run(flags: Flags) -> Result<()> {
+pub async fn run(mut flags: Flags) -> Result<()> {
+    let command_executor = command_executor(flags.command_executor.take())?;
     std::fs::create_dir_all(&flags.work_dir)
         .with_context(|| format!("creating {}", flags.work_dir.display()))?;
     let layout = Layout::new(&flags.work_dir);
@@ -204,13 +205,6 @@ pub async fn run(flags: Flags) -> Result<()> {
     };
     let endpoint = SocketAddr::new(advertised, bound.port()).to_string();
     let hostname = flags.hostname.unwrap_or_else(hostname);
-    let command_executor = match flags.command_executor {
-        Some(path) => path,
-        None => std::env::current_exe()?
-            .parent()
-            .map(|d| d.join("tepui-executor"))
-            .context("finding tepui-executor beside tepui-agent")?,
-    };
     let (to_master, outgoing) = tokio::sync::mpsc::unbounded_channel();
     let runner = Runner::new(
         RunnerConfig {
@@ -334,6 +328,30 @@ pub async fn run(flags: Flags) -> Result<()> {
     retries.abort();
     collector.abort();
     Ok(())
+}
+
+/// The built-in executor as an absolute path to an executable file: a
+/// container's first process is exec'd from the container's own working
+/// directory, so a relative or wrong path would fail every launch later.
+fn command_executor(given: Option<PathBuf>) -> Result<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let path = match given {
+        Some(path) => std::path::absolute(&path)
+            .with_context(|| format!("--command-executor {}", path.display()))?,
+        None => std::env::current_exe()?
+            .parent()
+            .map(|d| d.join("tepui-executor"))
+            .context("finding tepui-executor beside tepui-agent")?,
+    };
+    let metadata =
+        std::fs::metadata(&path).with_context(|| format!("command executor {}", path.display()))?;
+    if !metadata.is_file() || metadata.permissions().mode() & 0o111 == 0 {
+        anyhow::bail!(
+            "command executor {}: not an executable file",
+            path.display()
+        );
+    }
+    Ok(path)
 }
 
 /// Raises the open-file limit to its hard limit: each executor holds a

@@ -145,6 +145,37 @@ async fn bad_flags_are_one_clear_line() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a duration"));
+
+    // A command executor that is not there, or not executable, is refused
+    // at start, by its absolute path, not at every launch.
+    let dir = tempfile::tempdir().unwrap();
+    let plain = dir.path().join("plain");
+    std::fs::write(&plain, "").unwrap();
+    for (given, said) in [
+        (
+            "no-such-executor".to_owned(),
+            "no-such-executor: No such file",
+        ),
+        (plain.display().to_string(), "plain: not an executable file"),
+    ] {
+        let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_tepui-agent"))
+            .args(["--master", "127.0.0.1:1", "--command-executor", &given])
+            .arg("--work-dir")
+            .arg(dir.path().join("work"))
+            .current_dir(dir.path())
+            .output()
+            .await
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(
+            err.contains(&format!(
+                "tepui-agent: command executor {}",
+                dir.path().display()
+            )) && err.contains(said),
+            "{err}"
+        );
+    }
 }
 
 /// A test's scratch: a temporary dir, and its own cgroup subtree
