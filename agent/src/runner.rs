@@ -744,8 +744,25 @@ impl Runner {
 
     /// Ends every task of an executor that had not ended, with `reason`.
     fn executor_failed(&self, key: &ExecutorKey, reason: task_status::Reason, message: String) {
-        let Some(executor) = lock(&self.executors).remove(key) else {
-            return;
+        // Out of the live runs and into the completed ones under the live
+        // runs' lock, so that a reader of both (`/state`) never misses it.
+        let executor = {
+            let mut executors = lock(&self.executors);
+            let Some(executor) = executors.remove(key) else {
+                return;
+            };
+            let mut ended = executor.view();
+            for (_, state) in &mut ended.tasks {
+                if !status_update::is_terminal(*state) {
+                    *state = TaskState::TaskFailed as i32;
+                }
+            }
+            let mut completed = lock(&self.completed);
+            completed.push_back(ended);
+            while completed.len() > COMPLETED_RUNS {
+                completed.pop_front();
+            }
+            executor
         };
         if executor.framework.checkpoint.unwrap_or(false) {
             self.mark_completed(&key.0, &key.1, &executor.container);
@@ -758,19 +775,6 @@ impl Runner {
         );
         tracing::info!(framework = %key.0, executor = %key.1, %message, "executor ended");
         self.counters.executor_terminated();
-        let mut ended = executor.view();
-        for (_, state) in &mut ended.tasks {
-            if !status_update::is_terminal(*state) {
-                *state = TaskState::TaskFailed as i32;
-            }
-        }
-        {
-            let mut completed = lock(&self.completed);
-            completed.push_back(ended);
-            while completed.len() > COMPLETED_RUNS {
-                completed.pop_front();
-            }
-        }
         for (task, state) in executor.tasks {
             if status_update::is_terminal(state) {
                 continue;

@@ -110,7 +110,7 @@ fn a_local_cluster_runs_a_task_from_an_image_and_stops_on_sigint() {
         .unwrap();
     let stdout = String::from_utf8_lossy(&run.stdout);
     assert_eq!(run.status.code(), Some(3), "{run:?}");
-    assert!(stdout.starts_with("hello from tepui\n"), "{stdout}");
+    assert!(stdout.starts_with("hello from tepui\n"), "{run:?}");
     // A file only the image's third layer has: the task ran in the image.
     assert!(stdout.contains("\nthree"), "{stdout}");
     let stderr = String::from_utf8_lossy(&run.stderr);
