@@ -88,12 +88,12 @@ pub fn from_value<M>(json: &Json) -> Result<M, JsonError>
 where
     M: prost::Message + prost::Name + Default,
 {
-    let dynamic = dynamic_from_value(descriptor::of::<M>()?, json)?;
-    M::decode(prost::Message::encode_to_vec(&dynamic).as_slice()).map_err(|source| {
-        JsonError::Reflect {
-            type_name: M::full_name(),
-            error: source,
-        }
+    let descriptor = descriptor::of::<M>()?;
+    let bytes = prost::Message::encode_to_vec(&read(&descriptor, json)?);
+    required::check(descriptor.full_name(), &bytes)?;
+    M::decode(bytes.as_slice()).map_err(|source| JsonError::Reflect {
+        type_name: M::full_name(),
+        error: source,
     })
 }
 
@@ -102,16 +102,22 @@ pub fn dynamic_from_value(
     descriptor: MessageDescriptor,
     json: &Json,
 ) -> Result<DynamicMessage, JsonError> {
-    let mut reader = Reader {
-        type_name: descriptor.full_name().to_owned(),
-        path: String::new(),
-    };
-    let message = reader.message(&descriptor, json)?;
+    let message = read(&descriptor, json)?;
     required::check(
         descriptor.full_name(),
         &prost::Message::encode_to_vec(&message),
     )?;
     Ok(message)
+}
+
+/// The JSON as a dynamic message, before the required-field check (which
+/// reads the encoding, so each caller encodes once).
+fn read(descriptor: &MessageDescriptor, json: &Json) -> Result<DynamicMessage, JsonError> {
+    let mut reader = Reader {
+        type_name: descriptor.full_name().to_owned(),
+        path: String::new(),
+    };
+    reader.message(descriptor, json)
 }
 
 /// Writes a message as Mesos would.
