@@ -118,56 +118,76 @@ async fn registers_runs_a_task_and_reregisters_as_itself_after_a_restart() {
     server.abort();
 }
 
-#[tokio::test]
-async fn bad_flags_are_one_clear_line() {
+/// `tepui-agent ARGS` run in `dir`: its exit code and stderr.
+async fn agent_refusal(args: &[&std::ffi::OsStr], dir: &std::path::Path) -> (Option<i32>, String) {
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_tepui-agent"))
-        .args([
-            "--master",
-            "127.0.0.1:1",
-            "--resources",
-            "cpus:lots",
-            "--work-dir",
-        ])
-        .arg(tempfile::tempdir().unwrap().path())
+        .args(args)
+        .current_dir(dir)
         .output()
         .await
         .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{err}");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn bad_flags_are_one_clear_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let work = dir.path().join("work");
+    let os = |s: &'static str| std::ffi::OsStr::new(s);
+    let (code, err) = agent_refusal(
+        &[
+            os("--master"),
+            os("127.0.0.1:1"),
+            os("--resources"),
+            os("cpus:lots"),
+            os("--work-dir"),
+            work.as_os_str(),
+        ],
+        dir.path(),
+    )
+    .await;
+    assert_eq!(code, Some(1), "{err}");
     assert!(
         err.contains("tepui-agent: resources \"cpus:lots\": \"lots\" is not a number"),
         "{err}"
     );
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_tepui-agent"))
-        .args(["--master", "x", "--recovery-timeout", "soon"])
-        .output()
-        .await
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("not a duration"));
+    let (code, err) = agent_refusal(
+        &[
+            os("--master"),
+            os("x"),
+            os("--recovery-timeout"),
+            os("soon"),
+        ],
+        dir.path(),
+    )
+    .await;
+    assert_eq!(code, Some(2));
+    assert!(err.contains("not a duration"));
 
     // A command executor that is not there, or not executable, is refused
     // at start, by its absolute path, not at every launch.
-    let dir = tempfile::tempdir().unwrap();
     let plain = dir.path().join("plain");
     std::fs::write(&plain, "").unwrap();
     for (given, said) in [
-        (
-            "no-such-executor".to_owned(),
-            "no-such-executor: No such file",
-        ),
-        (plain.display().to_string(), "plain: not an executable file"),
+        (os("no-such-executor"), "no-such-executor: No such file"),
+        (plain.as_os_str(), "plain: not an executable file"),
     ] {
-        let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_tepui-agent"))
-            .args(["--master", "127.0.0.1:1", "--command-executor", &given])
-            .arg("--work-dir")
-            .arg(dir.path().join("work"))
-            .current_dir(dir.path())
-            .output()
-            .await
-            .unwrap();
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(1), "{err}");
+        let (code, err) = agent_refusal(
+            &[
+                os("--master"),
+                os("127.0.0.1:1"),
+                os("--command-executor"),
+                given,
+                os("--work-dir"),
+                work.as_os_str(),
+            ],
+            dir.path(),
+        )
+        .await;
+        assert_eq!(code, Some(1), "{err}");
         assert!(
             err.contains(&format!(
                 "tepui-agent: command executor {}",
