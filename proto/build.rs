@@ -14,6 +14,7 @@ const PROTOS: &[&str] = &[
     "mesos/v1/scheduler/scheduler.proto",
     "mesos/v1/executor/executor.proto",
     "mesos/v1/master/master.proto",
+    "mesos/v1/agent/agent.proto",
     "tepui/internal/internal.proto",
 ];
 

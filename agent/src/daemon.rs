@@ -301,6 +301,7 @@ pub async fn run(mut flags: Flags) -> Result<()> {
         LinkConfig {
             master: flags.master.clone(),
             agent_info,
+            endpoint: endpoint.clone(),
             layout,
             backoff_max: flags.registration_backoff_max,
         },

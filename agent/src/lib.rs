@@ -4,6 +4,7 @@
 
 pub mod attributes;
 pub mod checkpoint;
+pub mod container_output;
 pub mod daemon;
 pub mod disk;
 pub mod endpoints;
@@ -15,6 +16,7 @@ pub use tepui_proto::http;
 pub mod image_flags;
 pub mod master_link;
 pub mod metrics;
+pub mod operator_api;
 pub mod paths;
 pub mod resources;
 pub mod rotating_log;

@@ -50,6 +50,8 @@ pub struct LinkConfig {
     pub master: String,
     /// This agent, without its id (hostname, port, resources, attributes).
     pub agent_info: AgentInfo,
+    /// IP:PORT the agent's HTTP API serves on.
+    pub endpoint: String,
     /// The work dir, for the agent id's checkpoint.
     pub layout: Layout,
     /// The longest wait between registration attempts.
@@ -225,12 +227,14 @@ async fn session(
                 frameworks,
                 executor_infos,
                 tasks,
+                endpoint: Some(config.endpoint.clone()),
             })
         }
         None => agent_to_master::Message::RegisterAgent(RegisterAgent {
             agent_info: config.agent_info.clone(),
             version,
             capabilities: Vec::new(),
+            endpoint: Some(config.endpoint.clone()),
         }),
     };
     let response = connection

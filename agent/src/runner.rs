@@ -22,7 +22,7 @@ use tepui_proto::internal::{AgentToMaster, StatusUpdate, agent_to_master};
 use tepui_proto::v1::executor::{Event, call, event};
 use tepui_proto::v1::{
     AgentId, AgentInfo, ContainerId, ExecutorId, ExecutorInfo, FrameworkId, FrameworkInfo,
-    TaskGroupInfo, TaskInfo, TaskState, TaskStatus, task_status,
+    NetworkInfo, TaskGroupInfo, TaskInfo, TaskState, TaskStatus, network_info, task_status,
 };
 use tokio::sync::mpsc;
 
@@ -537,6 +537,41 @@ impl Runner {
             Some(said) if !said.is_empty() => format!("{limitation}: {said}"),
             _ => limitation.to_string(),
         });
+    }
+
+    /// Fills in what the executor's update did not say of its container,
+    /// as the Mesos agent does: its id, its first process and the agent's
+    /// address (the container shares the agent's network).
+    fn describe_container(&self, container: &str, status: &mut TaskStatus) {
+        let described = status.container_status.get_or_insert_with(Default::default);
+        if described.container_id.is_none() {
+            described.container_id = Some(ContainerId {
+                value: container.to_owned(),
+                parent: None,
+            });
+        }
+        if described.executor_pid.is_none() {
+            described.executor_pid = self
+                .containerizer
+                .pid(container)
+                .and_then(|pid| u32::try_from(pid).ok());
+        }
+        if described.network_infos.is_empty()
+            && let Ok(address) = self.config.endpoint.parse::<std::net::SocketAddr>()
+        {
+            let protocol = if address.is_ipv6() {
+                network_info::Protocol::IPv6
+            } else {
+                network_info::Protocol::IPv4
+            };
+            described.network_infos.push(NetworkInfo {
+                ip_addresses: vec![network_info::IpAddress {
+                    protocol: Some(protocol as i32),
+                    ip_address: Some(address.ip().to_string()),
+                }],
+                ..Default::default()
+            });
+        }
     }
 
     fn fail_task(&self, key: &ExecutorKey, task: &str, reason: task_status::Reason, why: &str) {
@@ -1400,6 +1435,28 @@ impl Runner {
         self.containerizer.usage(container).await.ok()
     }
 
+    /// The sandbox of the executor run in `container`, and whether that
+    /// run is live (else it is one of the latest completed runs).
+    pub fn container_run(&self, container: &str) -> Option<(PathBuf, bool)> {
+        if let Some(run) = lock(&self.executors)
+            .values()
+            .find(|e| e.container == container)
+        {
+            return Some((run.sandbox.clone(), true));
+        }
+        lock(&self.completed)
+            .iter()
+            .find(|r| r.container == container)
+            .map(|r| (r.sandbox.clone(), false))
+    }
+
+    /// Whether an executor run lives in `container` now.
+    pub fn is_live(&self, container: &str) -> bool {
+        lock(&self.executors)
+            .values()
+            .any(|e| e.container == container)
+    }
+
     /// The sandbox of a task's executor run, while it runs.
     pub fn sandbox_of(&self, framework: &str, executor: &str) -> Option<PathBuf> {
         lock(&self.executors)
@@ -1667,6 +1724,7 @@ impl ExecutorHost for Runner {
             )
         };
         self.blame_limitation(&container, &mut status);
+        self.describe_container(&container, &mut status);
         self.take_update(
             framework,
             &framework_info,

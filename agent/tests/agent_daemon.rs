@@ -563,3 +563,140 @@ async fn the_endpoints_show_state_metrics_usage_and_sandbox_files() {
     stop(&mut agent).await;
     server.abort();
 }
+
+/// POSTs `body` (JSON) to `/api/v1` on the agent on `port` over HTTP/1.0
+/// with the Accept headers given: (status, headers, body read to its end).
+async fn api(port: u16, accept: &str, body: &str) -> (u16, String, Vec<u8>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let request = format!(
+        "POST /api/v1 HTTP/1.0\r\nHost: agent\r\nContent-Type: application/json\r\n{accept}Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await.unwrap();
+    let split = response.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let head = String::from_utf8_lossy(&response[..split]).into_owned();
+    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    (status, head, response[split + 4..].to_vec())
+}
+
+/// The ProcessIO records of a RecordIO body, JSON-encoded.
+fn process_io(mut body: &[u8]) -> Vec<tepui_proto::v1::agent::ProcessIo> {
+    let mut records = Vec::new();
+    while !body.is_empty() {
+        let newline = body.iter().position(|b| *b == b'\n').unwrap();
+        let len: usize = std::str::from_utf8(&body[..newline])
+            .unwrap()
+            .parse()
+            .unwrap();
+        let record = &body[newline + 1..newline + 1 + len];
+        records.push(tepui_proto::json::from_slice(record).unwrap());
+        body = &body[newline + 1 + len..];
+    }
+    records
+}
+
+#[tokio::test]
+async fn the_agent_api_streams_a_containers_output_until_its_run_ends() {
+    use tepui_proto::v1::agent::process_io;
+    let (dir, cgroup, _cleanup) = scratch("attach");
+    let task = shell_task(
+        "attach-1",
+        "echo first; sleep 1; echo second >&2; sleep 1; echo third",
+    );
+    let (master, address, server) = master_with(vec![task]).await;
+    let port = free_port();
+    let mut agent = agent_on(&address, dir.path(), &cgroup, port);
+    until("RUNNING", || {
+        states(&master).contains(&(TaskState::TaskRunning as i32))
+    })
+    .await;
+
+    // The executor's updates say which container, its first process and
+    // the address it is reached at, as a Mesos agent's do.
+    let running = {
+        let state = master.state.lock().unwrap();
+        let update = state
+            .updates
+            .iter()
+            .find(|u| u.status.state == TaskState::TaskRunning as i32)
+            .unwrap();
+        update.status.container_status.clone().unwrap()
+    };
+    let container = running.container_id.unwrap().value;
+    assert!(running.executor_pid.unwrap() > 1);
+    assert_eq!(
+        running.network_infos[0].ip_addresses[0]
+            .ip_address
+            .as_deref(),
+        Some("127.0.0.1")
+    );
+
+    // Attached while the task runs: what it wrote before, then what it
+    // writes after, to the end of its run.
+    let attach = format!(
+        r#"{{"type":"ATTACH_CONTAINER_OUTPUT","attach_container_output":{{"container_id":{{"value":"{container}"}}}}}}"#
+    );
+    let (status, head, body) = api(
+        port,
+        "Accept: application/recordio\r\nMessage-Accept: application/json\r\n",
+        &attach,
+    )
+    .await;
+    assert_eq!(status, 200, "{head}\n{}", String::from_utf8_lossy(&body));
+    let head = head.to_ascii_lowercase();
+    assert!(
+        head.contains("content-type: application/recordio"),
+        "{head}"
+    );
+    assert!(
+        head.contains("message-content-type: application/json"),
+        "{head}"
+    );
+    let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+    for record in process_io(&body) {
+        assert_eq!(record.r#type, Some(process_io::Type::Data as i32));
+        let data = record.data.unwrap();
+        let into = match process_io::data::Type::try_from(data.r#type.unwrap()).unwrap() {
+            process_io::data::Type::Stdout => &mut stdout,
+            process_io::data::Type::Stderr => &mut stderr,
+            other => panic!("{other:?}"),
+        };
+        into.extend(data.data.unwrap());
+    }
+    let stdout = String::from_utf8(stdout).unwrap();
+    assert!(
+        stdout.contains("first\n") && stdout.contains("third\n"),
+        "{stdout}"
+    );
+    assert!(String::from_utf8(stderr).unwrap().contains("second\n"));
+    assert!(
+        states(&master).contains(&(TaskState::TaskFinished as i32)),
+        "the stream ended before the task did"
+    );
+
+    // The other calls: health in JSON, an unknown container, an unserved call.
+    let (status, _, body) = api(port, "", r#"{"type":"GET_HEALTH"}"#).await;
+    assert_eq!(status, 200);
+    let health: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(health["get_health"]["healthy"], true);
+    let unknown = attach.replace(&container, "no-such-container");
+    assert_eq!(api(port, "", &unknown).await.0, 404);
+    let (status, _, body) = api(port, "", r#"{"type":"GET_STATE"}"#).await;
+    assert_eq!(status, 501);
+    assert!(String::from_utf8_lossy(&body).contains("GET_STATE"));
+    let (status, _, _) = api(
+        port,
+        "Accept: application/recordio\r\n",
+        r#"{"type":"GET_HEALTH"}"#,
+    )
+    .await;
+    assert_eq!(status, 406, "a streaming answer to a plain call");
+
+    stop(&mut agent).await;
+    server.abort();
+}

@@ -99,6 +99,7 @@ fn cluster(agents: usize, frameworks: usize) -> Cluster {
                     },
                     version: "bench".into(),
                     capabilities: Vec::new(),
+                    endpoint: None,
                 },
                 AgentLink {
                     stream_id: format!("a{i}"),

@@ -18,4 +18,4 @@ pub mod state;
 
 /// The Mesos version tepui's APIs follow, as `/version` and MasterInfo
 /// report it (clients compare it).
-pub const MESOS_VERSION: &str = "1.11.0";
+pub use tepui_proto::version::MESOS_VERSION;

@@ -1130,6 +1130,7 @@ impl Master {
             Agent {
                 info,
                 version: register.version,
+                endpoint: register.endpoint.filter(|e| !e.is_empty()),
                 total,
                 link: Some(link),
                 registered_time: now,
@@ -1282,6 +1283,7 @@ impl Master {
             Agent {
                 info,
                 version: reregister.version,
+                endpoint: reregister.endpoint.filter(|e| !e.is_empty()),
                 total,
                 link: Some(link),
                 registered_time,

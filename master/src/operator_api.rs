@@ -8,8 +8,8 @@ use hyper::body::Incoming;
 use hyper::header::{CONTENT_TYPE, HeaderValue};
 use hyper::{Request, Response, StatusCode};
 use tepui_proto::http::{self, Body};
+use tepui_proto::v1::TimeInfo;
 use tepui_proto::v1::master::{Call, Response as Answer, call, response};
-use tepui_proto::v1::{TimeInfo, VersionInfo};
 
 use crate::master::Master;
 use crate::scheduler_api::{negotiate, read_call};
@@ -19,16 +19,6 @@ use crate::state::Framework;
 fn time(seconds: f64) -> TimeInfo {
     TimeInfo {
         nanoseconds: (seconds * 1e9) as i64,
-    }
-}
-
-/// The version this master reports.
-pub fn version() -> VersionInfo {
-    VersionInfo {
-        version: crate::MESOS_VERSION.to_owned(),
-        build_user: Some("tepui".to_owned()),
-        git_tag: Some(format!("tepui-{}", env!("CARGO_PKG_VERSION"))),
-        ..VersionInfo::default()
     }
 }
 
@@ -47,11 +37,7 @@ fn agents(master: &Master) -> response::GetAgents {
                 active: a.link.is_some(),
                 deactivated: Some(false),
                 version: a.version.clone(),
-                pid: Some(format!(
-                    "slave(1)@{}:{}",
-                    a.info.hostname,
-                    a.info.port.unwrap_or(5051)
-                )),
+                pid: Some(a.pid()),
                 registered_time: Some(time(a.registered_time)),
                 reregistered_time: a.reregistered_time.map(time),
                 total_resources: a.total.to_proto(None),
@@ -176,7 +162,7 @@ pub async fn handle(server: Arc<Server>, request: Request<Incoming>) -> Response
             },
             T::GetVersion => Answer {
                 get_version: Some(response::GetVersion {
-                    version_info: version(),
+                    version_info: tepui_proto::version::version_info(),
                 }),
                 ..answer(response::Type::GetVersion)
             },

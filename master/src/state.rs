@@ -191,6 +191,8 @@ pub struct Agent {
     pub info: AgentInfo,
     /// Its tepui version.
     pub version: String,
+    /// IP:PORT its HTTP API serves on, as it registered.
+    pub endpoint: Option<String>,
     /// Its resources.
     pub total: Bundle,
     /// Its stream while connected.
@@ -209,6 +211,19 @@ impl Agent {
     /// Its id.
     pub fn id(&self) -> &str {
         self.info.id.as_ref().map_or("", |i| i.value.as_str())
+    }
+
+    /// Its name as Mesos clients address it, `slave(1)@IP:PORT` (by
+    /// hostname when it registered no endpoint).
+    pub fn pid(&self) -> String {
+        match &self.endpoint {
+            Some(endpoint) => format!("slave(1)@{endpoint}"),
+            None => format!(
+                "slave(1)@{}:{}",
+                self.info.hostname,
+                self.info.port.unwrap_or(5051)
+            ),
+        }
     }
 }
 

@@ -81,6 +81,7 @@ fn setup() -> Setup {
                 },
                 version: "test".into(),
                 capabilities: Vec::new(),
+                endpoint: Some("127.0.0.2:5051".into()),
             },
             tepui_master::state::AgentLink {
                 stream_id: "a1".into(),
@@ -469,4 +470,68 @@ fn a_registered_agent_marked_gone_shuts_its_frameworks_down() {
     let gone = updates(&mut s);
     assert_eq!(gone.len(), 1, "straight to GONE_BY_OPERATOR: {gone:?}");
     assert_eq!(gone[0].state, TaskState::TaskGoneByOperator as i32);
+}
+
+#[test]
+fn the_endpoints_show_an_agent_by_its_endpoint_and_a_status_with_its_container() {
+    use tepui_proto::v1::{ContainerId, ContainerStatus, Label, Labels, NetworkInfo, network_info};
+    let mut s = setup();
+    let slaves = tepui_master::endpoints::state::slaves_doc(&s.master);
+    assert_eq!(slaves["slaves"][0]["pid"], "slave(1)@127.0.0.2:5051");
+    assert_eq!(slaves["slaves"][0]["hostname"], "h1");
+
+    launch_t1(&mut s);
+    let label = |key: &str| Labels {
+        labels: vec![Label {
+            key: key.into(),
+            value: Some("v".into()),
+        }],
+    };
+    s.master.status_update(
+        &s.agent.clone(),
+        internal::StatusUpdate {
+            framework_id: tepui_proto::v1::FrameworkId {
+                value: s.framework.clone(),
+            },
+            status: TaskStatus {
+                task_id: TaskId { value: "t1".into() },
+                state: TaskState::TaskRunning as i32,
+                uuid: Some(vec![1; 16]),
+                labels: Some(label("status")),
+                healthy: Some(true),
+                container_status: Some(ContainerStatus {
+                    container_id: Some(ContainerId {
+                        value: "c1".into(),
+                        parent: None,
+                    }),
+                    executor_pid: Some(42),
+                    network_infos: vec![NetworkInfo {
+                        ip_addresses: vec![network_info::IpAddress {
+                            protocol: None,
+                            ip_address: Some("127.0.0.2".into()),
+                        }],
+                        labels: Some(label("net")),
+                        ..Default::default()
+                    }],
+                    cgroup_info: None,
+                }),
+                ..Default::default()
+            },
+            latest_state: None,
+        },
+    );
+    let tasks = tepui_master::endpoints::state::tasks_doc(&s.master);
+    let status = &tasks["tasks"][0]["statuses"][0];
+    assert_eq!(status["state"], "TASK_RUNNING");
+    assert_eq!(status["healthy"], true);
+    assert_eq!(status["labels"][0]["key"], "status", "{status}");
+    // As Mesos's model: the container's id and networks, no pid.
+    let container = &status["container_status"];
+    assert_eq!(container["container_id"]["value"], "c1");
+    assert_eq!(
+        container["network_infos"][0]["ip_addresses"][0]["ip_address"],
+        "127.0.0.2"
+    );
+    assert_eq!(container["network_infos"][0]["labels"][0]["key"], "net");
+    assert!(container.get("executor_pid").is_none(), "{container}");
 }

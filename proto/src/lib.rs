@@ -12,6 +12,7 @@ pub mod protobuf;
 pub mod recordio;
 pub mod required;
 pub mod resources;
+pub mod version;
 
 /// Generated prost types, nested as their proto packages are so that
 /// cross-package references resolve.
@@ -33,6 +34,10 @@ pub mod wire {
             /// `mesos.v1.master`: the operator HTTP API of the master.
             pub mod master {
                 include!(concat!(env!("OUT_DIR"), "/mesos.v1.master.rs"));
+            }
+            /// `mesos.v1.agent`: the operator HTTP API of the agent.
+            pub mod agent {
+                include!(concat!(env!("OUT_DIR"), "/mesos.v1.agent.rs"));
             }
         }
     }

@@ -1,4 +1,4 @@
-//! The agent's HTTP endpoints: the executor API, `/state` in the Mesos
+//! The agent's HTTP endpoints: the executor API, the agent API, `/state` in the Mesos
 //! agent's JSON shape, metrics as JSON and Prometheus text, the sandbox
 //! files, and per-container usage. Each answers from the runner's view at
 //! the moment of the request.
@@ -20,6 +20,7 @@ use tepui_proto::v1::AgentInfo;
 
 use crate::executor_api::{self, ExecutorHost};
 use crate::http::{self, Body};
+use crate::operator_api;
 use crate::runner::Runner;
 
 /// What the endpoints report besides the runner's view.
@@ -54,6 +55,9 @@ impl Endpoints {
         if path == "/api/v1/executor" {
             let host: Arc<dyn ExecutorHost> = self.runner.clone();
             return executor_api::handle(host, request).await;
+        }
+        if path == "/api/v1" {
+            return operator_api::handle(self.runner.clone(), request).await;
         }
         if request.method() != Method::GET && request.method() != Method::HEAD {
             let mut r = http::text(StatusCode::METHOD_NOT_ALLOWED, "expecting a 'GET' request");

@@ -5,23 +5,62 @@ use std::collections::HashMap;
 
 use serde_json::{Value, json};
 use tepui_proto::model::{attributes, resources, state_name};
-use tepui_proto::v1::{Task, TaskState};
+use tepui_proto::v1::{ContainerStatus, Labels, Task, TaskState, TaskStatus};
 
 use crate::master::Master;
 use crate::resources::Bundle;
 use crate::state::{Agent, Framework};
 
+/// Labels as Mesos's models show them: the array of key/value pairs.
+fn labels(labels: &Labels) -> Value {
+    tepui_proto::json::to_value(labels)
+        .map(|mut l| l["labels"].take())
+        .unwrap_or_default()
+}
+
+/// A ContainerStatus as Mesos's model shows it: its protobuf JSON with the
+/// networks' labels as arrays and without the executor's pid.
+fn container_status(container: &ContainerStatus) -> Value {
+    let Ok(mut out) = tepui_proto::json::to_value(container) else {
+        return Value::Null;
+    };
+    if let Some(fields) = out.as_object_mut() {
+        fields.remove("executor_pid");
+    }
+    for (json, info) in out["network_infos"]
+        .as_array_mut()
+        .into_iter()
+        .flatten()
+        .zip(&container.network_infos)
+    {
+        if let Some(l) = &info.labels {
+            json["labels"] = labels(l);
+        }
+    }
+    out
+}
+
+/// One of a task's statuses: its state and time, and the labels,
+/// container and health it carried.
+fn status(s: &TaskStatus) -> Value {
+    let mut out = json!({
+        "state": state_name(s.state),
+        "timestamp": s.timestamp.unwrap_or(0.0),
+    });
+    if let Some(l) = &s.labels {
+        out["labels"] = labels(l);
+    }
+    if let Some(container) = &s.container_status {
+        out["container_status"] = container_status(container);
+    }
+    if let Some(healthy) = s.healthy {
+        out["healthy"] = healthy.into();
+    }
+    out
+}
+
 fn task(task: &Task, role: &str) -> Value {
-    let statuses: Vec<Value> = task
-        .statuses
-        .iter()
-        .map(|s| {
-            json!({
-                "state": state_name(s.state),
-                "timestamp": s.timestamp.unwrap_or(0.0),
-            })
-        })
-        .collect();
+    let statuses: Vec<Value> = task.statuses.iter().map(status).collect();
     json!({
         "id": task.task_id.value,
         "name": task.name,
@@ -130,7 +169,7 @@ pub fn slave(a: &Agent, master: &Master, offered: Option<&Bundle>) -> Value {
     let port = a.info.port.unwrap_or(5051);
     json!({
         "id": id,
-        "pid": format!("slave(1)@{}:{}", a.info.hostname, port),
+        "pid": a.pid(),
         "hostname": a.info.hostname,
         "port": port,
         "registered_time": a.registered_time,
