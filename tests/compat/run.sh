@@ -72,6 +72,8 @@ check "pymesos scheduler: 10 tasks, one from an OCI image, reconciled" \
 check "pymesos scheduler: failover with the saved framework id" \
     "$py" "$here/pymesos_scheduler.py" --master "$master" --prefix second \
     --failover-from "$work/framework-id" --save-id "$work/framework-id"
+check "pymesos custom executor: LAUNCH, updates and framework messages both ways" \
+    "$py" "$here/pymesos_executor.py" scheduler --master "$master"
 check "mesoshttp scheduler: one task" "$py" "$here/mesoshttp_scheduler.py" "$master"
 
 # avmesos-cli against the same cluster: each listing names what it must.
@@ -89,6 +91,34 @@ check "avmesos-cli agent list names the agent" lists "agent list" "$agent_id"
 check "avmesos-cli framework list --all names the failed-over framework" \
     lists "framework list --all" "$framework_id *False *tepui-compat-pymesos"
 check "avmesos-cli task list --all names a finished task" lists "task list --all" "first-0 *TASK_FINISHED"
+
+# `mesos-cli task attach` is how avmesos-cli reads a task's stdout: a task
+# (run by `tepui run`) writes a line, sleeps, writes another; attached
+# while it runs, the CLI must print both, from the sandbox's first line to
+# its last, and exit 0 when the task ends. It insists on a terminal, so it
+# runs under script(1).
+running_task() { # NAME: the id of the running task called NAME
+    "$py" -c 'import json, sys, urllib.request
+print(" ".join(t["id"] for t in json.load(urllib.request.urlopen("http://" + sys.argv[1] + "/tasks"))["tasks"]
+               if t["name"] == sys.argv[2] and t["state"] == "TASK_RUNNING"))' "$master" "$1"
+}
+attach_reads_stdout() {
+    "$bin/tepui" run --master "$master" --name attached -- \
+        'echo attach-first-line; sleep 3; echo attach-last-line' >"$work/attached-run.log" 2>&1 &
+    local run=$! id= out rc
+    for _ in $(seq 100); do
+        id=$(running_task attached)
+        [ -n "$id" ] && break
+        sleep 0.1
+    done
+    [ -n "$id" ] || { echo "the task did not start"; cat "$work/attached-run.log"; return 1; }
+    out=$(script -qec "mesos-cli task attach --no-stdin $id" /dev/null 2>&1)
+    rc=$?
+    echo "$out"
+    wait "$run" || { echo "tepui run failed:"; cat "$work/attached-run.log"; return 1; }
+    [ "$rc" -eq 0 ] && grep -q attach-first-line <<<"$out" && grep -q attach-last-line <<<"$out"
+}
+check "avmesos-cli task attach prints a running task's stdout to its end" attach_reads_stdout
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
