@@ -116,18 +116,9 @@ pub async fn handle(host: Arc<dyn ExecutorHost>, request: Request<Incoming>) -> 
             "expecting 'Accept' to allow application/json or application/x-protobuf",
         );
     };
-    let body = match http::read_body(request.into_body(), MAX_CALL).await {
-        Ok(body) => body,
-        Err(e) => return e.response(),
-    };
-    let call: Call = match encoding.decode(&body) {
+    let call: Call = match http::read_call(request.into_body(), encoding, MAX_CALL).await {
         Ok(call) => call,
-        Err(e) => {
-            return http::text(
-                StatusCode::BAD_REQUEST,
-                format!("failed to parse the call: {e}"),
-            );
-        }
+        Err(e) => return e.response(),
     };
     let framework = call.framework_id.value.clone();
     let executor = call.executor_id.value.clone();

@@ -102,18 +102,9 @@ pub async fn handle(runner: Arc<Runner>, request: Request<Incoming>) -> Response
         Ok(accept) => accept,
         Err(why) => return http::text(StatusCode::NOT_ACCEPTABLE, why),
     };
-    let body = match http::read_body(request.into_body(), MAX_CALL).await {
-        Ok(body) => body,
-        Err(e) => return e.response(),
-    };
-    let call: Call = match encoding.decode(&body) {
+    let call: Call = match http::read_call(request.into_body(), encoding, MAX_CALL).await {
         Ok(call) => call,
-        Err(e) => {
-            return http::text(
-                StatusCode::BAD_REQUEST,
-                format!("failed to parse the call: {e}"),
-            );
-        }
+        Err(e) => return e.response(),
     };
     let Some(kind) = call.r#type.and_then(|t| call::Type::try_from(t).ok()) else {
         return http::text(

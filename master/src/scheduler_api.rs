@@ -81,19 +81,9 @@ pub async fn read_call<M>(body: Incoming, encoding: Encoding) -> Result<M, NotAC
 where
     M: prost::Message + prost::Name + Default,
 {
-    let body = http::read_body(body, MAX_CALL).await.map_err(|e| {
-        let status = match e {
-            http::BodyError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            http::BodyError::Read(_) => StatusCode::BAD_REQUEST,
-        };
-        NotACall::new(status, e.to_string())
-    })?;
-    encoding.decode(&body).map_err(|e| {
-        NotACall::new(
-            StatusCode::BAD_REQUEST,
-            format!("failed to parse the call: {e}"),
-        )
-    })
+    http::read_call(body, encoding, MAX_CALL)
+        .await
+        .map_err(|e| NotACall::new(e.status(), e.to_string()))
 }
 
 /// Serves one request to the scheduler API.

@@ -147,6 +147,46 @@ pub async fn read_body(body: Incoming, max: usize) -> Result<Bytes, BodyError> {
     }
 }
 
+/// Why a call was not read: its body, or a body that is not the call.
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    /// The body could not be read, or was too large.
+    #[error(transparent)]
+    Body(#[from] BodyError),
+    /// The body is not the call (or lacks a required field).
+    #[error("failed to parse the call: {0}")]
+    Decode(#[from] crate::media::DecodeError),
+}
+
+impl CallError {
+    /// The status to answer with: 413 for a body too large, else 400.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::Body(BodyError::TooLarge { .. }) => StatusCode::PAYLOAD_TOO_LARGE,
+            _ => StatusCode::BAD_REQUEST,
+        }
+    }
+
+    /// The answer to give: the status, with the reason.
+    pub fn response(&self) -> Response<Body> {
+        text(self.status(), self.to_string())
+    }
+}
+
+/// A call's body read whole (refused past `max` bytes, as [`read_body`])
+/// and decoded in `encoding`, its required fields checked.
+pub async fn read_call<M>(
+    body: Incoming,
+    encoding: crate::media::Encoding,
+    max: usize,
+) -> Result<M, CallError>
+where
+    M: prost::Message + prost::Name + Default,
+{
+    let bytes = read_body(body, max).await?;
+    Ok(encoding.decode(&bytes)?)
+}
+
 /// Serves `listener` until this future is dropped, each request to
 /// `handler`; dropping it also ends every connection it accepted.
 pub async fn serve<H, F>(listener: TcpListener, handler: Arc<H>)
