@@ -35,7 +35,7 @@ enum ImageCommand {
         /// The directory or tarball.
         path: PathBuf,
         /// Store the image under this reference instead of the archive's name.
-        #[arg(long)]
+        #[arg(long, env = "TEPUI_IMAGE_NAME")]
         name: Option<String>,
     },
     /// List the images in the store.
@@ -50,7 +50,7 @@ enum ImageCommand {
     /// (least recently used first) until the store fits.
     Gc {
         /// The size the store must fit in, e.g. 10G.
-        #[arg(long)]
+        #[arg(long, env = "TEPUI_IMAGE_MAX_SIZE")]
         max_size: Option<String>,
     },
 }

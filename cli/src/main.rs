@@ -82,3 +82,44 @@ fn main() -> ExitCode {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// `COMMAND --flag` for each flag of `command` and its subcommands
+    /// that no `TEPUI_` variable can set.
+    fn without_variable(command: &clap::Command, path: &str, into: &mut Vec<String>) {
+        for arg in command.get_arguments() {
+            let Some(long) = arg.get_long() else {
+                continue;
+            };
+            let named = arg
+                .get_env()
+                .is_some_and(|v| v.to_string_lossy().starts_with("TEPUI_"));
+            if !named && !matches!(long, "help" | "version") {
+                into.push(format!("{path} --{long}"));
+            }
+        }
+        for sub in command.get_subcommands() {
+            without_variable(sub, &format!("{path} {}", sub.get_name()), into);
+        }
+    }
+
+    #[test]
+    fn every_flag_of_every_binary_is_settable_from_a_tepui_variable() {
+        let mut missing = Vec::new();
+        without_variable(&super::Cli::command(), "tepui", &mut missing);
+        without_variable(
+            &tepui_agent::daemon::Flags::command(),
+            "tepui-agent",
+            &mut missing,
+        );
+        without_variable(
+            &tepui_master::daemon::Flags::command(),
+            "tepui-master",
+            &mut missing,
+        );
+        assert!(missing.is_empty(), "no TEPUI_ variable: {missing:?}");
+    }
+}

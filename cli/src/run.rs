@@ -24,31 +24,38 @@ pub struct RunArgs {
     master: String,
     /// An OCI image to run the task in (a registry reference, or an image
     /// already in the agent's store).
-    #[arg(long)]
+    #[arg(long, env = "TEPUI_RUN_IMAGE")]
     image: Option<String>,
     /// CPUs for the task.
-    #[arg(long, default_value_t = 0.1)]
+    #[arg(long, env = "TEPUI_RUN_CPUS", default_value_t = 0.1)]
     cpus: f64,
     /// Memory for the task, in MB.
-    #[arg(long, default_value_t = 32.0)]
+    #[arg(long, env = "TEPUI_RUN_MEM", default_value_t = 32.0)]
     mem: f64,
-    /// An environment variable for the task, as NAME=VALUE (repeatable).
-    #[arg(long = "env", value_name = "NAME=VALUE")]
+    /// An environment variable for the task, as NAME=VALUE (repeatable;
+    /// in the environment variable, one per line).
+    #[arg(
+        long = "env",
+        value_name = "NAME=VALUE",
+        env = "TEPUI_RUN_ENV",
+        value_delimiter = '\n'
+    )]
     env: Vec<String>,
-    /// A URI to fetch into the sandbox first (repeatable).
-    #[arg(long = "uri")]
+    /// A URI to fetch into the sandbox first (repeatable; in the
+    /// environment variable, one per line).
+    #[arg(long = "uri", env = "TEPUI_RUN_URIS", value_delimiter = '\n')]
     uris: Vec<String>,
     /// The task's name [default: the command].
-    #[arg(long)]
+    #[arg(long, env = "TEPUI_RUN_NAME")]
     name: Option<String>,
     /// The role to run in.
-    #[arg(long, default_value = "*")]
+    #[arg(long, env = "TEPUI_RUN_ROLE", default_value = "*")]
     role: String,
     /// The user to run as.
-    #[arg(long, default_value = "root")]
+    #[arg(long, env = "TEPUI_RUN_USER", default_value = "root")]
     user: String,
     /// Give up when no offer fits within this many seconds.
-    #[arg(long, default_value_t = 60)]
+    #[arg(long, env = "TEPUI_RUN_TIMEOUT", default_value_t = 60)]
     timeout: u64,
     /// The command; one word with spaces runs under `sh -c`.
     #[arg(last = true, required = true)]
