@@ -310,7 +310,7 @@ pub async fn run(mut flags: Flags) -> Result<()> {
     );
     let serving = format!(
         "serving on {endpoint}, {} executors; master {}",
-        runner.runs().len(),
+        runner.live_runs(),
         flags.master
     );
     if let Err(e) = tepui_systemd::ready(&serving) {
@@ -320,7 +320,7 @@ pub async fn run(mut flags: Flags) -> Result<()> {
         () = link => {}
         signal = tepui_systemd::stop_requested() => {
             let signal = signal.context("watching SIGTERM and SIGINT")?;
-            let executors = runner.runs().len();
+            let executors = runner.live_runs();
             tracing::info!(signal, executors, "tepui-agent stopping; its containers keep running");
             let _ = tepui_systemd::stopping(&format!("stopping on {signal}; {executors} executors keep running"));
         }

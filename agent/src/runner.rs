@@ -1400,6 +1400,11 @@ impl Runner {
         }
     }
 
+    /// How many executor runs are live now.
+    pub fn live_runs(&self) -> usize {
+        lock(&self.executors).len()
+    }
+
     /// The executor runs live now.
     pub fn runs(&self) -> Vec<RunView> {
         lock(&self.executors).values().map(Executor::view).collect()

@@ -413,22 +413,15 @@ async fn finished_runs_are_collected_and_running_ones_kept() {
 /// as `name`.
 async fn import_image(f: &Fixture, name: &str) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let rootfs = f.dir.path().join("busybox-rootfs");
     let layout = f.dir.path().join("layout");
-    let ok = |status: std::process::ExitStatus| assert!(status.success());
-    ok(
-        std::process::Command::new(root.join("tests/fixtures/busybox-rootfs.sh"))
-            .arg(&rootfs)
+    assert!(
+        std::process::Command::new(root.join("tests/fixtures/busybox-image.sh"))
+            .arg(&layout)
+            .args(["--variant", "agent-test"])
             .status()
-            .unwrap(),
+            .unwrap()
+            .success()
     );
-    ok(std::process::Command::new("python3")
-        .arg(root.join("tests/fixtures/oci-image.py"))
-        .arg(&rootfs)
-        .arg(&layout)
-        .args(["--tag", "latest", "--variant", "agent-test"])
-        .status()
-        .unwrap());
     let provisioner =
         Provisioner::new(ProvisionerConfig::new(f.dir.path().join("images"))).unwrap();
     provisioner

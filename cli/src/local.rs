@@ -49,21 +49,19 @@ pub struct LocalArgs {
 
 /// The master's flags for a local cluster.
 fn master_flags(args: &LocalArgs) -> Result<tepui_master::daemon::Flags> {
-    let port = args.master_port.to_string();
-    let work_dir = args.work_dir.join("master");
-    tepui_master::daemon::Flags::try_parse_from([
-        "tepui-master".as_ref(),
-        "--ip".as_ref(),
-        "127.0.0.1".as_ref(),
-        "--port".as_ref(),
-        port.as_ref(),
-        "--work-dir".as_ref(),
-        work_dir.as_os_str(),
+    let argv: Vec<std::ffi::OsString> = vec![
+        "tepui-master".into(),
+        "--ip".into(),
+        "127.0.0.1".into(),
+        "--port".into(),
+        args.master_port.to_string().into(),
+        "--work-dir".into(),
+        args.work_dir.join("master").into(),
         // A local cluster offers again soon after a task ends.
-        "--allocation-interval".as_ref(),
-        "200ms".as_ref(),
-    ] as [&std::ffi::OsStr; 9])
-    .context("the local master's flags")
+        "--allocation-interval".into(),
+        "200ms".into(),
+    ];
+    tepui_master::daemon::Flags::try_parse_from(argv).context("the local master's flags")
 }
 
 /// The agent's flags: by default its own cgroup subtree and container

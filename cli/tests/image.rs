@@ -49,19 +49,10 @@ fn refused(out: &Output, needle: &str) {
 #[test]
 fn imports_lists_runs_and_removes_an_image() {
     let dir = tempfile::tempdir().unwrap();
-    let rootfs = dir.path().join("rootfs");
     let layout = dir.path().join("busybox");
     assert!(
-        Command::new(repo().join("tests/fixtures/busybox-rootfs.sh"))
-            .arg(&rootfs)
-            .status()
-            .unwrap()
-            .success()
-    );
-    assert!(
-        Command::new("python3")
-            .arg(repo().join("tests/fixtures/oci-image.py"))
-            .args([&rootfs, &layout])
+        Command::new(repo().join("tests/fixtures/busybox-image.sh"))
+            .arg(&layout)
             .status()
             .unwrap()
             .success()

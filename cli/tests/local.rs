@@ -27,23 +27,11 @@ fn tepui() -> Command {
 /// A busybox OCI image imported into a store under `dir`.
 fn image_store(dir: &Path) -> std::path::PathBuf {
     let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures");
-    let rootfs = dir.join("rootfs");
     let layout = dir.join("busybox");
     let store = dir.join("images");
     assert!(
-        Command::new(fixtures.join("busybox-rootfs.sh"))
-            .arg(&rootfs)
-            .stdout(Stdio::null())
-            .status()
-            .unwrap()
-            .success()
-    );
-    assert!(
-        Command::new("python3")
-            .arg(fixtures.join("oci-image.py"))
-            .args([&rootfs, &layout])
-            .args(["--tag", "latest"])
-            .stdout(Stdio::null())
+        Command::new(fixtures.join("busybox-image.sh"))
+            .arg(&layout)
             .status()
             .unwrap()
             .success()
@@ -60,6 +48,23 @@ fn image_store(dir: &Path) -> std::path::PathBuf {
     store
 }
 
+/// Kills `tepui local` if it still runs, and removes its cgroup subtree,
+/// when the test ends, passed or failed: no task outlives it.
+struct Guard {
+    local: Option<std::process::Child>,
+    cgroup: std::path::PathBuf,
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        if let Some(local) = &mut self.local {
+            let _ = local.kill();
+            let _ = local.wait();
+        }
+        let _ = tepui_isolators::cgroups::remove_subtree(&self.cgroup, Duration::from_secs(10));
+    }
+}
+
 #[test]
 fn a_local_cluster_runs_a_task_from_an_image_and_stops_on_sigint() {
     let dir = tempfile::tempdir().unwrap();
@@ -69,7 +74,7 @@ fn a_local_cluster_runs_a_task_from_an_image_and_stops_on_sigint() {
         .unwrap()
         .with_file_name(format!("tepui-cli-local-{}", std::process::id()));
     let executor = Path::new(env!("CARGO_BIN_EXE_tepui")).with_file_name("tepui-executor");
-    let mut local = tepui()
+    let local = tepui()
         .arg("local")
         .arg("--work-dir")
         .arg(dir.path().join("local"))
@@ -85,6 +90,11 @@ fn a_local_cluster_runs_a_task_from_an_image_and_stops_on_sigint() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    let mut guard = Guard {
+        local: Some(local),
+        cgroup,
+    };
+    let local = guard.local.as_mut().unwrap();
     let mut stderr = BufReader::new(local.stderr.take().unwrap());
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut line = String::new();
@@ -116,6 +126,7 @@ fn a_local_cluster_runs_a_task_from_an_image_and_stops_on_sigint() {
     let stderr = String::from_utf8_lossy(&run.stderr);
     assert!(stderr.contains("is TASK_FAILED"), "{stderr}");
 
+    let mut local = guard.local.take().unwrap();
     let sigint = Command::new("kill")
         .args(["-INT", &local.id().to_string()])
         .status()
@@ -123,5 +134,4 @@ fn a_local_cluster_runs_a_task_from_an_image_and_stops_on_sigint() {
     assert!(sigint.success());
     let status = local.wait().unwrap();
     assert!(status.success(), "tepui local ended with {status}");
-    let _ = tepui_isolators::cgroups::remove_subtree(&cgroup, Duration::from_secs(10));
 }

@@ -53,8 +53,7 @@ trap cleanup EXIT
 master_port=$(free_port)
 agent_port=$(free_port)
 master=127.0.0.1:$master_port
-"$here/../fixtures/busybox-rootfs.sh" "$work/rootfs" >/dev/null
-python3 "$here/../fixtures/oci-image.py" "$work/rootfs" "$work/busybox" --tag latest >/dev/null
+"$here/../fixtures/busybox-image.sh" "$work/busybox"
 "$bin/tepui" image --store "$work/images" import "$work/busybox" --name busybox:latest >/dev/null
 TEPUI_COMMAND_EXECUTOR=$bin/tepui-executor "$bin/tepui" local --work-dir "$work/local" \
     --master-port "$master_port" --agent-port "$agent_port" --cgroup-root "$cgroup" \
