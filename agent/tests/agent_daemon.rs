@@ -567,12 +567,17 @@ async fn the_endpoints_show_state_metrics_usage_and_sandbox_files() {
 /// POSTs `body` (JSON) to `/api/v1` on the agent on `port` over HTTP/1.0
 /// with the Accept headers given: (status, headers, body read to its end).
 async fn api(port: u16, accept: &str, body: &str) -> (u16, String, Vec<u8>) {
+    api_at(port, "/api/v1", accept, body).await
+}
+
+/// [`api`] at another path.
+async fn api_at(port: u16, path: &str, accept: &str, body: &str) -> (u16, String, Vec<u8>) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
         .await
         .unwrap();
     let request = format!(
-        "POST /api/v1 HTTP/1.0\r\nHost: agent\r\nContent-Type: application/json\r\n{accept}Content-Length: {}\r\n\r\n{body}",
+        "POST {path} HTTP/1.0\r\nHost: agent\r\nContent-Type: application/json\r\n{accept}Content-Length: {}\r\n\r\n{body}",
         body.len()
     );
     stream.write_all(request.as_bytes()).await.unwrap();
@@ -684,6 +689,11 @@ async fn the_agent_api_streams_a_containers_output_until_its_run_ends() {
     assert_eq!(status, 200);
     let health: serde_json::Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(health["get_health"]["healthy"], true);
+    // Where pymesos's operator driver posts: Mesos routes by prefix.
+    let (status, _, body) = api_at(port, "/api/v1/operator", "", r#"{"type":"GET_VERSION"}"#).await;
+    assert_eq!(status, 200);
+    let version: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(version["get_version"]["version_info"]["version"], "1.11.0");
     let unknown = attach.replace(&container, "no-such-container");
     assert_eq!(api(port, "", &unknown).await.0, 404);
     let (status, _, body) = api(port, "", r#"{"type":"GET_STATE"}"#).await;

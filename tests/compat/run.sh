@@ -90,6 +90,8 @@ check "avmesos-cli agent list names the agent" lists "agent list" "$agent_id"
 check "avmesos-cli framework list --all names the failed-over framework" \
     lists "framework list --all" "$framework_id *False *tepui-compat-pymesos"
 check "avmesos-cli task list --all names a finished task" lists "task list --all" "first-0 *TASK_FINISHED"
+check "pymesos operator drivers: health and version of both, the master's agents, frameworks, tasks" \
+    "$py" "$here/pymesos_operator.py" "$master" "127.0.0.1:$agent_port" "$framework_id" first-0
 
 # `mesos-cli task attach` is how avmesos-cli reads a task's stdout: a task
 # (run by `tepui run`) writes a line, sleeps, writes another; attached

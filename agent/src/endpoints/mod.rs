@@ -56,7 +56,8 @@ impl Endpoints {
             let host: Arc<dyn ExecutorHost> = self.runner.clone();
             return executor_api::handle(host, request).await;
         }
-        if path == "/api/v1" {
+        // Mesos routes by prefix, so clients (pymesos) also post to /api/v1/operator.
+        if path == "/api/v1" || path == "/api/v1/operator" {
             return operator_api::handle(self.runner.clone(), request).await;
         }
         if request.method() != Method::GET && request.method() != Method::HEAD {
