@@ -93,30 +93,33 @@ check "avmesos-cli task list --all names a finished task" lists "task list --all
 check "pymesos operator drivers: health and version of both, the master's agents, frameworks, tasks" \
     "$py" "$here/pymesos_operator.py" "$master" "127.0.0.1:$agent_port" "$framework_id" first-0
 
-# `mesos-cli task attach` is how avmesos-cli reads a task's stdout: a task
-# (run by `tepui run`) writes a line, sleeps, writes another; attached
-# while it runs, the CLI must print both, from the sandbox's first line to
-# its last, and exit 0 when the task ends. It insists on a terminal, so it
-# runs under script(1).
+# While a task runs (started by `tepui run`: a line, 5 s of sleep, another
+# line), the default listings show it and its framework, and `mesos-cli
+# task attach` (how avmesos-cli reads a task's stdout) must print both
+# lines, from the sandbox's first to its last, and exit 0 when the task
+# ends. attach insists on a terminal, so it runs under script(1).
 running_task() { # NAME: the id of the running task called NAME
     "$py" -c 'import json, sys, urllib.request
 print(" ".join(t["id"] for t in json.load(urllib.request.urlopen("http://" + sys.argv[1] + "/tasks"))["tasks"]
                if t["name"] == sys.argv[2] and t["state"] == "TASK_RUNNING"))' "$master" "$1"
 }
+"$bin/tepui" run --master "$master" --name attached -- \
+    'echo attach-first-line; sleep 5; echo attach-last-line' >"$work/attached-run.log" 2>&1 &
+attached_run=$!
+attached=
+for _ in $(seq 100); do
+    attached=$(running_task attached)
+    [ -n "$attached" ] && break
+    sleep 0.1
+done
+check "avmesos-cli task list names the running task" lists "task list" "${attached:-no task started} *TASK_RUNNING"
+check "avmesos-cli framework list names its framework, active" lists "framework list" "True .*tepui-run"
 attach_reads_stdout() {
-    "$bin/tepui" run --master "$master" --name attached -- \
-        'echo attach-first-line; sleep 3; echo attach-last-line' >"$work/attached-run.log" 2>&1 &
-    local run=$! id= out rc
-    for _ in $(seq 100); do
-        id=$(running_task attached)
-        [ -n "$id" ] && break
-        sleep 0.1
-    done
-    [ -n "$id" ] || { echo "the task did not start"; cat "$work/attached-run.log"; return 1; }
-    out=$(script -qec "mesos-cli task attach --no-stdin $id" /dev/null 2>&1)
+    local out rc
+    out=$(script -qec "mesos-cli task attach --no-stdin $attached" /dev/null 2>&1)
     rc=$?
     echo "$out"
-    wait "$run" || { echo "tepui run failed:"; cat "$work/attached-run.log"; return 1; }
+    wait "$attached_run" || { echo "tepui run failed:"; cat "$work/attached-run.log"; return 1; }
     [ "$rc" -eq 0 ] && grep -q attach-first-line <<<"$out" && grep -q attach-last-line <<<"$out"
 }
 check "avmesos-cli task attach prints a running task's stdout to its end" attach_reads_stdout
