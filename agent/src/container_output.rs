@@ -31,12 +31,18 @@ pub struct Follower {
     path: PathBuf,
     /// The file being read and its inode; None until it exists.
     open: Option<(File, u64)>,
+    /// Whether a read failed (the file is then no longer read).
+    broken: bool,
 }
 
 impl Follower {
     /// Follows `path` (which need not exist yet).
     pub fn new(path: PathBuf) -> Self {
-        Self { path, open: None }
+        Self {
+            path,
+            open: None,
+            broken: false,
+        }
     }
 
     fn open(path: &Path) -> std::io::Result<Option<(File, u64)>> {
@@ -101,9 +107,45 @@ pub fn record(kind: process_io::data::Type, data: &[u8]) -> ProcessIo {
     }
 }
 
+/// The most chunks one look at the files reads; the rest waits for the
+/// next look, which comes at once.
+const PER_LOOK: usize = 16;
+
+/// A sandbox's stdout and stderr, and the buffer they are read into.
+struct Outputs {
+    followers: [(process_io::data::Type, Follower); 2],
+    buf: Vec<u8>,
+}
+
+impl Outputs {
+    /// Up to [`PER_LOOK`] chunks of what the files gained, and whether
+    /// that was all of it. A file that fails to read is given up (logged
+    /// once), not retried on every look.
+    fn look(&mut self) -> (Vec<(process_io::data::Type, Vec<u8>)>, bool) {
+        let mut chunks = Vec::new();
+        for (kind, follower) in &mut self.followers {
+            while !follower.broken {
+                if chunks.len() == PER_LOOK {
+                    return (chunks, false);
+                }
+                match follower.read(&mut self.buf) {
+                    Ok(0) => break,
+                    Ok(n) => chunks.push((*kind, self.buf[..n].to_vec())),
+                    Err(e) => {
+                        tracing::warn!(path = %follower.path.display(), error = %e, "container output unreadable; no longer followed");
+                        follower.broken = true;
+                    }
+                }
+            }
+        }
+        (chunks, true)
+    }
+}
+
 /// Sends what `sandbox`'s stdout and stderr hold and gain to `to` as
 /// framed records until `live` says the run has ended (then what is left
-/// is sent) or the client goes away.
+/// is sent) or the client goes away. The files are read on the blocking
+/// pool, not on the runtime's threads.
 pub async fn stream(
     sandbox: PathBuf,
     live: impl Fn() -> bool + Send + 'static,
@@ -111,34 +153,36 @@ pub async fn stream(
     to: mpsc::Sender<Bytes>,
 ) {
     use process_io::data::Type;
-    let mut files = [
-        (Type::Stdout, Follower::new(sandbox.join("stdout"))),
-        (Type::Stderr, Follower::new(sandbox.join("stderr"))),
-    ];
-    let mut buf = vec![0; CHUNK];
+    let mut outputs = Outputs {
+        followers: [
+            (Type::Stdout, Follower::new(sandbox.join("stdout"))),
+            (Type::Stderr, Follower::new(sandbox.join("stderr"))),
+        ],
+        buf: vec![0; CHUNK],
+    };
     loop {
         // Looked at before the files, so that the last look at them comes
         // after the run's end and misses nothing.
         let ended = !live();
-        for (kind, follower) in &mut files {
-            loop {
-                let n = match follower.read(&mut buf) {
-                    Ok(n) => n,
-                    Err(e) => {
-                        tracing::warn!(path = %follower.path.display(), error = %e, "container output unreadable");
-                        0
-                    }
-                };
-                if n == 0 {
-                    break;
-                }
-                let Ok(frame) = encoding.frame(&record(*kind, &buf[..n])) else {
-                    return;
-                };
-                if to.send(frame).await.is_err() {
-                    return;
-                }
+        let looked = tokio::task::spawn_blocking(move || {
+            let (chunks, drained) = outputs.look();
+            (outputs, chunks, drained)
+        })
+        .await;
+        let Ok((back, chunks, drained)) = looked else {
+            return;
+        };
+        outputs = back;
+        for (kind, data) in chunks {
+            let Ok(frame) = encoding.frame(&record(kind, &data)) else {
+                return;
+            };
+            if to.send(frame).await.is_err() {
+                return;
             }
+        }
+        if !drained {
+            continue;
         }
         if ended {
             return;
@@ -217,6 +261,29 @@ mod tests {
         let io: ProcessIo = prost::Message::decode(&frame[newline + 1..]).expect("ProcessIO");
         let data = io.data.expect("data");
         (data.r#type.expect("type"), data.data.expect("bytes"))
+    }
+
+    #[tokio::test]
+    async fn an_ended_run_with_more_output_than_one_look_is_sent_whole() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let big: Vec<u8> = (0..(PER_LOOK * CHUNK * 3 / 2))
+            .map(|i| (i % 251) as u8)
+            .collect();
+        std::fs::write(dir.path().join("stdout"), &big).expect("write");
+        let (tx, mut rx) = mpsc::channel(4);
+        let streaming = tokio::spawn(stream(
+            dir.path().to_owned(),
+            || false,
+            Encoding::Protobuf,
+            tx,
+        ));
+        let mut got = Vec::new();
+        while let Some(frame) = rx.recv().await {
+            got.extend(decode(frame).1);
+        }
+        streaming.await.expect("stream ends");
+        assert_eq!(got.len(), big.len());
+        assert!(got == big, "the bytes in order");
     }
 
     #[tokio::test]
