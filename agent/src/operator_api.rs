@@ -8,7 +8,7 @@ use std::sync::Arc;
 use hyper::body::Incoming;
 use hyper::header::{ACCEPT, CONTENT_TYPE, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
-use tepui_proto::media::Encoding;
+use tepui_proto::media::{self, Encoding};
 use tepui_proto::v1::agent::{Call, Response as Answer, call, response};
 
 use crate::container_output;
@@ -33,10 +33,6 @@ enum Accept {
     Records(Encoding),
 }
 
-fn media_type(value: &str) -> &str {
-    value.split(';').next().unwrap_or("").trim()
-}
-
 /// The answer's encoding, in Mesos's order of preference: JSON, protobuf,
 /// then RecordIO (whose records are JSON unless Message-Accept says).
 /// Refused with 406 and the reason.
@@ -50,8 +46,8 @@ fn accept(request: &Request<Incoming>) -> Result<Accept, &'static str> {
     if let Some(encoding) = Encoding::from_accept(header(ACCEPT.as_str())) {
         return Ok(Accept::Plain(encoding));
     }
-    let records =
-        header(ACCEPT.as_str()).is_some_and(|a| a.split(',').any(|m| media_type(m) == RECORDIO));
+    let records = header(ACCEPT.as_str())
+        .is_some_and(|a| a.split(',').any(|m| media::essence(m) == RECORDIO));
     if !records {
         return Err(
             "expecting 'Accept' to allow application/json, application/x-protobuf or application/recordio",
@@ -84,7 +80,7 @@ pub async fn handle(runner: Arc<Runner>, request: Request<Incoming>) -> Response
         .headers()
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .map(|v| media_type(v).to_owned());
+        .map(|v| media::essence(v).to_owned());
     if content_type.as_deref() == Some(RECORDIO) {
         // Only ATTACH_CONTAINER_INPUT streams its call.
         return not_supported(
@@ -143,17 +139,7 @@ pub async fn handle(runner: Arc<Runner>, request: Request<Incoming>) -> Response
         }
         other => return not_supported(other, ""),
     };
-    match encoding.encode(&answer) {
-        Ok(bytes) => {
-            let mut response = Response::new(http::full(bytes));
-            response.headers_mut().insert(
-                CONTENT_TYPE,
-                HeaderValue::from_static(encoding.media_type()),
-            );
-            response
-        }
-        Err(e) => http::text(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
-    }
+    http::message(encoding, &answer)
 }
 
 /// ATTACH_CONTAINER_OUTPUT: the container's output, streamed until its
@@ -175,7 +161,7 @@ fn attach_output(runner: &Arc<Runner>, call: Call, accept: Accept) -> Response<B
             ),
         );
     }
-    let Some((sandbox, _)) = runner.container_run(&id.value) else {
+    let Some(sandbox) = runner.container_sandbox(&id.value) else {
         return http::text(
             StatusCode::NOT_FOUND,
             format!("container {} is not known", id.value),

@@ -521,7 +521,6 @@ impl Runner {
         }
     }
 
-    /// Fails one task from the agent.
     /// A task the executor saw die (its process killed) in a container
     /// that hit its memory limit failed for that limit: the update says
     /// so, with Mesos's reason, as when the whole executor is OOM-killed.
@@ -574,6 +573,7 @@ impl Runner {
         }
     }
 
+    /// Fails one task from the agent.
     fn fail_task(&self, key: &ExecutorKey, task: &str, reason: task_status::Reason, why: &str) {
         let (framework, container, executor_id) = {
             let mut executors = lock(&self.executors);
@@ -1440,19 +1440,19 @@ impl Runner {
         self.containerizer.usage(container).await.ok()
     }
 
-    /// The sandbox of the executor run in `container`, and whether that
-    /// run is live (else it is one of the latest completed runs).
-    pub fn container_run(&self, container: &str) -> Option<(PathBuf, bool)> {
+    /// The sandbox of the executor run in `container`, live or one of the
+    /// latest completed runs.
+    pub fn container_sandbox(&self, container: &str) -> Option<PathBuf> {
         if let Some(run) = lock(&self.executors)
             .values()
             .find(|e| e.container == container)
         {
-            return Some((run.sandbox.clone(), true));
+            return Some(run.sandbox.clone());
         }
         lock(&self.completed)
             .iter()
             .find(|r| r.container == container)
-            .map(|r| (r.sandbox.clone(), false))
+            .map(|r| r.sandbox.clone())
     }
 
     /// Whether an executor run lives in `container` now.
@@ -1705,8 +1705,12 @@ impl ExecutorHost for Runner {
         Ok(())
     }
 
-    fn update(&self, framework: &str, executor: &str, status: TaskStatus) -> Result<(), String> {
-        let mut status = status;
+    fn update(
+        &self,
+        framework: &str,
+        executor: &str,
+        mut status: TaskStatus,
+    ) -> Result<(), String> {
         let key = (framework.to_owned(), executor.to_owned());
         let (framework_info, container, sink) = {
             let mut executors = lock(&self.executors);

@@ -5,7 +5,6 @@
 use std::sync::Arc;
 
 use hyper::body::Incoming;
-use hyper::header::{CONTENT_TYPE, HeaderValue};
 use hyper::{Request, Response, StatusCode};
 use tepui_proto::http::{self, Body};
 use tepui_proto::v1::TimeInfo;
@@ -239,14 +238,5 @@ pub async fn handle(server: Arc<Server>, request: Request<Incoming>) -> Response
             }
         }
     };
-    match accept.encode(&out) {
-        Ok(bytes) => {
-            let mut response = Response::new(http::full(bytes));
-            response
-                .headers_mut()
-                .insert(CONTENT_TYPE, HeaderValue::from_static(accept.media_type()));
-            response
-        }
-        Err(e) => http::text(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
-    }
+    http::message(accept, &out)
 }

@@ -122,13 +122,17 @@ pub enum BodyError {
 }
 
 impl BodyError {
-    /// The answer to give: 413 or 400, with the reason.
-    pub fn response(&self) -> Response<Body> {
-        let status = match self {
+    /// The status to answer with: 413 for a body too large, else 400.
+    pub fn status(&self) -> StatusCode {
+        match self {
             Self::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Read(_) => StatusCode::BAD_REQUEST,
-        };
-        text(status, self.to_string())
+        }
+    }
+
+    /// The answer to give: 413 or 400, with the reason.
+    pub fn response(&self) -> Response<Body> {
+        text(self.status(), self.to_string())
     }
 }
 
@@ -162,14 +166,33 @@ impl CallError {
     /// The status to answer with: 413 for a body too large, else 400.
     pub fn status(&self) -> StatusCode {
         match self {
-            Self::Body(BodyError::TooLarge { .. }) => StatusCode::PAYLOAD_TOO_LARGE,
-            _ => StatusCode::BAD_REQUEST,
+            Self::Body(e) => e.status(),
+            Self::Decode(_) => StatusCode::BAD_REQUEST,
         }
     }
 
     /// The answer to give: the status, with the reason.
     pub fn response(&self) -> Response<Body> {
         text(self.status(), self.to_string())
+    }
+}
+
+/// `message` as the body of a 200 answer in `encoding`, with its
+/// Content-Type (500 if it does not encode).
+pub fn message<M>(encoding: crate::media::Encoding, message: &M) -> Response<Body>
+where
+    M: prost::Message + prost::Name,
+{
+    match encoding.encode(message) {
+        Ok(bytes) => {
+            let mut response = Response::new(full(bytes));
+            response.headers_mut().insert(
+                CONTENT_TYPE,
+                hyper::header::HeaderValue::from_static(encoding.media_type()),
+            );
+            response
+        }
+        Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
 }
 

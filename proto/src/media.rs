@@ -29,10 +29,16 @@ pub enum DecodeError {
     Protobuf(#[from] ProtobufError),
 }
 
+/// A media type without its parameters (`application/json; charset=utf-8`
+/// is `application/json`).
+pub fn essence(value: &str) -> &str {
+    value.split(';').next().unwrap_or("").trim()
+}
+
 impl Encoding {
     /// The encoding a Content-Type (or one Accept entry) names, if any.
     pub fn from_media_type(value: &str) -> Option<Self> {
-        let essence = value.split(';').next().unwrap_or("").trim();
+        let essence = essence(value);
         if essence.eq_ignore_ascii_case(JSON) {
             Some(Self::Json)
         } else if essence.eq_ignore_ascii_case(PROTOBUF) {
@@ -49,12 +55,9 @@ impl Encoding {
         let Some(accept) = accept.filter(|a| !a.trim().is_empty()) else {
             return Some(Self::Json);
         };
-        accept.split(',').find_map(|item| {
-            let essence = item.split(';').next().unwrap_or("").trim();
-            match essence {
-                "*/*" | "application/*" => Some(Self::Json),
-                other => Self::from_media_type(other),
-            }
+        accept.split(',').find_map(|item| match essence(item) {
+            "*/*" | "application/*" => Some(Self::Json),
+            other => Self::from_media_type(other),
         })
     }
 
