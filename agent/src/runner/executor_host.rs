@@ -1,0 +1,253 @@
+//! The conversation with executors: the executor API's calls (SUBSCRIBE,
+//! UPDATE, MESSAGE) as the [`ExecutorHost`] the API serves, and framework
+//! messages passed on to a subscribed executor.
+
+use std::time::Duration;
+
+use tepui_proto::internal::{AgentToMaster, agent_to_master};
+use tepui_proto::v1::executor::{Event, call, event};
+use tepui_proto::v1::{
+    AgentId, AgentInfo, ContainerId, ExecutorId, FrameworkId, NetworkInfo, TaskState, TaskStatus,
+    network_info, task_status,
+};
+
+use super::{ExecutorState, Runner, lock};
+use crate::executor_api::{self, EventSink, ExecutorHost};
+
+impl Runner {
+    /// A task the executor saw die (its process killed) in a container
+    /// that hit its memory limit failed for that limit: the update says
+    /// so, with Mesos's reason, as when the whole executor is OOM-killed.
+    fn blame_limitation(&self, container: &str, status: &mut TaskStatus) {
+        if status.state != TaskState::TaskFailed as i32 {
+            return;
+        }
+        let Ok(Some(limitation)) = self.containerizer.limitation(container) else {
+            return;
+        };
+        status.reason = Some(tepui_containerizer::mesos_reason(&limitation) as i32);
+        status.message = Some(match status.message.take() {
+            Some(said) if !said.is_empty() => format!("{limitation}: {said}"),
+            _ => limitation.to_string(),
+        });
+    }
+
+    /// Fills in what the executor's update did not say of its container,
+    /// as the Mesos agent does: its id, its first process and the agent's
+    /// address (the container shares the agent's network).
+    fn describe_container(&self, container: &str, status: &mut TaskStatus) {
+        let described = status.container_status.get_or_insert_with(Default::default);
+        if described.container_id.is_none() {
+            described.container_id = Some(ContainerId {
+                value: container.to_owned(),
+                parent: None,
+            });
+        }
+        if described.executor_pid.is_none() {
+            described.executor_pid = self
+                .containerizer
+                .pid(container)
+                .and_then(|pid| u32::try_from(pid).ok());
+        }
+        if described.network_infos.is_empty()
+            && let Ok(address) = self.config.endpoint.parse::<std::net::SocketAddr>()
+        {
+            let protocol = if address.is_ipv6() {
+                network_info::Protocol::IPv6
+            } else {
+                network_info::Protocol::IPv4
+            };
+            described.network_infos.push(NetworkInfo {
+                ip_addresses: vec![network_info::IpAddress {
+                    protocol: Some(protocol as i32),
+                    ip_address: Some(address.ip().to_string()),
+                }],
+                ..Default::default()
+            });
+        }
+    }
+
+    /// Passes a scheduler's message to its executor (dropped, as in Mesos,
+    /// when the executor is unknown or not subscribed).
+    pub fn message_executor(&self, framework: &str, executor: &str, data: Vec<u8>) {
+        let sink = lock(&self.executors)
+            .get(&(framework.to_owned(), executor.to_owned()))
+            .and_then(|run| run.sink.clone());
+        let Some(sink) = sink else {
+            tracing::warn!(%framework, %executor, "dropping a framework message for an executor not subscribed here");
+            return;
+        };
+        let message = Event {
+            r#type: Some(event::Type::Message as i32),
+            message: Some(event::Message { data }),
+            ..Default::default()
+        };
+        tokio::spawn(async move {
+            sink.send(&message).await;
+        });
+    }
+}
+
+impl ExecutorHost for Runner {
+    fn heartbeat_interval(&self) -> Duration {
+        self.config.heartbeat_interval
+    }
+
+    fn subscribe(
+        &self,
+        framework: &str,
+        executor: &str,
+        subscribe: call::Subscribe,
+        events: EventSink,
+    ) -> Result<(), String> {
+        let key = (framework.to_owned(), executor.to_owned());
+        let (subscribed, queued, resent, framework_info, container) = {
+            let mut executors = lock(&self.executors);
+            let Some(run) = executors.get_mut(&key) else {
+                return Err(format!(
+                    "unknown executor {executor} of framework {framework}"
+                ));
+            };
+            run.sink = Some(events.clone());
+            if run.state == ExecutorState::Registering {
+                run.state = ExecutorState::Running;
+            }
+            let subscribed = Event {
+                r#type: Some(event::Type::Subscribed as i32),
+                subscribed: Some(event::Subscribed {
+                    executor_info: run.info.clone(),
+                    framework_info: run.framework.clone(),
+                    agent_info: AgentInfo {
+                        hostname: self.config.hostname.clone(),
+                        id: Some(AgentId {
+                            value: self.agent_id(),
+                        }),
+                        ..Default::default()
+                    },
+                    container_id: Some(ContainerId {
+                        value: run.container.clone(),
+                        ..Default::default()
+                    }),
+                }),
+                ..Default::default()
+            };
+            let queued: Vec<_> = std::mem::take(&mut run.queued)
+                .into_iter()
+                .map(|launch| run.event(launch))
+                .collect();
+            let resent: Vec<TaskStatus> = subscribe
+                .unacknowledged_updates
+                .into_iter()
+                .map(|u| u.status)
+                .collect();
+            (
+                subscribed,
+                queued,
+                resent,
+                run.framework.clone(),
+                run.container.clone(),
+            )
+        };
+        tracing::info!(%framework, %executor, "executor subscribed");
+        for status in &resent {
+            self.take_update(
+                framework,
+                &framework_info,
+                &container,
+                executor,
+                status.clone(),
+            );
+        }
+        let mut launches = Vec::new();
+        for event in queued {
+            match event {
+                Ok(event) => launches.push(event),
+                Err((tasks, why)) => {
+                    for task in tasks {
+                        self.fail_task(
+                            &key,
+                            &task,
+                            task_status::Reason::ContainerLaunchFailed,
+                            &why,
+                        );
+                    }
+                }
+            }
+        }
+        tokio::spawn(async move {
+            events.send(&subscribed).await;
+            for launch in &launches {
+                events.send(launch).await;
+            }
+            for status in &resent {
+                events.send(&executor_api::acknowledged(status)).await;
+            }
+        });
+        Ok(())
+    }
+
+    fn update(
+        &self,
+        framework: &str,
+        executor: &str,
+        mut status: TaskStatus,
+    ) -> Result<(), String> {
+        let key = (framework.to_owned(), executor.to_owned());
+        let (framework_info, container, sink) = {
+            let mut executors = lock(&self.executors);
+            let Some(run) = executors.get_mut(&key) else {
+                return Err(format!(
+                    "unknown executor {executor} of framework {framework}"
+                ));
+            };
+            let Some(state) = run.tasks.get_mut(&status.task_id.value) else {
+                return Err(format!(
+                    "task {} is not one of this executor's",
+                    status.task_id.value
+                ));
+            };
+            *state = status.state;
+            (
+                run.framework.clone(),
+                run.container.clone(),
+                run.sink.clone(),
+            )
+        };
+        self.blame_limitation(&container, &mut status);
+        self.describe_container(&container, &mut status);
+        self.take_update(
+            framework,
+            &framework_info,
+            &container,
+            executor,
+            status.clone(),
+        );
+        if let Some(sink) = sink {
+            tokio::spawn(async move {
+                sink.send(&executor_api::acknowledged(&status)).await;
+            });
+        }
+        Ok(())
+    }
+
+    fn message(&self, framework: &str, executor: &str, data: Vec<u8>) -> Result<(), String> {
+        let _ = self.to_master.send(AgentToMaster {
+            message: Some(agent_to_master::Message::FrameworkMessage(
+                tepui_proto::internal::FrameworkMessage {
+                    agent_id: AgentId {
+                        value: self.agent_id(),
+                    },
+
+                    framework_id: FrameworkId {
+                        value: framework.to_owned(),
+                    },
+                    executor_id: ExecutorId {
+                        value: executor.to_owned(),
+                    },
+                    data,
+                },
+            )),
+        });
+        Ok(())
+    }
+}

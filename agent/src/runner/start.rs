@@ -1,0 +1,194 @@
+//! Starting an executor run's container: its URIs fetched into the
+//! sandbox, its image provisioned, its container spec built (the
+//! executor's command and environment, limits, mounts, stdio), the
+//! container launched, and then watched until it ends.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tepui_containerizer::fetcher::FetchUri;
+use tepui_containerizer::provisioner::{Image, LogProgress, runtime};
+use tepui_containerizer::{ContainerSpec, Stdio};
+use tepui_proto::v1::{ExecutorInfo, TaskInfo, task_status};
+
+use super::{ExecutorKey, Runner, lock};
+use crate::executor_env::{ExecutorEnvInput, executor_env};
+use crate::{rotating_log, task_process};
+
+impl Runner {
+    /// Fetches, provisions, launches and then watches one executor run.
+    pub(super) async fn start_executor(
+        self: Arc<Self>,
+        key: ExecutorKey,
+        info: ExecutorInfo,
+        tasks: Vec<TaskInfo>,
+        image: Option<tepui_proto::v1::Image>,
+        container: String,
+        sandbox: PathBuf,
+    ) {
+        // A custom executor fetches its own URIs; the built-in one, its tasks'.
+        let uris: Vec<FetchUri> = match &info.command {
+            Some(command) => command.uris.iter().map(FetchUri::from).collect(),
+            None => tasks
+                .iter()
+                .filter_map(|t| t.command.as_ref())
+                .flat_map(|c| c.uris.iter().map(FetchUri::from))
+                .collect(),
+        };
+        if let Err(e) = self.fetcher.fetch_all(&uris, &sandbox).await {
+            self.executor_failed(
+                &key,
+                task_status::Reason::ContainerLaunchFailed,
+                e.to_string(),
+            );
+            return;
+        }
+        let image = match image {
+            Some(image) => match self.provision(&image).await {
+                Ok(image) => Some(image),
+                Err(why) => {
+                    self.executor_failed(&key, task_status::Reason::ContainerLaunchFailed, why);
+                    return;
+                }
+            },
+            None => None,
+        };
+        let spec = match self.executor_spec(&key, &info, &sandbox, image) {
+            Ok(spec) => spec,
+            Err(why) => {
+                self.executor_failed(&key, task_status::Reason::ContainerLaunchFailed, why);
+                return;
+            }
+        };
+        if let Err(e) = self.containerizer.launch(&container, spec).await {
+            self.executor_failed(
+                &key,
+                task_status::Reason::ContainerLaunchFailed,
+                e.to_string(),
+            );
+            return;
+        }
+        self.watch(key, container).await;
+    }
+
+    /// The image named by a task or executor, from the store or its registry.
+    async fn provision(&self, image: &tepui_proto::v1::Image) -> Result<Image, String> {
+        let provisioner = self
+            .config
+            .provisioner
+            .clone()
+            .ok_or("this agent has no image store for tasks with images")?;
+        let (reference, cached) = runtime::image_reference(image).map_err(|e| e.to_string())?;
+        provisioner
+            .ensure(&reference, cached, Arc::new(LogProgress::default()))
+            .await
+            .map_err(|e| format!("provisioning image {reference}: {e}"))
+    }
+
+    /// The container spec of an executor run.
+    fn executor_spec(
+        &self,
+        key: &ExecutorKey,
+        info: &ExecutorInfo,
+        sandbox: &std::path::Path,
+        image: Option<Image>,
+    ) -> Result<ContainerSpec, String> {
+        let (checkpoint, limits) = {
+            let mut executors = lock(&self.executors);
+            let run = executors.get_mut(key).ok_or("the executor run is gone")?;
+            run.image_config = image.as_ref().map(|i| Arc::new(i.config.clone()));
+            (
+                run.framework.checkpoint.unwrap_or(false),
+                self.limits_of(run),
+            )
+        };
+        let command = match &info.command {
+            Some(c) if c.shell.unwrap_or(true) => {
+                vec![
+                    "/bin/sh".to_owned(),
+                    "-c".to_owned(),
+                    c.value
+                        .clone()
+                        .ok_or("an executor command without a value")?,
+                ]
+            }
+            Some(c) => {
+                let mut argv = c.arguments.clone();
+                if argv.is_empty() {
+                    argv.push(
+                        c.value
+                            .clone()
+                            .ok_or("an executor command without a value")?,
+                    );
+                }
+                argv
+            }
+            None => vec![self.config.command_executor.display().to_string()],
+        };
+        let mut spec = ContainerSpec::new(command);
+        if let Some(c) = info.command.as_ref().filter(|c| !c.shell.unwrap_or(true)) {
+            spec.program = c.value.clone();
+        }
+        let agent_id = self.agent_id();
+        // A custom executor in an image sees the sandbox at its mount.
+        let inside = std::path::Path::new(tepui_isolators::filesystem::SANDBOX_IN_CONTAINER);
+        let seen = match (&image, &info.command) {
+            (Some(_), Some(_)) => inside,
+            _ => sandbox,
+        };
+        spec.env.extend(executor_env(&ExecutorEnvInput {
+            agent_id: &agent_id,
+            agent_endpoint: &self.config.endpoint,
+            framework_id: &key.0,
+            executor_id: &key.1,
+            directory: sandbox,
+            sandbox: seen,
+            checkpoint,
+            recovery_timeout: self.config.recovery_timeout,
+            subscription_backoff_max: Duration::from_secs(2),
+            shutdown_grace_period: self.config.shutdown_grace_period,
+        }));
+        if let Some(env) = info.command.as_ref().and_then(|c| c.environment.as_ref()) {
+            for variable in &env.variables {
+                if let Some(value) = &variable.value {
+                    spec.env.retain(|(k, _)| *k != variable.name);
+                    spec.env.push((variable.name.clone(), value.clone()));
+                }
+            }
+        }
+        if info.command.is_none() {
+            let rotation = self.config.log_rotation;
+            spec.env.push((
+                rotating_log::MAX_SIZE_ENV.into(),
+                rotation.max_bytes.to_string(),
+            ));
+            spec.env.push((
+                rotating_log::MAX_FILES_ENV.into(),
+                rotation.keep.to_string(),
+            ));
+        }
+        if let Some(image) = image {
+            if info.command.is_none() {
+                // The built-in executor stays on the host's filesystem and
+                // starts its tasks in the image.
+                spec.enter_rootfs = false;
+                if let Some(dir) = runtime::working_dir(&image.config) {
+                    spec.env
+                        .push((task_process::WORKDIR_ENV.into(), dir.display().to_string()));
+                }
+            } else {
+                spec.user = runtime::user(&image.config);
+                spec.cwd = runtime::working_dir(&image.config);
+            }
+            spec.image = Some(image);
+        }
+        spec.limits = limits;
+        spec.mounts.sandbox = Some(sandbox.to_owned());
+        spec.stdio = Stdio::Files {
+            stdout: sandbox.join("stdout"),
+            stderr: sandbox.join("stderr"),
+        };
+        Ok(spec)
+    }
+}
