@@ -65,6 +65,21 @@ pub struct Flags {
     /// How long executors of checkpointing frameworks wait for a restarted agent.
     #[arg(long, env = "TEPUI_RECOVERY_TIMEOUT", default_value = "15mins", value_parser = duration)]
     pub recovery_timeout: Duration,
+    /// How long a launched executor has to subscribe before it is
+    /// destroyed and its tasks fail (REASON_EXECUTOR_REGISTRATION_TIMEOUT).
+    #[arg(long, env = "TEPUI_EXECUTOR_REGISTRATION_TIMEOUT", default_value = "1mins", value_parser = duration, alias = "executor_registration_timeout")]
+    pub executor_registration_timeout: Duration,
+    /// How long a recovered executor has to subscribe again once the
+    /// agent has recovered before it is destroyed and its tasks are LOST
+    /// (REASON_EXECUTOR_REREGISTRATION_TIMEOUT); at most 15secs. Executors
+    /// are told to wait at most this long between attempts.
+    #[arg(long, env = "TEPUI_EXECUTOR_REREGISTRATION_TIMEOUT", default_value = "2secs", value_parser = reregistration_timeout, alias = "executor_reregistration_timeout")]
+    pub executor_reregistration_timeout: Duration,
+    /// Accepted for Mesos's flag files: in Mesos it applies only to
+    /// PID-based (libprocess) executors; tepui runs HTTP executors, which
+    /// reconnect by themselves, so there is no reconnect message to retry.
+    #[arg(long, env = "TEPUI_EXECUTOR_REREGISTRATION_RETRY_INTERVAL", value_parser = duration, alias = "executor_reregistration_retry_interval")]
+    pub executor_reregistration_retry_interval: Option<Duration>,
     /// How long an executor has to end when shut down.
     #[arg(long, env = "TEPUI_EXECUTOR_SHUTDOWN_GRACE_PERIOD", default_value = "5secs", value_parser = duration)]
     pub executor_shutdown_grace_period: Duration,
@@ -126,6 +141,18 @@ pub enum Recover {
 fn duration(text: &str) -> Result<Duration, String> {
     parse_duration(text)
         .ok_or_else(|| format!("{text:?} is not a duration like 15mins, 5secs or 200ms"))
+}
+
+/// Mesos's bound on the re-registration timeout: past it, the master
+/// would already see the agent's tasks as unreachable.
+const MAX_REREGISTRATION_TIMEOUT: Duration = Duration::from_secs(15);
+
+fn reregistration_timeout(text: &str) -> Result<Duration, String> {
+    let timeout = duration(text)?;
+    if timeout > MAX_REREGISTRATION_TIMEOUT {
+        return Err(format!("{text:?} is more than 15secs"));
+    }
+    Ok(timeout)
 }
 
 /// The task limits this machine's cgroup controllers cannot enforce.
@@ -218,6 +245,8 @@ pub async fn run(mut flags: Flags) -> Result<()> {
             provisioner: Some(provisioner),
             log_rotation,
             heartbeat_interval: flags.executor_heartbeat_interval,
+            registration_timeout: flags.executor_registration_timeout,
+            reregistration_timeout: flags.executor_reregistration_timeout,
         },
         containerizer.clone(),
         fetcher,
@@ -250,6 +279,18 @@ pub async fn run(mut flags: Flags) -> Result<()> {
         work_dir: flags.work_dir.clone(),
         started: std::time::SystemTime::now(),
     });
+    if let Some(interval) = flags.executor_reregistration_retry_interval {
+        tracing::info!(
+            ?interval,
+            "--executor_reregistration_retry_interval applies to PID-based executors only; tepui's are HTTP executors"
+        );
+    }
+    // Executors that come back before their runs are read again are told
+    // to retry (503), never refused as unknown.
+    let checkpointed = master_link::checkpointed_agent_id(&layout)?;
+    if checkpointed.is_some() {
+        runner.begin_recovery();
+    }
     let handler =
         Arc::new(move |request: Request<hyper::body::Incoming>| endpoints.clone().handle(request));
     let server = tokio::spawn(http::serve(listener, handler));
@@ -279,7 +320,7 @@ pub async fn run(mut flags: Flags) -> Result<()> {
             }
         })
     };
-    match master_link::checkpointed_agent_id(&layout)? {
+    match checkpointed {
         Some(id) => {
             let (alive, lost) = runner.recover(&id, flags.strict).await?;
             tracing::info!(agent_id = %id, executors = alive, lost, "recovered from the checkpoint");

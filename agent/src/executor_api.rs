@@ -47,6 +47,12 @@ pub trait ExecutorHost: Send + Sync + 'static {
     /// How often a subscribed executor is sent HEARTBEAT.
     fn heartbeat_interval(&self) -> std::time::Duration;
 
+    /// Whether the host is still recovering its executor runs; calls are
+    /// answered 503 meanwhile, so an executor back early retries.
+    fn recovering(&self) -> bool {
+        false
+    }
+
     /// An executor subscribes: the host replies on `events` (SUBSCRIBED,
     /// then what is queued for it) or refuses with a message.
     fn subscribe(
@@ -93,6 +99,12 @@ pub async fn handle(host: Arc<dyn ExecutorHost>, request: Request<Incoming>) -> 
         r.headers_mut()
             .insert("Allow", HeaderValue::from_static("POST"));
         return r;
+    }
+    if host.recovering() {
+        return http::text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Agent has not finished recovery",
+        );
     }
     let header = |name| {
         request

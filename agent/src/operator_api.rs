@@ -70,6 +70,12 @@ fn not_supported(kind: call::Type, why: &str) -> Response<Body> {
 
 /// Serves one agent API call.
 pub async fn handle(runner: Arc<Runner>, request: Request<Incoming>) -> Response<Body> {
+    if runner.is_recovering() {
+        return http::text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Agent has not finished recovery",
+        );
+    }
     if request.method() != Method::POST {
         let mut r = http::text(StatusCode::METHOD_NOT_ALLOWED, "expecting a 'POST' request");
         r.headers_mut()

@@ -17,7 +17,7 @@ use tepui_proto::v1::{CommandInfo, TaskId, TaskInfo, TaskState};
 mod agent_process;
 #[path = "support/master.rs"]
 mod master;
-use agent_process::{Cleanup, agent_command};
+use agent_process::{agent_command, scratch};
 use master::{Master, free_port, master_with};
 
 fn agent(master: &str, work: &std::path::Path, cgroup: &std::path::Path) -> tokio::process::Child {
@@ -196,17 +196,6 @@ async fn bad_flags_are_one_clear_line() {
             "{err}"
         );
     }
-}
-
-/// A test's scratch: a temporary dir, and its own cgroup subtree
-/// (`tepui-agent-<name>-<pid>`) killed and removed when the guard drops.
-fn scratch(name: &str) -> (tempfile::TempDir, std::path::PathBuf, Cleanup) {
-    let dir = tempfile::tempdir().unwrap();
-    let cgroup = tepui_isolators::cgroups::Hierarchy::default_root()
-        .unwrap()
-        .with_file_name(format!("tepui-agent-{name}-{}", std::process::id()));
-    let cleanup = Cleanup(cgroup.clone());
-    (dir, cgroup, cleanup)
 }
 
 /// SIGKILL to an agent process, and its reaping.

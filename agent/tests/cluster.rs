@@ -24,7 +24,6 @@ use tepui_proto::v1::{
 use tokio::sync::mpsc;
 
 #[path = "support/agent.rs"]
-#[allow(dead_code)]
 mod agent_process;
 use agent_process::{Cleanup, agent_command};
 

@@ -75,6 +75,8 @@ impl Fixture {
                     keep: 2,
                 },
                 heartbeat_interval: Duration::from_secs(30),
+                registration_timeout: Duration::from_secs(60),
+                reregistration_timeout: Duration::from_secs(2),
             },
             containerizer.clone(),
             fetcher,

@@ -442,15 +442,18 @@ impl Containerizer {
     }
 
     /// Re-attaches a checkpointed container whose first process is still
-    /// the one recorded (same pid, same start time, in its cgroup).
+    /// the one recorded (same pid, same start time, in its cgroup). The
+    /// pidfd is taken first and the start time checked after: a pid reused
+    /// in between shows another start time, so the pidfd kept always holds
+    /// the recorded process, and its exit is seen however late it comes.
     fn reattach(&self, id: &str, cgroup: &ContainerCgroup) -> Option<i32> {
         let run = state::read(&self.state_dir.join(id)).ok()??;
+        let pidfd = pidfd::open(run.pid).ok()?;
         if state::start_time(run.pid) != Some(run.start_time)
             || !cgroup.pids().ok()?.contains(&run.pid)
         {
             return None;
         }
-        let pidfd = pidfd::open(run.pid).ok()?;
         let (tx, rx) = watch::channel(None);
         self.running().insert(
             id.to_owned(),

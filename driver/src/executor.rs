@@ -63,6 +63,17 @@ pub enum DriverError {
     },
 }
 
+/// The first wait between subscription attempts.
+const RETRY_MIN: Duration = Duration::from_millis(100);
+
+/// The longest wait between subscription attempts: a quarter of
+/// MESOS_SUBSCRIPTION_BACKOFF_MAX, which the agent sets to its executor
+/// re-registration timeout, so that an executor tries at least four times
+/// inside the window a restarted agent gives it, even on a loaded machine.
+fn retry_max(backoff_max: Duration) -> Duration {
+    (backoff_max / 4).max(RETRY_MIN)
+}
+
 /// What the agent tells an executor through its environment.
 #[derive(Debug, Clone)]
 pub struct ExecutorEnv {
@@ -274,7 +285,9 @@ impl ExecutorDriver {
     }
 
     /// Subscribes, retrying with backoff for as long as the executor may
-    /// wait for its agent (the recovery timeout when checkpointing).
+    /// wait for its agent (the recovery timeout when checkpointing). A 503
+    /// (the agent has not finished recovery) is retried like an agent
+    /// that does not answer; any other refusal ends the attempts.
     pub async fn subscribe_with_retry(&self) -> Result<EventStream, DriverError> {
         let deadline = tokio::time::Instant::now()
             + if self.env.checkpoint {
@@ -282,20 +295,20 @@ impl ExecutorDriver {
             } else {
                 Duration::ZERO
             };
-        let mut backoff = Duration::from_millis(100);
+        let mut backoff = RETRY_MIN;
         loop {
             match self.subscribe().await {
                 Ok(stream) => return Ok(stream),
-                Err(e @ DriverError::Refused { .. }) => return Err(e),
+                Err(e @ DriverError::Refused { status, .. })
+                    if status != StatusCode::SERVICE_UNAVAILABLE =>
+                {
+                    return Err(e);
+                }
                 Err(e) if tokio::time::Instant::now() + backoff > deadline => return Err(e),
                 Err(e) => {
-                    tracing::info!(error = %e, "agent not reachable; subscribing again");
+                    tracing::info!(error = %e, "agent not ready; subscribing again");
                     tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(
-                        self.env
-                            .subscription_backoff_max
-                            .max(Duration::from_millis(100)),
-                    );
+                    backoff = (backoff * 2).min(retry_max(self.env.subscription_backoff_max));
                 }
             }
         }

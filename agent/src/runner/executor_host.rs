@@ -93,6 +93,10 @@ impl ExecutorHost for Runner {
         self.config.heartbeat_interval
     }
 
+    fn recovering(&self) -> bool {
+        self.is_recovering()
+    }
+
     fn subscribe(
         &self,
         framework: &str,

@@ -226,6 +226,7 @@ impl Runner {
                 .collect(),
             sink: None,
             state: ExecutorState::Registering,
+            termination: None,
             image_config: None,
         };
         executors.insert(key.clone(), run);

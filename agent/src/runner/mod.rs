@@ -81,6 +81,13 @@ pub struct RunnerConfig {
     pub log_rotation: Rotation,
     /// How often subscribed executors are sent HEARTBEAT.
     pub heartbeat_interval: Duration,
+    /// How long a launched executor has to subscribe before it is
+    /// destroyed (Mesos's --executor_registration_timeout).
+    pub registration_timeout: Duration,
+    /// How long a recovered executor has to subscribe again after
+    /// recovery before it is destroyed (--executor_reregistration_timeout);
+    /// also its longest wait between subscription attempts.
+    pub reregistration_timeout: Duration,
 }
 
 /// A task could not be taken.
@@ -122,9 +129,21 @@ struct Executor {
     sink: Option<EventSink>,
     /// Where it is in its life.
     state: ExecutorState,
+    /// What its unfinished tasks are told when its container ends, when
+    /// the agent itself ended it (a registration timeout).
+    termination: Option<Termination>,
     /// The runtime config of the image the built-in executor starts its
     /// tasks in.
     image_config: Option<Arc<ImageConfiguration>>,
+}
+
+/// How the agent ends an executor run's unfinished tasks when it
+/// destroys the run itself (Mesos's pending termination).
+#[derive(Debug, Clone)]
+struct Termination {
+    state: TaskState,
+    reason: task_status::Reason,
+    message: String,
 }
 
 /// What an executor is sent to start: one task, or a task group.
@@ -196,6 +215,9 @@ pub struct Runner {
     /// Whether a master is listening; until it is, updates wait in the
     /// status update manager (and go out on registration).
     registered: std::sync::atomic::AtomicBool,
+    /// Whether recovery is under way: executors are answered 503 until
+    /// their runs are known again, as Mesos's agent does.
+    recovering: std::sync::atomic::AtomicBool,
     containerizer: Arc<Containerizer>,
     fetcher: Arc<Fetcher>,
     executors: Mutex<HashMap<ExecutorKey, Executor>>,
@@ -240,6 +262,7 @@ impl Runner {
         Arc::new(Self {
             agent_id: Mutex::new(config.agent_id.clone()),
             registered: std::sync::atomic::AtomicBool::new(false),
+            recovering: std::sync::atomic::AtomicBool::new(false),
             config,
             containerizer,
             fetcher,
@@ -292,6 +315,25 @@ impl Runner {
 
     /// Ends every task of an executor that had not ended, with `reason`.
     fn executor_failed(&self, key: &ExecutorKey, reason: task_status::Reason, message: String) {
+        self.end_run(
+            key,
+            Termination {
+                state: TaskState::TaskFailed,
+                reason,
+                message,
+            },
+        );
+    }
+
+    /// Ends an executor run: out of the live runs and into the completed
+    /// ones, marked completed on disk, its sandbox scheduled for GC, and
+    /// each of its unfinished tasks given `end`'s state.
+    fn end_run(&self, key: &ExecutorKey, end: Termination) {
+        let Termination {
+            state: end_state,
+            reason,
+            message,
+        } = end;
         // Out of the live runs and into the completed ones under the live
         // runs' lock, so that a reader of both (`/state`) never misses it.
         let executor = {
@@ -303,7 +345,7 @@ impl Runner {
             ended.state = ExecutorState::Terminated;
             for (_, state) in &mut ended.tasks {
                 if !status_update::is_terminal(*state) {
-                    *state = TaskState::TaskFailed as i32;
+                    *state = end_state as i32;
                 }
             }
             let mut completed = lock(&self.completed);
@@ -328,7 +370,7 @@ impl Runner {
             if status_update::is_terminal(state) {
                 continue;
             }
-            let mut status = agent_status(&task, TaskState::TaskFailed, reason, &message);
+            let mut status = agent_status(&task, end_state, reason, &message);
             status.executor_id = Some(executor.info.executor_id.clone());
             self.take_update(
                 &key.0,
@@ -457,6 +499,28 @@ impl Runner {
         }
     }
 
+    /// Destroys the run in `container` if its executor has still not
+    /// subscribed: its unfinished tasks end as `end` says once the
+    /// container is gone. A run that subscribed meanwhile, or a newer run
+    /// of the same executor, is left alone.
+    async fn destroy_unregistered(&self, key: &ExecutorKey, container: &str, end: Termination) {
+        {
+            let mut executors = lock(&self.executors);
+            let Some(run) = executors.get_mut(key) else {
+                return;
+            };
+            if run.container != container || run.state != ExecutorState::Registering {
+                return;
+            }
+            tracing::warn!(framework = %key.0, executor = %key.1, %container, message = %end.message, "destroying an executor that did not subscribe");
+            run.state = ExecutorState::Terminating;
+            run.termination = Some(end);
+        }
+        if let Err(e) = self.containerizer.destroy(container).await {
+            tracing::warn!(%container, error = %e, "destroying an executor that did not subscribe");
+        }
+    }
+
     /// Waits for an executor's container to end (launched now, or
     /// recovered after a restart), fails what it left unfinished, and
     /// removes the container.
@@ -477,9 +541,21 @@ impl Runner {
             Some(limitation) => tepui_containerizer::mesos_reason(limitation),
             None => task_status::Reason::ExecutorTerminated,
         };
-        self.executor_failed(&key, reason, message);
-        if let Err(e) = self.containerizer.destroy(&container).await {
-            tracing::warn!(%container, error = %e, "removing an ended executor's container");
+        let pending = lock(&self.executors)
+            .get(&key)
+            .filter(|run| run.container == container)
+            .and_then(|run| run.termination.clone());
+        match pending {
+            Some(end) => self.end_run(&key, end),
+            None => self.executor_failed(&key, reason, message),
+        }
+        match self.containerizer.destroy(&container).await {
+            // Destroyed already (a timeout or a shutdown did it).
+            Err(e) if matches!(e.kind, tepui_containerizer::ErrorKind::Unknown) => {}
+            Err(e) => {
+                tracing::warn!(%container, error = %e, "removing an ended executor's container")
+            }
+            Ok(_) => {}
         }
     }
 }

@@ -7,11 +7,15 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
-use tepui_proto::v1::{ExecutorInfo, FrameworkInfo, TaskInfo, TaskState, task_status};
+use tepui_proto::v1::{
+    ExecutorInfo, FrameworkInfo, TaskInfo, TaskState, framework_info, task_status,
+};
 
-use super::{Executor, ExecutorState, Runner, lock};
+use super::{Executor, ExecutorState, Runner, Termination, lock};
 use crate::checkpoint;
+use crate::executor_env::mesos_duration;
 use crate::paths::{Layout, RunIds};
 use crate::status_update::TaskKey;
 
@@ -24,7 +28,33 @@ impl Runner {
     /// With `strict`, an unreadable checkpoint fails recovery (naming the
     /// file); without, the run it belongs to is skipped with a warning and
     /// its container, no longer known, is destroyed as an orphan.
+    ///
+    /// Executors are answered 503 from [`Runner::begin_recovery`] until
+    /// this returns, so that none is refused as unknown because it came
+    /// back before its run was read.
     pub async fn recover(
+        self: &Arc<Self>,
+        agent_id: &str,
+        strict: bool,
+    ) -> Result<(usize, usize), RecoveryError> {
+        self.begin_recovery();
+        let recovered = self.recover_runs(agent_id, strict).await;
+        self.recovering.store(false, Ordering::SeqCst);
+        recovered
+    }
+
+    /// Marks recovery as under way: called before the agent serves, so
+    /// that no executor is answered before its run is known again.
+    pub fn begin_recovery(&self) {
+        self.recovering.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether recovery is under way.
+    pub fn is_recovering(&self) -> bool {
+        self.recovering.load(Ordering::SeqCst)
+    }
+
+    async fn recover_runs(
         self: &Arc<Self>,
         agent_id: &str,
         strict: bool,
@@ -65,6 +95,7 @@ impl Runner {
                     why: e.to_string(),
                 })?;
         let (mut alive, mut lost) = (0, 0);
+        let mut waiting = Vec::new();
         for run in found {
             let key = (run.framework_id.clone(), run.info.executor_id.value.clone());
             let mut tasks = HashMap::new();
@@ -107,12 +138,17 @@ impl Runner {
                         .collect(),
                     sink: None,
                     state: ExecutorState::Registering,
+                    termination: None,
                     image_config: None,
                 },
             );
             if recovered.alive.contains(&run.container) {
                 alive += 1;
                 tracing::info!(framework = %key.0, executor = %key.1, container = %run.container, "executor run recovered; waiting for it to subscribe");
+                let partition_aware = run.framework.capabilities.iter().any(|c| {
+                    c.r#type == Some(framework_info::capability::Type::PartitionAware as i32)
+                });
+                waiting.push((key.clone(), run.container.clone(), partition_aware));
                 let runner = self.clone();
                 tokio::spawn(async move { runner.watch(key, run.container).await });
             } else {
@@ -124,18 +160,28 @@ impl Runner {
                 );
             }
         }
-        // Executors that do not come back within the recovery timeout are ended.
+        // Executors that do not subscribe again within the re-registration
+        // timeout (counted from now, when they can) are destroyed; their
+        // tasks are LOST (GONE for partition-aware frameworks), as in Mesos.
         let runner = self.clone();
         tokio::spawn(async move {
-            tokio::time::sleep(runner.config.recovery_timeout).await;
-            let silent: Vec<String> = lock(&runner.executors)
-                .values()
-                .filter(|e| e.state == ExecutorState::Registering)
-                .map(|e| e.container.clone())
-                .collect();
-            for container in silent {
-                tracing::warn!(%container, "executor did not subscribe within the recovery timeout; destroying it");
-                let _ = runner.containerizer.destroy(&container).await;
+            let timeout = runner.config.reregistration_timeout;
+            tokio::time::sleep(timeout).await;
+            for (key, container, partition_aware) in waiting {
+                let state = if partition_aware {
+                    TaskState::TaskGone
+                } else {
+                    TaskState::TaskLost
+                };
+                let end = Termination {
+                    state,
+                    reason: task_status::Reason::ExecutorReregistrationTimeout,
+                    message: format!(
+                        "Executor did not reregister within {}",
+                        mesos_duration(timeout)
+                    ),
+                };
+                runner.destroy_unregistered(&key, &container, end).await;
             }
         });
         Ok((alive, lost))

@@ -5,15 +5,14 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use tepui_containerizer::fetcher::FetchUri;
 use tepui_containerizer::provisioner::{Image, LogProgress, runtime};
 use tepui_containerizer::{ContainerSpec, Stdio};
-use tepui_proto::v1::{ExecutorInfo, TaskInfo, task_status};
+use tepui_proto::v1::{ExecutorInfo, TaskInfo, TaskState, task_status};
 
-use super::{ExecutorKey, Runner, lock};
-use crate::executor_env::{ExecutorEnvInput, executor_env};
+use super::{ExecutorKey, Runner, Termination, lock};
+use crate::executor_env::{ExecutorEnvInput, executor_env, mesos_duration};
 use crate::{rotating_log, task_process};
 
 impl Runner {
@@ -69,6 +68,25 @@ impl Runner {
             );
             return;
         }
+        // An executor that does not subscribe in time is destroyed, and its
+        // tasks fail for that reason, as in Mesos.
+        let runner = self.clone();
+        let (timed, timed_container) = (key.clone(), container.clone());
+        tokio::spawn(async move {
+            let timeout = runner.config.registration_timeout;
+            tokio::time::sleep(timeout).await;
+            let end = Termination {
+                state: TaskState::TaskFailed,
+                reason: task_status::Reason::ExecutorRegistrationTimeout,
+                message: format!(
+                    "Executor did not register within {}",
+                    mesos_duration(timeout)
+                ),
+            };
+            runner
+                .destroy_unregistered(&timed, &timed_container, end)
+                .await;
+        });
         self.watch(key, container).await;
     }
 
@@ -146,7 +164,7 @@ impl Runner {
             sandbox: seen,
             checkpoint,
             recovery_timeout: self.config.recovery_timeout,
-            subscription_backoff_max: Duration::from_secs(2),
+            subscription_backoff_max: self.config.reregistration_timeout,
             shutdown_grace_period: self.config.shutdown_grace_period,
         }));
         if let Some(env) = info.command.as_ref().and_then(|c| c.environment.as_ref()) {

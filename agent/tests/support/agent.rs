@@ -2,15 +2,95 @@
 //! tepui-agent: loopback, everything under one work dir, its own cgroup
 //! root; and how they GET its endpoints. Shared by `#[path]`.
 
+// Not every test that includes this file uses every helper.
+#![allow(dead_code)]
+
 /// Kills and removes a test's cgroup subtree when the test ends, passed
 /// or failed, so no task outlives it.
 pub struct Cleanup(pub std::path::PathBuf);
 
 impl Drop for Cleanup {
     fn drop(&mut self) {
-        let timeout = std::time::Duration::from_secs(5);
+        let timeout = std::time::Duration::from_secs(30);
         if let Err(e) = tepui_isolators::cgroups::remove_subtree(&self.0, timeout) {
             eprintln!("cleaning up {}: {e}", self.0.display());
+        }
+    }
+}
+
+/// A test's scratch: a temporary dir, and its own cgroup subtree
+/// (`tepui-agent-<name>-<pid>`) killed and removed when the guard drops.
+/// Leftovers of earlier runs that were killed before their guard ran
+/// are removed first.
+pub fn scratch(name: &str) -> (tempfile::TempDir, std::path::PathBuf, Cleanup) {
+    let dir = tempfile::tempdir().unwrap();
+    let cgroup = owned_cgroup(&format!("tepui-agent-{name}"));
+    let cleanup = Cleanup(cgroup.clone());
+    (dir, cgroup, cleanup)
+}
+
+/// A cgroup subtree `<prefix>-<pid>` beside the default root, for this
+/// process; subtrees of the same prefix whose process is gone (a run
+/// killed before its guard ran) are killed and removed first.
+pub fn owned_cgroup(prefix: &str) -> std::path::PathBuf {
+    let mine = tepui_isolators::cgroups::Hierarchy::default_root()
+        .unwrap()
+        .with_file_name(format!("{prefix}-{}", std::process::id()));
+    let parent = mine.parent().unwrap().to_owned();
+    for entry in std::fs::read_dir(&parent).into_iter().flatten().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name
+            .strip_prefix(prefix)
+            .and_then(|rest| rest.strip_prefix('-'))
+            .and_then(|pid| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            eprintln!("removing a leftover {}", entry.path().display());
+            drop(Cleanup(entry.path()));
+        }
+    }
+    mine
+}
+
+/// Load on the machine while it lives: a busy loop per core, and a writer
+/// that keeps the filesystem of `dir` busy with fsync'd writes. Killed on
+/// drop, passed or failed.
+pub struct Load(Vec<std::process::Child>);
+
+impl Load {
+    /// Starts the busy loops and the writer.
+    pub fn start(dir: &std::path::Path) -> Self {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let mut children = Vec::new();
+        for _ in 0..cores {
+            children.push(
+                std::process::Command::new("sh")
+                    .args(["-c", "while :; do :; done"])
+                    .spawn()
+                    .unwrap(),
+            );
+        }
+        let file = dir.join("load.fill");
+        children.push(
+            std::process::Command::new("sh")
+                .arg("-c")
+                .arg("while :; do dd if=/dev/zero of=\"$1\" bs=1M count=16 conv=fsync 2>/dev/null; done")
+                .arg("load")
+                .arg(&file)
+                .spawn()
+                .unwrap(),
+        );
+        Load(children)
+    }
+}
+
+impl Drop for Load {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
         }
     }
 }
