@@ -114,7 +114,7 @@ fn sweep(store: &Store, report: &mut Report) -> Result<(), StoreError> {
         if wanted_layers.contains(&layer) {
             continue;
         }
-        let bytes = super::pull::layer_size(store, &layer);
+        let bytes = store.layer_size(&layer);
         // A layer a pull holds but has not yet recorded stays.
         if store.remove_layer(&layer)? {
             report.layers += 1;

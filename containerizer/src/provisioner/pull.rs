@@ -148,32 +148,6 @@ pub(crate) fn unpack(
     Ok(summary.bytes)
 }
 
-/// The unpacked size of a stored layer: as recorded, else measured.
-pub(crate) fn layer_size(store: &Store, digest: &Digest) -> u64 {
-    let recorded = store.images().ok().and_then(|images| {
-        images
-            .iter()
-            .flat_map(|i| i.layers.iter())
-            .find(|l| l.digest == *digest)
-            .map(|l| l.unpacked_bytes)
-    });
-    recorded.unwrap_or_else(|| tree_bytes(&store.layer_path(digest)))
-}
-
-fn tree_bytes(path: &Path) -> u64 {
-    let Ok(entries) = std::fs::read_dir(path) else {
-        return 0;
-    };
-    entries
-        .flatten()
-        .map(|e| match e.file_type() {
-            Ok(t) if t.is_dir() => tree_bytes(&e.path()),
-            Ok(t) if t.is_file() => e.metadata().map(|m| m.len()).unwrap_or(0),
-            _ => 0,
-        })
-        .sum()
-}
-
 async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> Result<T, ProvisionError> + Send + 'static,
 ) -> Result<T, ProvisionError> {
@@ -208,7 +182,7 @@ where
             progress.finished(&digest);
             let size = {
                 let (store, digest) = (store.clone(), digest.clone());
-                blocking(move || Ok(layer_size(&store, &digest))).await?
+                blocking(move || Ok(store.layer_size(&digest))).await?
             };
             return Ok((
                 LayerRecord {

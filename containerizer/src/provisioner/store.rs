@@ -403,6 +403,19 @@ impl Store {
         digests_in(&self.root.join("incoming"))
     }
 
+    /// The unpacked size of layer `digest`: as recorded, else measured, so
+    /// a claim or a collection can account for a layer no image records.
+    pub(crate) fn layer_size(&self, digest: &Digest) -> u64 {
+        let recorded = self.images().ok().and_then(|images| {
+            images
+                .iter()
+                .flat_map(|i| i.layers.iter())
+                .find(|l| l.digest == *digest)
+                .map(|l| l.unpacked_bytes)
+        });
+        recorded.unwrap_or_else(|| tree_bytes(&self.layer_path(digest)))
+    }
+
     /// Removes layer `digest` if nobody holds it; false if it is in use.
     pub(crate) fn remove_layer(&self, digest: &Digest) -> Result<bool, StoreError> {
         let lock_path = self.lock_path(digest);
@@ -451,6 +464,21 @@ fn digests_in(dir: &Path) -> Result<BTreeSet<Digest>, StoreError> {
         }
     }
     Ok(out)
+}
+
+/// Bytes of the regular files under `path`, symlinks not followed.
+fn tree_bytes(path: &Path) -> u64 {
+    let Ok(entries) = fs::read_dir(path) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => tree_bytes(&e.path()),
+            Ok(t) if t.is_file() => e.metadata().map(|m| m.len()).unwrap_or(0),
+            _ => 0,
+        })
+        .sum()
 }
 
 /// Removes a tree that may hold read-only directories, as layers do.
