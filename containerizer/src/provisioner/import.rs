@@ -9,8 +9,8 @@ use oci_spec::image::{Descriptor, ImageIndex, ImageManifest};
 
 use super::digest::{Digest, Hasher};
 use super::extract;
+use super::layer::{HeldLayer, check_diff_ids, digest_of, ensure_layer, layer_digests};
 use super::progress::Progress;
-use super::pull::{HeldLayer, check_diff_ids, digest_of, ensure_layer, layer_digests};
 use super::reference::Reference;
 use super::store::{ImageRecord, now, remove_tree};
 use super::{Image, ProvisionError, Provisioner, parse_config, platform};

@@ -12,6 +12,7 @@ pub mod extract;
 pub mod gc;
 pub mod http;
 pub mod import;
+mod layer;
 mod lock;
 mod platform;
 pub mod progress;
