@@ -8,12 +8,14 @@ use std::sync::Arc;
 use oci_spec::image::{Descriptor, ImageIndex, ImageManifest};
 
 use super::digest::{Digest, Hasher};
+use super::error::ProvisionError;
 use super::extract;
+use super::image::{Image, parse_config};
 use super::layer::{HeldLayer, check_diff_ids, digest_of, ensure_layer, layer_digests};
 use super::progress::Progress;
 use super::reference::Reference;
 use super::store::{ImageRecord, now, remove_tree};
-use super::{Image, ProvisionError, Provisioner, parse_config, platform};
+use super::{Provisioner, platform};
 
 const REF_NAME: &str = "org.opencontainers.image.ref.name";
 const CONTAINERD_NAME: &str = "io.containerd.image.name";

@@ -9,8 +9,8 @@ use std::sync::Arc;
 
 use oci_spec::image::{Descriptor, ImageConfiguration, ImageManifest};
 
-use super::ProvisionError;
 use super::digest::{Digest, Hasher};
+use super::error::ProvisionError;
 use super::extract::{self, Options};
 use super::lock::FileLock;
 use super::progress::Progress;

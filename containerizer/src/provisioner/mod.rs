@@ -8,9 +8,11 @@
 pub mod auth;
 pub(crate) mod beneath;
 pub mod digest;
+mod error;
 pub mod extract;
 pub mod gc;
 pub mod http;
+mod image;
 pub mod import;
 mod layer;
 mod lock;
@@ -26,9 +28,10 @@ pub mod store;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use oci_spec::image::ImageConfiguration;
-
 pub use digest::Digest;
+pub use error::ProvisionError;
+pub use image::Image;
+use image::parse_config;
 pub use progress::{LogProgress, NoProgress, Progress};
 pub use reference::Reference;
 pub use registry::RegistryOptions;
@@ -64,60 +67,6 @@ impl ProvisionerConfig {
             max_store_bytes: None,
         }
     }
-}
-
-/// An image ready to run: its record and its runtime config.
-#[derive(Debug, Clone)]
-pub struct Image {
-    /// What the store records.
-    pub record: ImageRecord,
-    /// The image config (Entrypoint, Cmd, Env, User, WorkingDir...).
-    pub config: ImageConfiguration,
-}
-
-/// A provisioning step failed.
-#[derive(Debug, thiserror::Error)]
-pub enum ProvisionError {
-    /// A bad image reference.
-    #[error(transparent)]
-    Reference(#[from] reference::BadReference),
-    /// A bad digest.
-    #[error(transparent)]
-    Digest(#[from] digest::BadDigest),
-    /// The registry failed or refused.
-    #[error(transparent)]
-    Registry(#[from] registry::RegistryError),
-    /// The store failed.
-    #[error(transparent)]
-    Store(#[from] store::StoreError),
-    /// A layer was refused or could not be unpacked.
-    #[error(transparent)]
-    Extract(#[from] extract::ExtractError),
-    /// A manifest, index or config tepui cannot use.
-    #[error("{reference}: {why}")]
-    Image {
-        /// The image.
-        reference: String,
-        /// What is wrong.
-        why: String,
-    },
-    /// An image or archive to import is unusable.
-    #[error("import {path}: {why}")]
-    Import {
-        /// The file or directory.
-        path: String,
-        /// What is wrong.
-        why: String,
-    },
-    /// The image is not in the store.
-    #[error("image {0} is not in the store; pull or import it first")]
-    NotFound(String),
-    /// Assembling or removing a root filesystem failed.
-    #[error(transparent)]
-    Rootfs(#[from] rootfs::RootfsError),
-    /// A background task failed.
-    #[error("internal: {0}")]
-    Internal(String),
 }
 
 impl std::fmt::Debug for Provisioner {
@@ -200,12 +149,4 @@ impl Provisioner {
     pub fn store_path(&self) -> &Path {
         &self.config.store
     }
-}
-
-/// Parses an image config, saying which image it belongs to on failure.
-fn parse_config(reference: &str, bytes: &[u8]) -> Result<ImageConfiguration, ProvisionError> {
-    serde_json::from_slice(bytes).map_err(|e| ProvisionError::Image {
-        reference: reference.to_owned(),
-        why: format!("bad image config: {e}"),
-    })
 }

@@ -10,12 +10,14 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use super::digest::Digest;
+use super::error::ProvisionError;
+use super::image::{Image, parse_config};
 use super::layer::{HeldLayer, blocking, check_diff_ids, ensure_layer, layer_digests};
 use super::progress::Progress;
 use super::reference::Reference;
 use super::registry::{FetchedManifest, Repository};
 use super::store::{ImageRecord, now};
-use super::{Image, ProvisionError, Provisioner, parse_config, platform};
+use super::{Provisioner, platform};
 
 /// What a manifest's bytes are.
 enum Kind {

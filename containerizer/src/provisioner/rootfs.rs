@@ -13,8 +13,11 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
+use super::Provisioner;
+use super::error::ProvisionError;
+pub use super::error::RootfsError;
+use super::image::Image;
 use super::store::{Lease, now, remove_tree};
-use super::{Image, ProvisionError, Provisioner};
 
 /// How root filesystems are assembled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,16 +43,6 @@ impl FromStr for Backend {
             )),
         }
     }
-}
-
-/// A root filesystem could not be assembled or removed.
-#[derive(Debug, thiserror::Error)]
-#[error("rootfs of container {container}: {why}")]
-pub struct RootfsError {
-    /// The container.
-    pub container: String,
-    /// What failed.
-    pub why: String,
 }
 
 /// The most bytes of mount options one mount(2) call takes.

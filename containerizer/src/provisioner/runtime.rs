@@ -6,6 +6,9 @@ use std::path::PathBuf;
 
 use oci_spec::image::ImageConfiguration;
 
+use super::error::ProvisionError;
+use super::reference::Reference;
+
 /// The parts of a Mesos CommandInfo that decide what runs.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TaskCommand {
@@ -31,9 +34,9 @@ impl From<&tepui_proto::v1::CommandInfo> for TaskCommand {
 /// The reference and `cached` flag of a task's `Image` (type DOCKER only).
 pub fn image_reference(
     image: &tepui_proto::v1::Image,
-) -> Result<(super::Reference, bool), super::ProvisionError> {
+) -> Result<(Reference, bool), ProvisionError> {
     use tepui_proto::v1::image::Type;
-    let unsupported = |why: &str| super::ProvisionError::Image {
+    let unsupported = |why: &str| ProvisionError::Image {
         reference: image
             .docker
             .as_ref()
