@@ -12,10 +12,10 @@ use super::error::ProvisionError;
 use super::extract;
 use super::image::{Image, parse_config};
 use super::layer::{HeldLayer, check_diff_ids, digest_of, ensure_layer, layer_digests};
+use super::platform;
 use super::progress::Progress;
 use super::reference::Reference;
-use super::store::{ImageRecord, now, remove_tree};
-use super::{Provisioner, platform};
+use super::store::{ImageRecord, Store, now, remove_tree};
 
 const REF_NAME: &str = "org.opencontainers.image.ref.name";
 const CONTAINERD_NAME: &str = "io.containerd.image.name";
@@ -134,10 +134,28 @@ struct LocalImage {
     sources: Vec<PathBuf>,
 }
 
-impl Provisioner {
+/// Told of each image an import records, so the caller (the provisioner,
+/// which collects garbage there) acts between the images of one archive.
+pub(crate) trait Recorded: Sync {
+    /// Runs after an image is recorded, before the next is imported.
+    fn recorded(&self) -> impl Future<Output = ()> + Send;
+}
+
+/// What an import works with: the store the images go to, the limits on
+/// unpacking, and whom to tell of each image recorded.
+pub(crate) struct Importer<'a, R> {
+    /// The store the images go to.
+    pub(crate) store: &'a Arc<Store>,
+    /// Limits on unpacking a layer (and, in bytes, an archive).
+    pub(crate) extract: extract::Options,
+    /// Told after each image is recorded.
+    pub(crate) after_each: &'a R,
+}
+
+impl<R: Recorded> Importer<'_, R> {
     /// Imports every image in the layout or archive at `path`, naming it
     /// `name` when given (an archive with one image only).
-    pub async fn import(
+    pub(crate) async fn import(
         &self,
         path: &Path,
         name: Option<&Reference>,
@@ -159,7 +177,7 @@ impl Provisioner {
         );
         let _lock = self.store.lock(&token)?;
         let unpacked = self.store.tmp_path(&token, "import");
-        let options = extract::Options::plain_archive(self.config.extract.max_bytes);
+        let options = extract::Options::plain_archive(self.extract.max_bytes);
         let result = async {
             let (source, target, options) = (path.to_owned(), unpacked.clone(), options);
             tokio::task::spawn_blocking(move || {
@@ -355,7 +373,7 @@ impl Provisioner {
             let layer = ensure_layer(
                 self.store.clone(),
                 digest,
-                self.config.extract,
+                self.extract,
                 progress.clone(),
                 || async move { Ok((source, false)) },
             )
@@ -371,10 +389,10 @@ impl Provisioner {
             layers: held.iter().map(|(l, _)| l.clone()).collect(),
             last_used: now(),
         };
-        self.record(&record)?;
+        self.store.put_image(&record)?;
         drop(held);
         tracing::info!(image = %name, manifest = %record.manifest, layers = record.layers.len(), "image imported");
-        self.collect_if_over().await;
+        self.after_each.recorded().await;
         Ok(Image {
             record,
             config: image_config,

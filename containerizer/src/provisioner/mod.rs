@@ -4,6 +4,10 @@
 //! extraction ([`extract`]), overlayfs or copied root filesystems
 //! ([`rootfs`]), the image's runtime config applied to a launch
 //! ([`runtime`]) and garbage collection ([`gc`]).
+//!
+//! [`Provisioner`] ties them together: pulling and importing share the
+//! layer ingest and know nothing of collection; the provisioner decides,
+//! after each image it stores, whether the store must be collected.
 
 pub mod auth;
 pub(crate) mod beneath;
@@ -32,6 +36,7 @@ pub use digest::Digest;
 pub use error::ProvisionError;
 pub use image::Image;
 use image::parse_config;
+use layer::blocking;
 pub use progress::{LogProgress, NoProgress, Progress};
 pub use reference::Reference;
 pub use registry::RegistryOptions;
@@ -129,6 +134,85 @@ impl Provisioner {
         self.pull(reference, progress).await
     }
 
+    /// Pulls `reference` from its registry into the store, then collects
+    /// garbage if the store is over its size.
+    pub async fn pull(
+        &self,
+        reference: &Reference,
+        progress: Arc<dyn Progress>,
+    ) -> Result<Image, ProvisionError> {
+        let puller = pull::Puller {
+            store: &self.store,
+            registry: &self.registry,
+            concurrency: self.config.concurrency,
+            extract: self.config.extract,
+        };
+        let image = puller.pull(reference, progress).await?;
+        self.collect_if_over().await;
+        Ok(image)
+    }
+
+    /// Imports every image in the layout or archive at `path`, naming it
+    /// `name` when given (an archive with one image only); garbage is
+    /// collected after each image if the store is over its size.
+    pub async fn import(
+        &self,
+        path: &Path,
+        name: Option<&Reference>,
+        progress: Arc<dyn Progress>,
+    ) -> Result<Vec<Image>, ProvisionError> {
+        let importer = import::Importer {
+            store: &self.store,
+            extract: self.config.extract,
+            after_each: self,
+        };
+        importer.import(path, name, progress).await
+    }
+
+    /// Assembles `image`'s root filesystem for `container` at `target`,
+    /// with its writable layer under `scratch`; returns the backend used.
+    pub fn provision(
+        &self,
+        container: &str,
+        image: &Image,
+        target: &Path,
+        scratch: &Path,
+    ) -> Result<Backend, ProvisionError> {
+        rootfs::provision(
+            &self.store,
+            self.config.backend,
+            container,
+            image,
+            target,
+            scratch,
+        )
+    }
+
+    /// Unmounts or deletes `container`'s root filesystem and its scratch
+    /// dirs, and drops its lease. Releasing twice is harmless.
+    pub fn release(&self, container: &str) -> Result<(), ProvisionError> {
+        rootfs::release(&self.store, container)
+    }
+
+    /// Runs garbage collection when the store is over its configured size,
+    /// as Mesos's provisioner prunes its store after provisioning.
+    async fn collect_if_over(&self) {
+        let Some(max) = self.config.max_store_bytes else {
+            return;
+        };
+        let store = self.store.clone();
+        match blocking(move || Ok(gc::collect(&store, Some(max))?)).await {
+            Ok(report) if !report.is_empty() => tracing::info!(
+                images = report.images.len(),
+                layers = report.layers,
+                freed = report.freed_bytes,
+                "image store collected"
+            ),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "image garbage collection failed"),
+        }
+    }
+
     /// The record with its config read back from the store.
     fn load(&self, record: ImageRecord) -> Result<Image, ProvisionError> {
         let bytes = self.store.read_blob(&record.config)?;
@@ -136,17 +220,34 @@ impl Provisioner {
         Ok(Image { record, config })
     }
 
-    /// Records `record`, replacing any image of the same reference.
-    fn record(&self, record: &ImageRecord) -> Result<(), ProvisionError> {
-        self.store.update(|images, _| {
-            images.retain(|r| r.reference != record.reference);
-            images.push(record.clone());
-        })?;
-        Ok(())
-    }
-
     /// The store directory's path.
     pub fn store_path(&self) -> &Path {
         &self.config.store
+    }
+}
+
+/// Between the images of one archive the provisioner may collect, as
+/// after a pull.
+impl import::Recorded for Provisioner {
+    fn recorded(&self) -> impl Future<Output = ()> + Send {
+        self.collect_if_over()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn send<T: Send>(_: &T) {}
+
+    #[test]
+    fn pulling_and_importing_stay_sendable_for_spawned_tasks() {
+        let dir = tempfile::tempdir().unwrap();
+        let provisioner =
+            Provisioner::new(ProvisionerConfig::new(dir.path().join("store"))).unwrap();
+        let reference: Reference = "busybox:1.36".parse().unwrap();
+        send(&provisioner.pull(&reference, Arc::new(NoProgress)));
+        send(&provisioner.ensure(&reference, true, Arc::new(NoProgress)));
+        send(&provisioner.import(dir.path(), None, Arc::new(NoProgress)));
     }
 }

@@ -11,13 +11,14 @@ use tokio::task::JoinSet;
 
 use super::digest::Digest;
 use super::error::ProvisionError;
+use super::extract::Options;
 use super::image::{Image, parse_config};
-use super::layer::{HeldLayer, blocking, check_diff_ids, ensure_layer, layer_digests};
+use super::layer::{HeldLayer, check_diff_ids, ensure_layer, layer_digests};
+use super::platform;
 use super::progress::Progress;
 use super::reference::Reference;
-use super::registry::{FetchedManifest, Repository};
-use super::store::{ImageRecord, now};
-use super::{Provisioner, platform};
+use super::registry::{FetchedManifest, Registry, Repository};
+use super::store::{ImageRecord, Store, now};
 
 /// What a manifest's bytes are.
 enum Kind {
@@ -55,9 +56,22 @@ fn kind(reference: &str, fetched: &FetchedManifest) -> Result<Kind, ProvisionErr
     }
 }
 
-impl Provisioner {
-    /// Pulls `reference` from its registry into the store.
-    pub async fn pull(
+/// What a pull works with: the store the image goes to, the registry
+/// client, and the limits downloads and unpacking keep to.
+pub(crate) struct Puller<'a> {
+    /// The store the image goes to.
+    pub(crate) store: &'a Arc<Store>,
+    /// How registries are reached.
+    pub(crate) registry: &'a Registry,
+    /// Layers downloaded at once.
+    pub(crate) concurrency: usize,
+    /// Limits on unpacking a layer.
+    pub(crate) extract: Options,
+}
+
+impl Puller<'_> {
+    /// Pulls `reference` from its registry into the store and records it.
+    pub(crate) async fn pull(
         &self,
         reference: &Reference,
         progress: Arc<dyn Progress>,
@@ -103,7 +117,7 @@ impl Provisioner {
             layers: held.iter().map(|(l, _)| l.clone()).collect(),
             last_used: now(),
         };
-        self.record(&record)?;
+        self.store.put_image(&record)?;
         drop(held);
         tracing::info!(
             image = %name,
@@ -113,7 +127,6 @@ impl Provisioner {
             ms = started.elapsed().as_millis() as u64,
             "image pulled"
         );
-        self.collect_if_over().await;
         Ok(Image { record, config })
     }
 
@@ -125,14 +138,14 @@ impl Provisioner {
         layers: &[(Digest, u64)],
         progress: Arc<dyn Progress>,
     ) -> Result<Vec<HeldLayer>, ProvisionError> {
-        let permits = Arc::new(Semaphore::new(self.config.concurrency.max(1)));
+        let permits = Arc::new(Semaphore::new(self.concurrency.max(1)));
         let mut tasks = JoinSet::new();
         for (position, (digest, size)) in layers.iter().cloned().enumerate() {
             let store = self.store.clone();
             let repository = repository.clone();
             let permits = permits.clone();
             let progress = progress.clone();
-            let options = self.config.extract;
+            let options = self.extract;
             tasks.spawn(async move {
                 let incoming = store.incoming_path(&digest);
                 let fetch_progress = progress.clone();
@@ -169,23 +182,5 @@ impl Provisioner {
         held.into_iter()
             .map(|h| h.ok_or_else(|| ProvisionError::Internal("a layer went missing".into())))
             .collect()
-    }
-
-    /// Runs garbage collection when the store is over its configured size.
-    pub(crate) async fn collect_if_over(&self) {
-        let Some(max) = self.config.max_store_bytes else {
-            return;
-        };
-        let store = self.store.clone();
-        match blocking(move || Ok(super::gc::collect(&store, Some(max))?)).await {
-            Ok(report) if !report.is_empty() => tracing::info!(
-                images = report.images.len(),
-                layers = report.layers,
-                freed = report.freed_bytes,
-                "image store collected"
-            ),
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "image garbage collection failed"),
-        }
     }
 }

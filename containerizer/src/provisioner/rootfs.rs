@@ -13,11 +13,10 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-use super::Provisioner;
 use super::error::ProvisionError;
 pub use super::error::RootfsError;
 use super::image::Image;
-use super::store::{Lease, now, remove_tree};
+use super::store::{Lease, Store, now, remove_tree};
 
 /// How root filesystems are assembled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -128,112 +127,108 @@ fn unmount(target: &Path) -> io::Result<()> {
     Ok(())
 }
 
-impl Provisioner {
-    /// Assembles `image`'s root filesystem for `container` at `target`,
-    /// with its writable layer under `scratch`; returns the backend used.
-    pub fn provision(
-        &self,
-        container: &str,
-        image: &Image,
-        target: &Path,
-        scratch: &Path,
-    ) -> Result<Backend, ProvisionError> {
-        let fail = |why: String| RootfsError {
-            container: container.to_owned(),
-            why,
-        };
-        let store = self.store();
-        let layers: Vec<_> = image
-            .record
-            .layers
+/// Assembles `image`'s root filesystem for `container` at `target`,
+/// with its writable layer under `scratch`; returns the backend used.
+pub(crate) fn provision(
+    store: &Store,
+    backend: Backend,
+    container: &str,
+    image: &Image,
+    target: &Path,
+    scratch: &Path,
+) -> Result<Backend, ProvisionError> {
+    let fail = |why: String| RootfsError {
+        container: container.to_owned(),
+        why,
+    };
+    let layers: Vec<_> = image
+        .record
+        .layers
+        .iter()
+        .map(|l| l.digest.clone())
+        .collect();
+    let mut lease = Lease {
+        image: image.record.reference.clone(),
+        layers: layers.clone(),
+        rootfs: target.to_owned(),
+        scratch: Some(scratch.to_owned()),
+        overlay: backend != Backend::Copy,
+    };
+    // The lease is taken under the store lock, so a collection either
+    // ran before (and the layers are checked here) or sees it.
+    let missing = store.update(|images, _| {
+        if let Some(r) = images
+            .iter_mut()
+            .find(|r| r.reference == image.record.reference)
+        {
+            r.last_used = now();
+        }
+        let missing = layers
             .iter()
-            .map(|l| l.digest.clone())
-            .collect();
-        let mut lease = Lease {
-            image: image.record.reference.clone(),
-            layers: layers.clone(),
-            rootfs: target.to_owned(),
-            scratch: Some(scratch.to_owned()),
-            overlay: self.config.backend != Backend::Copy,
-        };
-        // The lease is taken under the store lock, so a collection either
-        // ran before (and the layers are checked here) or sees it.
-        let missing = store.update(|images, _| {
-            if let Some(r) = images
-                .iter_mut()
-                .find(|r| r.reference == image.record.reference)
-            {
-                r.last_used = now();
-            }
-            let missing = layers
-                .iter()
-                .find(|d| !store.layer_path(d).is_dir())
-                .cloned();
-            if missing.is_none() {
-                store.write_lease(container, &lease).map(|_| None)
-            } else {
-                Ok(missing)
-            }
-        })??;
-        if let Some(layer) = missing {
-            return Err(fail(format!(
-                "layer {layer} of {} is not in the store; pull the image again",
-                image.record.reference
-            ))
-            .into());
+            .find(|d| !store.layer_path(d).is_dir())
+            .cloned();
+        if missing.is_none() {
+            store.write_lease(container, &lease).map(|_| None)
+        } else {
+            Ok(missing)
         }
-        let lowers: Vec<PathBuf> = layers.iter().rev().map(|d| store.layer_path(d)).collect();
-        let result = match self.config.backend {
-            Backend::Copy => copy_layers(&lowers, target).map(|_| Backend::Copy),
-            Backend::Overlay => mount_overlay(&lowers, scratch, target).map(|_| Backend::Overlay),
-            Backend::Auto => match mount_overlay(&lowers, scratch, target) {
-                Ok(()) => Ok(Backend::Overlay),
-                Err(why) => {
-                    tracing::warn!(container, error = %why, "overlayfs unavailable; copying the image's layers instead");
-                    lease.overlay = false;
-                    store.write_lease(container, &lease)?;
-                    let _ = remove_tree(scratch);
-                    copy_layers(&lowers, target).map(|_| Backend::Copy)
-                }
-            },
-        };
-        match result {
-            Ok(backend) => {
-                tracing::info!(container, image = %image.record.reference, ?backend, rootfs = %target.display(), "rootfs ready");
-                Ok(backend)
-            }
-            Err(why) => {
-                let _ = self.release(container);
-                Err(fail(why).into())
-            }
-        }
+    })??;
+    if let Some(layer) = missing {
+        return Err(fail(format!(
+            "layer {layer} of {} is not in the store; pull the image again",
+            image.record.reference
+        ))
+        .into());
     }
-
-    /// Unmounts or deletes `container`'s root filesystem and its scratch
-    /// dirs, and drops its lease. Releasing twice is harmless.
-    pub fn release(&self, container: &str) -> Result<(), ProvisionError> {
-        let store = self.store();
-        let Some(lease) = store.lease(container)? else {
-            return Ok(());
-        };
-        let fail = |why: String| RootfsError {
-            container: container.to_owned(),
-            why,
-        };
-        if lease.overlay {
-            unmount(&lease.rootfs)
-                .map_err(|e| fail(format!("unmount {}: {e}", lease.rootfs.display())))?;
+    let lowers: Vec<PathBuf> = layers.iter().rev().map(|d| store.layer_path(d)).collect();
+    let result = match backend {
+        Backend::Copy => copy_layers(&lowers, target).map(|_| Backend::Copy),
+        Backend::Overlay => mount_overlay(&lowers, scratch, target).map(|_| Backend::Overlay),
+        Backend::Auto => match mount_overlay(&lowers, scratch, target) {
+            Ok(()) => Ok(Backend::Overlay),
+            Err(why) => {
+                tracing::warn!(container, error = %why, "overlayfs unavailable; copying the image's layers instead");
+                lease.overlay = false;
+                store.write_lease(container, &lease)?;
+                let _ = remove_tree(scratch);
+                copy_layers(&lowers, target).map(|_| Backend::Copy)
+            }
+        },
+    };
+    match result {
+        Ok(backend) => {
+            tracing::info!(container, image = %image.record.reference, ?backend, rootfs = %target.display(), "rootfs ready");
+            Ok(backend)
         }
-        remove_tree(&lease.rootfs)?;
-        if let Some(scratch) = &lease.scratch {
-            remove_tree(scratch)?;
+        Err(why) => {
+            let _ = release(store, container);
+            Err(fail(why).into())
         }
-        store.update(|_, _| store.remove_lease(container))??;
-        tracing::info!(container, "rootfs released");
-        Ok(())
     }
 }
 
+/// Unmounts or deletes `container`'s root filesystem and its scratch
+/// dirs, and drops its lease. Releasing twice is harmless.
+pub(crate) fn release(store: &Store, container: &str) -> Result<(), ProvisionError> {
+    let Some(lease) = store.lease(container)? else {
+        return Ok(());
+    };
+    let fail = |why: String| RootfsError {
+        container: container.to_owned(),
+        why,
+    };
+    if lease.overlay {
+        unmount(&lease.rootfs)
+            .map_err(|e| fail(format!("unmount {}: {e}", lease.rootfs.display())))?;
+    }
+    remove_tree(&lease.rootfs)?;
+    if let Some(scratch) = &lease.scratch {
+        remove_tree(scratch)?;
+    }
+    store.update(|_, _| store.remove_lease(container))??;
+    tracing::info!(container, "rootfs released");
+    Ok(())
+}
 /// Copies `lowers` (top first) into `target`, base layer first, applying
 /// each layer's whiteouts and opaque directories to what is below it.
 fn copy_layers(lowers: &[PathBuf], target: &Path) -> Result<(), String> {

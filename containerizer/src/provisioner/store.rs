@@ -311,6 +311,15 @@ impl Store {
         Ok(result)
     }
 
+    /// Records `record`, replacing any image of the same reference, so an
+    /// image pulled or imported again under one name has one entry.
+    pub(crate) fn put_image(&self, record: &ImageRecord) -> Result<(), StoreError> {
+        self.update(|images, _| {
+            images.retain(|r| r.reference != record.reference);
+            images.push(record.clone());
+        })
+    }
+
     /// The images, as last saved.
     pub fn images(&self) -> Result<Vec<ImageRecord>, StoreError> {
         Ok(self.read_catalog()?.images)
