@@ -1,0 +1,384 @@
+//! Validation of what an ACCEPT asks, before anything changes: the
+//! offers it names and the operations it carries, as Mesos's
+//! master/validation.cpp does it. Pure functions of what they are given
+//! (no master), testable alone; also the checks of a framework's roles
+//! and of decline filters that other calls share.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use tepui_proto::v1::{ExecutorInfo, FrameworkId, OfferId, TaskInfo, offer};
+
+use super::{Refusal, bad, describe};
+use crate::allocator::filters::DEFAULT_REFUSE;
+use crate::resources::Bundle;
+use crate::state::{Framework, OfferEntry, roles_of, valid_role};
+
+/// What the offers of one ACCEPT hold together, once checked.
+pub(super) struct Accepted {
+    /// The one agent they are of.
+    pub(super) agent: String,
+    /// The one role they are for.
+    pub(super) role: String,
+    /// Their resources, summed.
+    pub(super) offered: Bundle,
+}
+
+/// Checks the offers an ACCEPT by `framework` names: at least one, none
+/// twice, each outstanding and made to it, all of one agent and one role.
+pub(super) fn accepted_offers(
+    offers: &HashMap<String, OfferEntry>,
+    framework: &str,
+    offer_ids: &[OfferId],
+) -> Result<Accepted, Refusal> {
+    if offer_ids.is_empty() {
+        return Err(bad("'accept.offer_ids' must not be empty"));
+    }
+    let mut agent: Option<String> = None;
+    let mut role: Option<String> = None;
+    let mut offered = Bundle::default();
+    for (i, id) in offer_ids.iter().enumerate() {
+        if offer_ids[..i].contains(id) {
+            return Err(bad(format!("offer {} is given twice", id.value)));
+        }
+        let Some(entry) = offers.get(&id.value) else {
+            return Err(bad(format!(
+                "offer {} is unknown or no longer valid",
+                id.value
+            )));
+        };
+        if *entry.framework != *framework {
+            return Err(bad(format!(
+                "offer {} was not made to framework {framework}",
+                id.value
+            )));
+        }
+        if agent.as_ref().is_some_and(|a| **a != *entry.agent) {
+            return Err(bad("the offers accepted together must be of one agent"));
+        }
+        if role.as_ref().is_some_and(|r| **r != *entry.role) {
+            return Err(bad("the offers accepted together must be of one role"));
+        }
+        agent = Some(entry.agent.to_string());
+        role = Some(entry.role.to_string());
+        offered.add(&entry.resources);
+    }
+    let (Some(agent), Some(role)) = (agent, role) else {
+        return Err(bad("'accept.offer_ids' must not be empty"));
+    };
+    Ok(Accepted {
+        agent,
+        role,
+        offered,
+    })
+}
+
+/// Validates the operations of an accept by framework `framework` (`f`)
+/// against what its offers of `agent` hold; nothing changes yet.
+pub(super) fn plan(
+    framework: &str,
+    f: &Framework,
+    agent: &str,
+    operations: &[offer::Operation],
+    offered: &Bundle,
+) -> Result<Vec<Launch>, Refusal> {
+    use offer::operation::Type as Op;
+    let mut remaining = offered.clone();
+    let mut seen_tasks: Vec<String> = Vec::new();
+    let mut new_executors: HashMap<String, ExecutorInfo> = HashMap::new();
+    let mut plan = Vec::new();
+    for operation in operations {
+        let kind = operation.r#type.and_then(|t| Op::try_from(t).ok());
+        let (tasks, executor) = match kind {
+            Some(Op::Launch) => {
+                let launch = operation
+                    .launch
+                    .as_ref()
+                    .ok_or_else(|| bad("a LAUNCH operation needs 'launch'"))?;
+                (launch.task_infos.clone(), None)
+            }
+            Some(Op::LaunchGroup) => {
+                let group = operation
+                    .launch_group
+                    .as_ref()
+                    .ok_or_else(|| bad("a LAUNCH_GROUP operation needs 'launch_group'"))?;
+                if group.task_group.tasks.is_empty() {
+                    return Err(bad("a task group must hold at least one task"));
+                }
+                (group.task_group.tasks.clone(), Some(group.executor.clone()))
+            }
+            Some(other) => {
+                return Err(bad(format!(
+                    "operation {} is not supported by tepui",
+                    other.as_str_name()
+                )));
+            }
+            None => return Err(bad("an operation without a known 'type'")),
+        };
+        let mut launch_tasks = Vec::new();
+        let mut launch_resources = Bundle::default();
+        let mut group_executor = None;
+        if let Some(mut executor) = executor {
+            let id = executor.executor_id.value.clone();
+            if id.is_empty() {
+                return Err(bad("a task group's executor needs an 'executor_id'"));
+            }
+            executor.framework_id = Some(FrameworkId {
+                value: framework.to_owned(),
+            });
+            group_executor = Some(executor);
+        }
+        for mut task in tasks {
+            let id = task.task_id.value.clone();
+            if id.is_empty() {
+                return Err(bad("a task needs a non-empty 'task_id'"));
+            }
+            if f.tasks.contains_key(&id) || seen_tasks.contains(&id) {
+                return Err(bad(format!(
+                    "task {id} is a duplicate of a task of this framework"
+                )));
+            }
+            seen_tasks.push(id.clone());
+            if task.agent_id.value.is_empty() {
+                task.agent_id.value = agent.to_owned();
+            }
+            if task.agent_id.value != agent {
+                return Err(bad(format!(
+                    "task {id} names agent {} but the offers are of agent {agent}",
+                    task.agent_id.value
+                )));
+            }
+            let resources =
+                Bundle::from_proto(&task.resources).map_err(|e| bad(format!("task {id}: {e}")))?;
+            let mut needs = resources.clone();
+            if group_executor.is_some() {
+                if task.executor.is_some() {
+                    return Err(bad(format!(
+                        "task {id} of a task group must not name an executor"
+                    )));
+                }
+                if task.command.is_none() && task.container.is_none() {
+                    return Err(bad(format!("task {id} needs a 'command'")));
+                }
+            } else {
+                match (&task.command, &mut task.executor) {
+                    (Some(_), Some(_)) => {
+                        return Err(bad(format!(
+                            "task {id} must have either an executor or a command, not both"
+                        )));
+                    }
+                    (None, None) => {
+                        return Err(bad(format!(
+                            "task {id} must have either an executor or a command"
+                        )));
+                    }
+                    (Some(command), None) => {
+                        if command.shell != Some(false)
+                            && command.value.as_deref().is_none_or(str::is_empty)
+                            && task.container.is_none()
+                        {
+                            return Err(bad(format!("task {id}: a shell command needs a 'value'")));
+                        }
+                    }
+                    (None, Some(executor)) => {
+                        let exec_id = executor.executor_id.value.clone();
+                        if exec_id.is_empty() {
+                            return Err(bad(format!(
+                                "task {id}: the executor needs an 'executor_id'"
+                            )));
+                        }
+                        if executor.command.is_none() {
+                            return Err(bad(format!(
+                                "task {id}: executor {exec_id} needs a 'command'"
+                            )));
+                        }
+                        executor.framework_id = Some(FrameworkId {
+                            value: framework.to_owned(),
+                        });
+                        let known = f
+                            .executors
+                            .contains_key(&(agent.to_owned(), exec_id.clone()))
+                            || new_executors.contains_key(&exec_id);
+                        if !known {
+                            let er = Bundle::from_proto(&executor.resources)
+                                .map_err(|e| bad(format!("executor {exec_id}: {e}")))?;
+                            needs.add(&er);
+                            new_executors.insert(exec_id, executor.clone());
+                        }
+                    }
+                }
+            }
+            launch_tasks.push((task, resources));
+            launch_resources.add(&needs);
+        }
+        if let Some(executor) = &group_executor {
+            let exec_id = executor.executor_id.value.clone();
+            let known = f
+                .executors
+                .contains_key(&(agent.to_owned(), exec_id.clone()))
+                || new_executors.contains_key(&exec_id);
+            if !known {
+                let er = Bundle::from_proto(&executor.resources)
+                    .map_err(|e| bad(format!("executor {exec_id}: {e}")))?;
+                launch_resources.add(&er);
+                new_executors.insert(exec_id, executor.clone());
+            }
+        }
+        if !remaining.contains(&launch_resources) {
+            return Err(bad(format!(
+                "the tasks' resources ({}) exceed what the offers leave ({})",
+                describe(&launch_resources),
+                describe(&remaining)
+            )));
+        }
+        remaining.subtract(&launch_resources);
+        plan.push(Launch {
+            tasks: launch_tasks,
+            group_executor,
+            resources: launch_resources,
+            new_executors: std::mem::take(&mut new_executors),
+        });
+    }
+    Ok(plan)
+}
+/// One LAUNCH or LAUNCH_GROUP, validated: what carrying it out needs.
+pub(super) struct Launch {
+    /// The tasks, each with its resources.
+    pub(super) tasks: Vec<(TaskInfo, Bundle)>,
+    /// The executor of a LAUNCH_GROUP.
+    pub(super) group_executor: Option<ExecutorInfo>,
+    /// All it takes from the offers, new executors included.
+    pub(super) resources: Bundle,
+    /// The executors it starts, by id.
+    pub(super) new_executors: HashMap<String, ExecutorInfo>,
+}
+
+/// A framework's roles, refused when there are none or one is invalid.
+pub(super) fn checked_roles(info: &tepui_proto::v1::FrameworkInfo) -> Result<Vec<String>, Refusal> {
+    let roles = roles_of(info);
+    if roles.is_empty() {
+        return Err(bad("a framework must be subscribed to at least one role"));
+    }
+    for role in &roles {
+        valid_role(role).map_err(bad)?;
+    }
+    Ok(roles)
+}
+
+/// The refuse duration of decline filters (Mesos's default when none is
+/// given), refused when it is not a non-negative number.
+pub(super) fn refuse_of(filters: Option<&tepui_proto::v1::Filters>) -> Result<Duration, Refusal> {
+    match filters.and_then(|f| f.refuse_seconds) {
+        None => Ok(DEFAULT_REFUSE),
+        Some(s) if s.is_finite() && s >= 0.0 => Ok(Duration::from_secs_f64(s.min(365.0 * 86400.0))),
+        Some(_) => Err(bad(
+            "'filters.refuse_seconds' must be a non-negative number",
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use tepui_proto::v1::{CommandInfo, FrameworkInfo, TaskId};
+
+    use super::*;
+
+    fn bundle(text: &str) -> Bundle {
+        Bundle::from_proto(&tepui_proto::resources::parse(text).unwrap()).unwrap()
+    }
+
+    fn offer(framework: &str, agent: &str) -> OfferEntry {
+        OfferEntry {
+            framework: framework.into(),
+            role: "*".into(),
+            agent: agent.into(),
+            resources: bundle("cpus:1;mem:128"),
+            made: Instant::now(),
+        }
+    }
+
+    fn ids(ids: &[&str]) -> Vec<OfferId> {
+        ids.iter()
+            .map(|id| OfferId {
+                value: (*id).to_owned(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn offers_of_one_agent_are_summed_and_others_refused() {
+        let offers = HashMap::from([
+            ("o1".to_owned(), offer("f1", "a1")),
+            ("o2".to_owned(), offer("f1", "a1")),
+            ("o3".to_owned(), offer("f1", "a2")),
+            ("o4".to_owned(), offer("f2", "a1")),
+        ]);
+        let accepted = accepted_offers(&offers, "f1", &ids(&["o1", "o2"])).unwrap();
+        assert_eq!(accepted.agent, "a1");
+        assert_eq!(accepted.offered, bundle("cpus:2;mem:256"));
+        for (given, why) in [
+            (&[][..], "must not be empty"),
+            (&["o1", "o1"][..], "given twice"),
+            (&["o9"][..], "unknown or no longer valid"),
+            (&["o4"][..], "not made to framework f1"),
+            (&["o1", "o3"][..], "of one agent"),
+        ] {
+            let refusal = accepted_offers(&offers, "f1", &ids(given)).err().unwrap();
+            assert!(refusal.to_string().contains(why), "{why}: {refusal}");
+        }
+    }
+
+    #[test]
+    fn a_launch_beyond_the_offers_is_refused() {
+        let framework = Framework::new(
+            FrameworkInfo {
+                user: "root".into(),
+                ..FrameworkInfo::default()
+            },
+            0.0,
+        );
+        let task = |cpus: &str| TaskInfo {
+            task_id: TaskId { value: "t1".into() },
+            resources: tepui_proto::resources::parse(cpus).unwrap(),
+            command: Some(CommandInfo {
+                value: Some("true".into()),
+                ..CommandInfo::default()
+            }),
+            ..TaskInfo::default()
+        };
+        let launch = |task: TaskInfo| offer::Operation {
+            r#type: Some(offer::operation::Type::Launch as i32),
+            launch: Some(offer::operation::Launch {
+                task_infos: vec![task],
+            }),
+            ..offer::Operation::default()
+        };
+        let offered = bundle("cpus:1;mem:128");
+        let launches = plan("f1", &framework, "a1", &[launch(task("cpus:1"))], &offered).unwrap();
+        assert_eq!(launches.len(), 1);
+        assert_eq!(
+            launches[0].tasks[0].0.agent_id.value, "a1",
+            "the agent is filled in"
+        );
+        let refusal = plan("f1", &framework, "a1", &[launch(task("cpus:2"))], &offered)
+            .err()
+            .unwrap();
+        assert!(refusal.to_string().contains("exceed"), "{refusal}");
+    }
+
+    #[test]
+    fn refuse_seconds_must_be_a_non_negative_number() {
+        let filters = |s| tepui_proto::v1::Filters {
+            refuse_seconds: Some(s),
+        };
+        assert_eq!(refuse_of(None).unwrap(), DEFAULT_REFUSE);
+        assert_eq!(
+            refuse_of(Some(&filters(2.0))).unwrap(),
+            Duration::from_secs(2)
+        );
+        assert!(refuse_of(Some(&filters(-1.0))).is_err());
+        assert!(refuse_of(Some(&filters(f64::NAN))).is_err());
+    }
+}
