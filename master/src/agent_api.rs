@@ -14,7 +14,8 @@ use tepui_proto::internal::{AgentToMaster, agent_to_master};
 use tepui_proto::media::PROTOBUF;
 
 use crate::master::{Master, Refusal};
-use crate::server::{Server, refused};
+use crate::refused;
+use crate::server::Server;
 use crate::state::AgentLink;
 
 /// The path on the master.
@@ -59,7 +60,7 @@ pub async fn handle(server: Arc<Server>, request: Request<Incoming>) -> Response
             let mut master = server.lock();
             let agent = match master.check_agent_stream(stream_id.as_deref()) {
                 Ok(agent) => agent,
-                Err(refusal) => return refused(refusal),
+                Err(refusal) => return refused::answer(refusal),
             };
             match other {
                 M::StatusUpdate(update) => master.status_update(&agent, update),
@@ -89,6 +90,6 @@ fn register_or_reregister(
             server.wake();
             stream.answer(agent, PROTOBUF, STREAM_ID)
         }
-        Err(refusal) => refused(refusal),
+        Err(refusal) => refused::answer(refusal),
     }
 }

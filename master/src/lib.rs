@@ -10,6 +10,7 @@ pub mod endpoints;
 pub mod events;
 pub mod master;
 pub mod operator_api;
+pub mod refused;
 pub mod registry;
 pub mod resources;
 pub mod scheduler_api;

@@ -224,7 +224,7 @@ pub async fn handle(server: Arc<Server>, request: Request<Incoming>) -> Response
                 };
                 return match master.mark_agent_gone(&mark.agent_id.value) {
                     Ok(()) => http::text(StatusCode::OK, ""),
-                    Err(refusal) => crate::server::refused(refusal),
+                    Err(refusal) => crate::refused::answer(refusal),
                 };
             }
             other => {

@@ -14,7 +14,8 @@ use tepui_proto::v1::scheduler::{Call, call};
 
 use crate::events::EventSink;
 use crate::master::{Master, Refusal};
-use crate::server::{Server, refused};
+use crate::refused;
+use crate::server::Server;
 
 /// The stream id header.
 pub const STREAM_ID: &str = "Mesos-Stream-Id";
@@ -138,7 +139,7 @@ fn serve(
     };
     let mut master = server.lock();
     if let Err(refusal) = master.check_stream(&framework, stream_id) {
-        return refused(refusal);
+        return refused::answer(refusal);
     }
     macro_rules! field {
         ($name:ident) => {
@@ -183,10 +184,9 @@ fn serve(
         T::Request => Ok(()),
         T::UpdateFramework => master.update_framework(&framework, field!(update_framework)),
         T::AcceptInverseOffers | T::DeclineInverseOffers => Ok(()),
-        T::AcknowledgeOperationStatus | T::ReconcileOperations => Err(Refusal {
-            status: 400,
-            message: format!("{} is not supported by tepui", kind.as_str_name()),
-        }),
+        T::AcknowledgeOperationStatus | T::ReconcileOperations => {
+            Err(Refusal::Unsupported(kind.as_str_name().to_owned()))
+        }
         T::Subscribe | T::Unknown => return bad("expecting 'type' to be present and known"),
     };
     drop(master);
@@ -200,7 +200,7 @@ fn serve(
             }
             http::text(StatusCode::ACCEPTED, "")
         }
-        Err(refusal) => refused(refusal),
+        Err(refusal) => refused::answer(refusal),
     }
 }
 
@@ -227,6 +227,6 @@ fn subscribe(server: &Arc<Server>, call: Call, accept: Encoding) -> Response<Bod
             server.wake();
             stream.answer(id, accept.media_type(), STREAM_ID)
         }
-        Err(refusal) => refused(refusal),
+        Err(refusal) => refused::answer(refusal),
     }
 }

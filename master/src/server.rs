@@ -7,24 +7,18 @@ use std::time::Duration;
 use bytes::Bytes;
 use hyper::body::Incoming;
 use hyper::header::{CONTENT_TYPE, HeaderValue};
-use hyper::{Request, Response, StatusCode};
+use hyper::{Request, Response};
 use tepui_proto::http::{self, Body};
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, mpsc};
 
-use crate::master::{Config, Master, Refusal};
+use crate::master::{Config, Master};
 use crate::registry::{Registry, RegistryError};
 
 /// How often a changed registry is written: admissions in one round are
 /// written together. An agent admitted in the round before a crash is not
 /// lost: it re-registers with the restarted master, which admits it.
 pub const REGISTRY_WRITE_INTERVAL: Duration = Duration::from_millis(100);
-
-/// The answer to a refused call or message.
-pub fn refused(refusal: Refusal) -> Response<Body> {
-    let status = StatusCode::from_u16(refusal.status).unwrap_or(StatusCode::BAD_REQUEST);
-    http::text(status, refusal.message)
-}
 
 /// What the master calls when a stream's body is dropped: with the
 /// owner (framework or agent id) and the stream's id.

@@ -12,6 +12,7 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use prost::Message;
 use tepui_master::master::{Config, Master};
+use tepui_master::refused;
 use tepui_master::registry::Registry;
 use tepui_proto::internal::{self, MasterToAgent, master_to_agent};
 use tepui_proto::media::Encoding;
@@ -209,8 +210,8 @@ fn accept_refuses_bad_operations_and_launches_good_ones() {
     ];
     for (accept, why) in refusals {
         let refusal = s.master.accept(&fw, accept).unwrap_err();
-        assert_eq!(refusal.status, 400);
-        assert!(refusal.message.contains(why), "{why}: {}", refusal.message);
+        assert_eq!(refused::status(&refusal), 400);
+        assert!(refusal.to_string().contains(why), "{why}: {refusal}");
     }
     assert!(agent_messages(&mut s.link).is_empty(), "nothing launched");
     assert!(s.master.offers.contains_key(&id), "the offer still stands");
@@ -320,7 +321,7 @@ fn a_zero_second_decline_offers_again_at_once_and_revive_clears_filters() {
             },
         )
         .unwrap_err();
-    assert!(bad.message.contains("refuse_seconds"), "{}", bad.message);
+    assert!(bad.to_string().contains("refuse_seconds"), "{bad}");
 }
 
 #[test]
@@ -350,7 +351,9 @@ fn calls_need_the_current_stream_id() {
     // stream id; 403 for a framework that is not subscribed now.
     let mut s = setup();
     let fw = s.framework.clone();
-    let status = |m: &Master, f: &str, id: Option<&str>| m.check_stream(f, id).unwrap_err().status;
+    let status = |m: &Master, f: &str, id: Option<&str>| {
+        refused::status(&m.check_stream(f, id).unwrap_err())
+    };
     assert_eq!(status(&s.master, &fw, None), 400);
     assert_eq!(status(&s.master, &fw, Some("other")), 400);
     assert_eq!(status(&s.master, "nope", Some("s1")), 400);
@@ -421,7 +424,10 @@ fn an_unreachable_agent_marked_gone_ends_its_tasks_gone_by_operator() {
     // Marking it again changes nothing; an agent nobody knows is a 404.
     s.master.mark_agent_gone(&agent).unwrap();
     assert!(updates(&mut s).is_empty());
-    assert_eq!(s.master.mark_agent_gone("nope").unwrap_err().status, 404);
+    assert_eq!(
+        refused::status(&s.master.mark_agent_gone("nope").unwrap_err()),
+        404
+    );
 
     // It may not come back under its id.
     let (tx, _rx) = unbounded_channel();
@@ -443,12 +449,8 @@ fn an_unreachable_agent_marked_gone_ends_its_tasks_gone_by_operator() {
             },
         )
         .unwrap_err();
-    assert_eq!(refusal.status, 403);
-    assert!(
-        refusal.message.contains("marked gone"),
-        "{}",
-        refusal.message
-    );
+    assert_eq!(refused::status(&refusal), 403);
+    assert!(refusal.to_string().contains("marked gone"), "{refusal}");
 }
 
 #[test]

@@ -40,7 +40,7 @@ fn kill(server: &Server, request: &Request<Incoming>) -> Response<Body> {
     }
     match server.lock().operator_kill(task) {
         Ok(()) => http::text(StatusCode::ACCEPTED, ""),
-        Err(refusal) => crate::server::refused(refusal),
+        Err(refusal) => crate::refused::answer(refusal),
     }
 }
 

@@ -7,7 +7,7 @@ use std::time::Instant;
 use tepui_proto::internal::{self, master_to_agent};
 use tepui_proto::v1::{AgentId, FrameworkId, TaskState, task_status};
 
-use super::{Master, Refusal, bad, describe, forbidden, send_link_to};
+use super::{Master, Refusal, bad, describe, send_link_to};
 use crate::clock;
 use crate::events;
 use crate::resources::Bundle;
@@ -70,9 +70,7 @@ impl Master {
             .filter(|i| !i.is_empty())
             .ok_or_else(|| bad("a re-registering agent must carry its id"))?;
         if self.gone.contains_key(&id) {
-            return Err(forbidden(format!(
-                "agent {id} was marked gone by the operator; start it with a fresh work dir to join as a new agent"
-            )));
+            return Err(Refusal::AgentGone(id));
         }
         let total = Bundle::from_proto(&info.resources).map_err(|e| bad(e.to_string()))?;
         let now = clock::now();
@@ -209,17 +207,13 @@ impl Master {
     /// Checks that an agent's POST comes over its current stream.
     pub fn check_agent_stream(&self, stream_id: Option<&str>) -> Result<String, Refusal> {
         let Some(stream_id) = stream_id else {
-            return Err(bad("expected a Tepui-Agent-Stream-Id header"));
+            return Err(Refusal::MissingAgentStreamId);
         };
         self.agents
             .values()
             .find(|a| a.link.as_ref().is_some_and(|l| l.stream_id == stream_id))
             .map(|a| a.id().to_owned())
-            .ok_or_else(|| {
-                forbidden(format!(
-                    "stream {stream_id} is not an agent's current stream"
-                ))
-            })
+            .ok_or_else(|| Refusal::NotAgentStream(stream_id.to_owned()))
     }
 
     /// An agent's stream ended: no offers of it until it is back.
@@ -285,10 +279,7 @@ impl Master {
             return Ok(());
         }
         let Some((info, _)) = self.unreachable.remove(agent) else {
-            return Err(Refusal {
-                status: 404,
-                message: format!("agent {agent} is neither registered nor unreachable"),
-            });
+            return Err(Refusal::UnknownAgent(agent.to_owned()));
         };
         tracing::warn!(agent = %agent, "unreachable agent marked gone by the operator");
         let now = clock::now();

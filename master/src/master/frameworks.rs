@@ -9,7 +9,7 @@ use tepui_proto::v1::scheduler::call;
 use tepui_proto::v1::{FrameworkId, TaskState};
 
 use super::validation::checked_roles;
-use super::{Master, Refusal, bad, forbidden};
+use super::{Master, Refusal, bad};
 use crate::clock;
 use crate::events::{self, EventSink};
 use crate::state::{COMPLETED_FRAMEWORKS, Framework};
@@ -43,7 +43,7 @@ impl Master {
         if let Some(id) = &claimed
             && self.completed_frameworks.iter().any(|f| f.id() == id)
         {
-            return Err(forbidden(format!("framework {id} has been torn down")));
+            return Err(Refusal::TornDown(id.clone()));
         }
         let now = clock::now();
         let id = match claimed {
@@ -92,24 +92,21 @@ impl Master {
     /// Checks that a non-subscribe call comes from the framework's current
     /// stream.
     pub fn check_stream(&self, framework: &str, stream_id: Option<&str>) -> Result<(), Refusal> {
-        // The statuses and their order are Mesos's (master/http.cpp).
+        // The refusals and their order are Mesos's (master/http.cpp).
         let Some(f) = self.frameworks.get(framework) else {
-            return Err(bad(format!("framework {framework} cannot be found")));
+            return Err(Refusal::UnknownFramework(framework.to_owned()));
         };
         let (Some(current), Some(_)) = (&f.stream_id, &f.sink) else {
-            return Err(forbidden(format!(
-                "framework {framework} is not subscribed"
-            )));
+            return Err(Refusal::NotSubscribed(framework.to_owned()));
         };
         let Some(given) = stream_id else {
-            return Err(bad(
-                "all non-subscribe calls should include the 'Mesos-Stream-Id' header",
-            ));
+            return Err(Refusal::MissingStreamId);
         };
         if given != current {
-            return Err(bad(format!(
-                "the stream id '{given}' included in this request didn't match the stream id currently associated with framework id {framework}"
-            )));
+            return Err(Refusal::WrongStreamId {
+                given: given.to_owned(),
+                framework: framework.to_owned(),
+            });
         }
         Ok(())
     }
@@ -207,9 +204,7 @@ impl Master {
         }
         let roles = checked_roles(&info)?;
         let Some(f) = self.frameworks.get_mut(framework) else {
-            return Err(forbidden(format!(
-                "framework {framework} is not subscribed"
-            )));
+            return Err(Refusal::NotSubscribed(framework.to_owned()));
         };
         if f.info.user != info.user || f.info.principal != info.principal {
             return Err(bad("'user' and 'principal' cannot be changed"));

@@ -14,10 +14,13 @@
 mod agents;
 mod frameworks;
 mod offers;
+mod refusal;
 mod status_updates;
 mod tasks;
 mod timeouts;
 mod validation;
+
+pub use refusal::Refusal;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::PathBuf;
@@ -77,28 +80,9 @@ impl Config {
     }
 }
 
-/// A call the master refuses, with the HTTP status Mesos uses.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{message}")]
-pub struct Refusal {
-    /// 400, 403 or 404.
-    pub status: u16,
-    /// What is wrong.
-    pub message: String,
-}
-
+/// A refusal of a malformed call: `message` says what is wrong.
 fn bad(message: impl Into<String>) -> Refusal {
-    Refusal {
-        status: 400,
-        message: message.into(),
-    }
-}
-
-fn forbidden(message: impl Into<String>) -> Refusal {
-    Refusal {
-        status: 403,
-        message: message.into(),
-    }
+    Refusal::Invalid(message.into())
 }
 
 /// Counters for `/metrics/snapshot`.

@@ -9,7 +9,7 @@ use tepui_proto::v1::scheduler::call;
 use tepui_proto::v1::{FrameworkId, Task, TaskState, TaskStatus, task_status};
 
 use super::validation::{self, Launch, refuse_of};
-use super::{Master, Refusal, bad, forbidden, send_link};
+use super::{Master, Refusal, bad, send_link};
 use crate::clock;
 use crate::events;
 use crate::resources::Bundle;
@@ -28,7 +28,7 @@ impl Master {
         let f = self
             .frameworks
             .get(framework)
-            .ok_or_else(|| forbidden(format!("framework {framework} is not subscribed")))?;
+            .ok_or_else(|| Refusal::NotSubscribed(framework.to_owned()))?;
         let plan = validation::plan(framework, f, &agent, &accept.operations, &offered)?;
         for id in &accept.offer_ids {
             if let Some(entry) = self.offers.remove(&id.value)
@@ -160,10 +160,7 @@ impl Master {
             .find(|(_, f)| f.tasks.contains_key(task))
             .map(|(id, _)| id.clone());
         let Some(framework) = owner else {
-            return Err(Refusal {
-                status: 404,
-                message: format!("no running task {task}"),
-            });
+            return Err(Refusal::UnknownTask(task.to_owned()));
         };
         self.kill(
             &framework,

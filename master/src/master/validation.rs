@@ -108,8 +108,8 @@ pub(super) fn plan(
                 (group.task_group.tasks.clone(), Some(group.executor.clone()))
             }
             Some(other) => {
-                return Err(bad(format!(
-                    "operation {} is not supported by tepui",
+                return Err(Refusal::Unsupported(format!(
+                    "operation {}",
                     other.as_str_name()
                 )));
             }
