@@ -9,6 +9,8 @@ use tepui_proto::v1::{
 };
 use tokio::sync::mpsc;
 
+use crate::clock;
+
 /// A framework's event stream: RecordIO frames in the encoding the
 /// framework accepts, on a channel the master never waits on.
 #[derive(Debug, Clone)]
@@ -148,7 +150,7 @@ pub fn master_status(
         agent_id: agent.map(|a| AgentId {
             value: a.to_owned(),
         }),
-        timestamp: Some(crate::clock::now()),
+        timestamp: Some(clock::now()),
         ..TaskStatus::default()
     }
 }

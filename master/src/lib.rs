@@ -8,14 +8,18 @@ pub mod clock;
 pub mod daemon;
 pub mod endpoints;
 pub mod events;
+pub mod listener;
 pub mod master;
 pub mod operator_api;
 pub mod refused;
 pub mod registry;
 pub mod resources;
+pub mod router;
 pub mod scheduler_api;
 pub mod server;
 pub mod state;
+pub mod timers;
+pub mod v1_call;
 
 /// The Mesos version tepui's APIs follow, as `/version` and MasterInfo
 /// report it (clients compare it).

@@ -11,9 +11,10 @@ use tepui_proto::v1::TimeInfo;
 use tepui_proto::v1::master::{Call, Response as Answer, call, response};
 
 use crate::master::Master;
-use crate::scheduler_api::{negotiate, read_call};
+use crate::refused;
 use crate::server::Server;
 use crate::state::Framework;
+use crate::v1_call::{negotiate, read_call};
 
 fn time(seconds: f64) -> TimeInfo {
     TimeInfo {
@@ -224,7 +225,7 @@ pub async fn handle(server: Arc<Server>, request: Request<Incoming>) -> Response
                 };
                 return match master.mark_agent_gone(&mark.agent_id.value) {
                     Ok(()) => http::text(StatusCode::OK, ""),
-                    Err(refusal) => crate::refused::answer(refusal),
+                    Err(refusal) => refused::answer(refusal),
                 };
             }
             other => {

@@ -1,24 +1,19 @@
-//! The master as a service: its state under one lock, the HTTP routes,
-//! and the timers (allocation, pings, heartbeats, timeouts).
+//! The state the master's HTTP handlers share: the master under one
+//! lock, what wakes its allocator, and the event streams they open.
+//! Serving a listener is `listener.rs`'s job, the timers are
+//! `timers.rs`'s.
 
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
-use std::time::Duration;
 
 use bytes::Bytes;
-use hyper::body::Incoming;
+use hyper::Response;
 use hyper::header::{CONTENT_TYPE, HeaderValue};
-use hyper::{Request, Response};
 use tepui_proto::http::{self, Body};
-use tokio::net::TcpListener;
 use tokio::sync::{Notify, mpsc};
 
+use crate::clock;
 use crate::master::{Config, Master};
 use crate::registry::{Registry, RegistryError};
-
-/// How often a changed registry is written: admissions in one round are
-/// written together. An agent admitted in the round before a crash is not
-/// lost: it re-registers with the restarted master, which admits it.
-pub const REGISTRY_WRITE_INTERVAL: Duration = Duration::from_millis(100);
 
 /// What the master calls when a stream's body is dropped: with the
 /// owner (framework or agent id) and the stream's id.
@@ -89,6 +84,12 @@ impl Server {
         self.wake.notify_one();
     }
 
+    /// Waits until an allocation cycle is asked for: what the allocation
+    /// loop waits on between its ticks.
+    pub async fn woken(&self) {
+        self.wake.notified().await;
+    }
+
     /// A new event stream: the sender the master keeps, and the stream to
     /// answer with. When its body is dropped (the peer went away, or the
     /// master dropped the sender), `gone` runs for its owner, if it has
@@ -97,7 +98,7 @@ impl Server {
         self: &Arc<Self>,
         gone: StreamGone,
     ) -> (mpsc::UnboundedSender<Bytes>, PendingStream) {
-        let id = crate::clock::random_hex(16);
+        let id = clock::random_hex(16);
         let owner: Arc<OnceLock<String>> = Arc::default();
         let on_close = {
             let server = self.clone();
@@ -111,71 +112,6 @@ impl Server {
         };
         let (tx, body) = http::unbounded_channel(on_close);
         (tx, PendingStream { id, body, owner })
-    }
-
-    /// Serves one HTTP request.
-    pub async fn handle(self: Arc<Self>, request: Request<Incoming>) -> Response<Body> {
-        crate::endpoints::route(self, request).await
-    }
-
-    /// Runs the allocation, ping, heartbeat and timeout loops forever.
-    pub async fn run_timers(self: Arc<Self>) {
-        let (allocation, ping, heartbeat) = {
-            let master = self.lock();
-            (
-                master.config.allocation_interval,
-                master.config.agent_ping_timeout,
-                master.config.heartbeat_interval,
-            )
-        };
-        let allocator = {
-            let server = self.clone();
-            async move {
-                let mut tick = tokio::time::interval(allocation.max(Duration::from_millis(1)));
-                loop {
-                    tokio::select! {
-                        _ = tick.tick() => {}
-                        () = server.wake.notified() => {
-                            // Let a burst of events land in one cycle.
-                            tokio::time::sleep(Duration::from_millis(5)).await;
-                        }
-                    }
-                    let mut master = server.lock();
-                    master.expire();
-                    master.allocate();
-                }
-            }
-        };
-        let pinger = {
-            let server = self.clone();
-            async move {
-                let mut tick = tokio::time::interval(ping.max(Duration::from_millis(10)));
-                tick.tick().await;
-                loop {
-                    tick.tick().await;
-                    server.lock().ping_agents();
-                }
-            }
-        };
-        let recorder = {
-            let server = self.clone();
-            async move {
-                let mut tick = tokio::time::interval(REGISTRY_WRITE_INTERVAL);
-                loop {
-                    tick.tick().await;
-                    server.write_registry().await;
-                }
-            }
-        };
-        let heart = async move {
-            let mut tick = tokio::time::interval(heartbeat.max(Duration::from_millis(10)));
-            tick.tick().await;
-            loop {
-                tick.tick().await;
-                self.lock().heartbeat();
-            }
-        };
-        tokio::join!(allocator, pinger, heart, recorder);
     }
 
     /// Writes the registry if it changed since the last write; a failed
@@ -197,17 +133,5 @@ impl Server {
         };
         tracing::error!(error = %failure, "writing the registry");
         self.lock().registry_unsaved();
-    }
-
-    /// Serves `listener` and runs the timers until dropped.
-    pub async fn serve(self: Arc<Self>, listener: TcpListener) {
-        let handler = {
-            let server = self.clone();
-            Arc::new(move |request| server.clone().handle(request))
-        };
-        tokio::join!(
-            tepui_proto::http::serve(listener, handler),
-            self.run_timers()
-        );
     }
 }

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use serde_json::{Value, json};
 use tepui_proto::v1::TaskState;
 
+use crate::clock;
 use crate::master::Master;
 
 /// The figures, by Mesos name.
@@ -15,10 +16,7 @@ pub fn figures(master: &Master) -> BTreeMap<String, f64> {
         m.insert(name.to_owned(), value);
     };
     put("master/elected", 1.0);
-    put(
-        "master/uptime_secs",
-        crate::clock::now() - master.start_time,
-    );
+    put("master/uptime_secs", clock::now() - master.start_time);
     let active = master.agents.values().filter(|a| a.link.is_some()).count();
     put("master/slaves_active", active as f64);
     put("master/slaves_connected", active as f64);

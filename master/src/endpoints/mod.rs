@@ -1,10 +1,9 @@
-//! The master's HTTP routes: the v1 APIs, tepui's agent protocol, and the
-//! read-only endpoints operators and clients use.
+//! The master's own endpoints besides the v1 APIs: the read-only ones
+//! operators and clients use (state, metrics, health, version,
+//! redirect), and tepui's operator kill.
 
 pub mod metrics;
 pub mod state;
-
-use std::sync::Arc;
 
 use hyper::body::Incoming;
 use hyper::header::{CONTENT_TYPE, HeaderValue, LOCATION};
@@ -12,6 +11,8 @@ use hyper::{Method, Request, Response, StatusCode};
 use serde_json::{Value, json};
 use tepui_proto::http::{self, Body};
 
+use crate::MESOS_VERSION;
+use crate::refused;
 use crate::server::Server;
 
 /// A JSON answer (`?jsonp=` is not supported).
@@ -24,7 +25,7 @@ pub fn json_response(value: &Value) -> Response<Body> {
 }
 
 /// `POST /tepui/v1/kill?task=ID`: an operator's kill.
-fn kill(server: &Server, request: &Request<Incoming>) -> Response<Body> {
+pub fn kill(server: &Server, request: &Request<Incoming>) -> Response<Body> {
     if request.method() != Method::POST {
         return http::text(StatusCode::METHOD_NOT_ALLOWED, "expecting a 'POST' request");
     }
@@ -40,30 +41,21 @@ fn kill(server: &Server, request: &Request<Incoming>) -> Response<Body> {
     }
     match server.lock().operator_kill(task) {
         Ok(()) => http::text(StatusCode::ACCEPTED, ""),
-        Err(refusal) => crate::refused::answer(refusal),
+        Err(refusal) => refused::answer(refusal),
     }
 }
 
-/// Serves one request.
-pub async fn route(server: Arc<Server>, request: Request<Incoming>) -> Response<Body> {
-    let path = request.uri().path().trim_end_matches('/').to_owned();
-    match path.as_str() {
-        "/api/v1/scheduler" => return crate::scheduler_api::handle(server, request).await,
-        "/api/v1" | "/api/v1/operator" => {
-            return crate::operator_api::handle(server, request).await;
-        }
-        crate::agent_api::PATH => return crate::agent_api::handle(server, request).await,
-        "/tepui/v1/kill" => return kill(&server, &request),
-        _ => {}
-    }
+/// Serves a GET (or HEAD) of a read-only endpoint at `path` (without a
+/// trailing slash); anything else is 405, an unknown path 404.
+pub fn read(server: &Server, request: &Request<Incoming>, path: &str) -> Response<Body> {
     if request.method() != Method::GET && request.method() != Method::HEAD {
         return http::text(StatusCode::METHOD_NOT_ALLOWED, "expecting a 'GET' request");
     }
     let master = server.lock();
-    match path.as_str() {
+    match path {
         "/health" | "/master/health" => http::text(StatusCode::OK, ""),
         "/version" => json_response(&json!({
-            "version": crate::MESOS_VERSION,
+            "version": MESOS_VERSION,
             "tepui_version": env!("CARGO_PKG_VERSION"),
             "build_user": "tepui",
         })),

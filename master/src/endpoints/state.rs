@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 use tepui_proto::model::{attributes, resources, state_name};
 use tepui_proto::v1::{ContainerStatus, Labels, Task, TaskState, TaskStatus};
 
+use crate::MESOS_VERSION;
 use crate::master::Master;
 use crate::resources::Bundle;
 use crate::state::{Agent, Framework};
@@ -250,7 +251,7 @@ pub fn state(master: &Master) -> Value {
     let slaves = slaves_doc(master);
     let pid = info.pid.clone().unwrap_or_default();
     json!({
-        "version": crate::MESOS_VERSION,
+        "version": MESOS_VERSION,
         "build_user": "tepui",
         "start_time": master.start_time,
         "elected_time": master.start_time,

@@ -29,7 +29,8 @@ use std::time::{Duration, Instant};
 use tepui_proto::internal::{MasterToAgent, master_to_agent};
 use tepui_proto::v1::{AgentInfo, MasterInfo, TaskState, task_status};
 
-use crate::allocator::Allocator;
+use crate::MESOS_VERSION;
+use crate::allocator::{Allocator, default_min_allocatable};
 use crate::clock;
 use crate::events;
 use crate::registry::Registry;
@@ -75,7 +76,7 @@ impl Config {
             offer_timeout: None,
             heartbeat_interval: Duration::from_secs(15),
             weights: HashMap::new(),
-            min_allocatable: crate::allocator::default_min_allocatable(),
+            min_allocatable: default_min_allocatable(),
         }
     }
 }
@@ -161,7 +162,7 @@ impl Master {
             port: u32::from(port),
             pid: Some(format!("master@{}", config.advertise)),
             hostname: Some(host.to_owned()),
-            version: Some(crate::MESOS_VERSION.to_owned()),
+            version: Some(MESOS_VERSION.to_owned()),
             address: Some(tepui_proto::v1::Address {
                 hostname: Some(host.to_owned()),
                 ip: Some(host.to_owned()),

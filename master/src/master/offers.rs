@@ -9,6 +9,7 @@ use tepui_proto::v1::{AgentId, AgentInfo, ExecutorId, FrameworkId, Offer, OfferI
 
 use super::validation::refuse_of;
 use super::{Master, Refusal};
+use crate::allocator::Id;
 use crate::events;
 use crate::state::OfferEntry;
 
@@ -19,7 +20,7 @@ impl Master {
         let allocations = self.allocator.allocate(now);
         self.counters.allocation_runs += 1;
         let count = allocations.len();
-        let mut by_framework: HashMap<crate::allocator::Id, Vec<Offer>> = HashMap::new();
+        let mut by_framework: HashMap<Id, Vec<Offer>> = HashMap::new();
         for allocation in allocations {
             if !self.agents.contains_key(allocation.agent.as_ref()) {
                 continue;
