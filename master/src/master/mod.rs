@@ -7,9 +7,9 @@
 //! This file holds the master's state, its settings and counters, its
 //! ids, and the primitives every operation uses (rescinding offers,
 //! messages to agents, the master's own status updates); the operations
-//! are one file per job: [`frameworks`], [`offers`], [`tasks`] (with
-//! [`validation`] of what an ACCEPT asks), [`agents`],
-//! [`status_updates`] and [`timeouts`].
+//! are one file per job: `frameworks.rs`, `offers.rs`, `tasks.rs` (with
+//! `validation.rs` of what an ACCEPT asks), `agents.rs`,
+//! `status_updates.rs` and `timeouts.rs`.
 
 mod agents;
 mod frameworks;
