@@ -7,8 +7,15 @@
 //! and roles are slots in vectors, named by index inside the allocator:
 //! one cycle costs O(agents × log frameworks) when offers are taken, one
 //! clone of each offered bundle and no other allocation per agent.
+//!
+//! This file holds the allocator's state and its bookkeeping: agents,
+//! frameworks and roles coming and going, resources accounted and
+//! recovered, suppression and filters. The DRF order and the allocation
+//! cycle are `drf.rs`'s; the slot types are `slots.rs`'.
 
+mod drf;
 pub mod filters;
+mod slots;
 pub mod sorter;
 
 use std::collections::HashMap;
@@ -17,7 +24,8 @@ use std::time::{Duration, Instant};
 
 use crate::resources::Bundle;
 use filters::Filters;
-use sorter::{Sorter, dominant_share};
+use slots::{AgentSlot, FrameworkSlot, RoleSlot, Slots};
+use sorter::Sorter;
 
 /// An agent, framework or role id, shared between the allocator's
 /// indexes and what it hands out.
@@ -34,134 +42,6 @@ pub struct Allocation {
     pub agent: Id,
     /// What is offered.
     pub resources: Bundle,
-}
-
-#[derive(Debug)]
-struct AgentSlot {
-    id: Id,
-    total: Bundle,
-    /// `total` less what is allocated, kept as allocations come and go.
-    available: Bundle,
-    active: bool,
-    /// What each (framework, role) slot holds here, to give back on
-    /// removal; an agent has few holders.
-    holders: Vec<(usize, usize, Bundle)>,
-}
-
-impl AgentSlot {
-    /// Gives `resources` back, never to more than the agent has, whatever
-    /// the caller gives back.
-    fn give_back(&mut self, resources: &Bundle) {
-        self.available.add(resources);
-        self.clamp();
-    }
-
-    fn clamp(&mut self) {
-        if !self.total.contains(&self.available) {
-            let mut over = self.available.clone();
-            over.subtract(&self.total);
-            self.available.subtract(&over);
-        }
-    }
-}
-
-#[derive(Debug)]
-struct FrameworkSlot {
-    id: Id,
-    /// Role slots it is subscribed to.
-    roles: Vec<usize>,
-    suppressed: Vec<usize>,
-    active: bool,
-    /// What it holds, by role slot.
-    allocated: Vec<(usize, Bundle)>,
-    filters: Filters,
-}
-
-impl FrameworkSlot {
-    fn held(&self, role: usize) -> Option<&Bundle> {
-        self.allocated
-            .iter()
-            .find(|(r, _)| *r == role)
-            .map(|(_, b)| b)
-    }
-}
-
-#[derive(Debug)]
-struct RoleSlot {
-    name: Id,
-    allocated: Bundle,
-    frameworks: Sorter,
-}
-
-/// Slots of one kind: a vector with holes, an index by id, and the holes
-/// to fill first.
-#[derive(Debug)]
-struct Slots<T> {
-    items: Vec<Option<T>>,
-    index: HashMap<Id, usize>,
-    free: Vec<usize>,
-}
-
-impl<T> Default for Slots<T> {
-    fn default() -> Self {
-        Self {
-            items: Vec::new(),
-            index: HashMap::new(),
-            free: Vec::new(),
-        }
-    }
-}
-
-impl<T> Slots<T> {
-    fn find(&self, id: &str) -> Option<usize> {
-        self.index.get(id).copied()
-    }
-
-    fn get(&self, i: usize) -> Option<&T> {
-        self.items.get(i).and_then(Option::as_ref)
-    }
-
-    fn get_mut(&mut self, i: usize) -> Option<&mut T> {
-        self.items.get_mut(i).and_then(Option::as_mut)
-    }
-
-    fn by_id(&self, id: &str) -> Option<&T> {
-        self.get(self.find(id)?)
-    }
-
-    fn by_id_mut(&mut self, id: &str) -> Option<&mut T> {
-        let i = self.find(id)?;
-        self.get_mut(i)
-    }
-
-    fn insert(&mut self, id: Id, item: T) -> usize {
-        let i = match self.free.pop() {
-            Some(i) => {
-                self.items[i] = Some(item);
-                i
-            }
-            None => {
-                self.items.push(Some(item));
-                self.items.len() - 1
-            }
-        };
-        self.index.insert(id, i);
-        i
-    }
-
-    fn remove(&mut self, id: &str) -> Option<(usize, T)> {
-        let i = self.index.remove(id)?;
-        let item = self.items.get_mut(i)?.take()?;
-        self.free.push(i);
-        Some((i, item))
-    }
-
-    fn iter(&self) -> impl Iterator<Item = (usize, &T)> {
-        self.items
-            .iter()
-            .enumerate()
-            .filter_map(|(i, t)| Some((i, t.as_ref()?)))
-    }
 }
 
 /// The allocator's state.
@@ -205,14 +85,6 @@ impl Allocator {
             min_allocatable,
             stale: false,
         }
-    }
-
-    fn weight(&self, role: usize) -> f64 {
-        self.roles
-            .get(role)
-            .and_then(|r| self.weights.get(r.name.as_ref()))
-            .copied()
-            .unwrap_or(1.0)
     }
 
     /// The slot of role `name`, made when new.
@@ -491,128 +363,6 @@ impl Allocator {
         if let Some(fw) = self.frameworks.get_mut(f) {
             fw.filters.add(a, resources.clone(), refuse, now);
         }
-    }
-
-    fn framework_share(&self, f: usize, role: usize) -> f64 {
-        self.frameworks
-            .get(f)
-            .and_then(|fw| fw.held(role))
-            .map_or(0.0, |held| dominant_share(held, &self.total, 1.0))
-    }
-
-    fn reshare(&mut self, f: usize, role: usize) {
-        let share = self.framework_share(f, role);
-        self.roles[role].frameworks.set(f, share);
-    }
-
-    /// Recomputes every share after the cluster's total changed.
-    fn refresh_shares(&mut self) {
-        let pairs: Vec<(usize, usize)> = self
-            .frameworks
-            .iter()
-            .flat_map(|(f, slot)| {
-                slot.roles
-                    .iter()
-                    .chain(slot.allocated.iter().map(|(r, _)| r))
-                    .map(move |r| (f, *r))
-            })
-            .collect();
-        for (f, role) in pairs {
-            self.reshare(f, role);
-        }
-        self.stale = false;
-    }
-
-    fn allocatable(&self, available: &Bundle) -> bool {
-        !available.is_empty()
-            && (self.min_allocatable.is_empty()
-                || self.min_allocatable.iter().any(|m| available.contains(m)))
-    }
-
-    /// Roles with frameworks, lowest weighted share first.
-    fn role_order(&self) -> Vec<usize> {
-        let mut roles: Vec<(f64, usize)> = self
-            .roles
-            .iter()
-            .enumerate()
-            .filter(|(_, r)| !r.frameworks.is_empty())
-            .map(|(i, r)| (dominant_share(&r.allocated, &self.total, self.weight(i)), i))
-            .collect();
-        roles.sort_by(|a, b| {
-            a.0.total_cmp(&b.0)
-                .then_with(|| self.roles[a.1].name.cmp(&self.roles[b.1].name))
-        });
-        roles.into_iter().map(|(_, i)| i).collect()
-    }
-
-    /// The first framework, in DRF order, that takes `available` of agent
-    /// slot `agent` now: its slot and the role.
-    fn neediest(
-        &self,
-        roles: &[usize],
-        agent: usize,
-        available: &Bundle,
-        now: Instant,
-    ) -> Option<(usize, usize)> {
-        for &role in roles {
-            for (_, f) in self.roles[role].frameworks.iter() {
-                let Some(fw) = self.frameworks.get(f) else {
-                    continue;
-                };
-                if fw.active
-                    && fw.roles.contains(&role)
-                    && !fw.suppressed.contains(&role)
-                    && !fw.filters.blocks(agent, available, now)
-                {
-                    return Some((f, role));
-                }
-            }
-        }
-        None
-    }
-
-    /// One allocation cycle: every active agent's free resources go to the
-    /// neediest framework that takes them.
-    pub fn allocate(&mut self, now: Instant) -> Vec<Allocation> {
-        if self.stale {
-            self.refresh_shares();
-        }
-        let mut out = Vec::new();
-        let n = self.agents.items.len();
-        if n == 0 {
-            return out;
-        }
-        let start = self.cursor % n;
-        self.cursor = self.cursor.wrapping_add(1);
-        let mut roles = self.role_order();
-        for i in 0..n {
-            let a = (start + i) % n;
-            let Some(slot) = self.agents.get(a) else {
-                continue;
-            };
-            if !slot.active || !self.allocatable(&slot.available) {
-                continue;
-            }
-            let Some((f, role)) = self.neediest(&roles, a, &slot.available, now) else {
-                continue;
-            };
-            let resources = slot.available.clone();
-            let agent = slot.id.clone();
-            self.account_slots(f, role, a, &resources);
-            let Some(framework) = self.frameworks.get(f).map(|fw| fw.id.clone()) else {
-                continue;
-            };
-            out.push(Allocation {
-                framework,
-                role: self.roles[role].name.clone(),
-                agent,
-                resources,
-            });
-            if roles.len() > 1 {
-                roles = self.role_order();
-            }
-        }
-        out
     }
 
     /// Drops expired filters (called now and then, not every cycle).
