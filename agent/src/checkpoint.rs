@@ -80,6 +80,8 @@ pub fn read<M: Message + Default>(path: &Path) -> Result<Option<M>, CheckpointEr
 pub struct Log {
     file: File,
     path: PathBuf,
+    /// The length of its whole records: where a failed append is cut back to.
+    len: u64,
 }
 
 impl Log {
@@ -92,18 +94,36 @@ impl Log {
             .append(true)
             .open(path)
             .map_err(fail(path))?;
+        let len = file.metadata().map_err(fail(path))?.len();
         Ok(Self {
             file,
             path: path.to_owned(),
+            len,
         })
     }
 
-    /// Appends `message` and waits until it is on disk.
+    /// Appends `message` and waits until it is on disk. When the write or
+    /// the sync fails (a full disk, an I/O error), what was written of the
+    /// record is cut off again, so the log still ends on a whole record and
+    /// the same message can be appended later.
     pub fn append<M: Message>(&mut self, message: &M) -> Result<(), CheckpointError> {
-        self.file
-            .write_all(&recordio::encode_to_vec(&message.encode_to_vec()))
-            .map_err(fail(&self.path))?;
-        self.file.sync_data().map_err(fail(&self.path))
+        let record = recordio::encode_to_vec(&message.encode_to_vec());
+        let written = self
+            .file
+            .write_all(&record)
+            .and_then(|()| self.file.sync_data());
+        match written {
+            Ok(()) => {
+                self.len += record.len() as u64;
+                Ok(())
+            }
+            Err(e) => {
+                if let Err(cut) = self.file.set_len(self.len) {
+                    tracing::error!(path = %self.path.display(), error = %cut, "cutting a failed append off a checkpoint log");
+                }
+                Err(fail(&self.path)(e))
+            }
+        }
     }
 }
 
@@ -177,6 +197,70 @@ mod tests {
             e.starts_with(&format!("checkpoint {}", path.display())),
             "{e}"
         );
+    }
+
+    /// A tmpfs of `size` mounted on a new temporary dir, unmounted on drop.
+    struct SmallFs(tempfile::TempDir);
+
+    impl SmallFs {
+        fn mount(size: &str) -> Self {
+            let dir = tempfile::tempdir().unwrap();
+            let status = std::process::Command::new("mount")
+                .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tepui-test"])
+                .arg(dir.path())
+                .status()
+                .unwrap();
+            assert!(status.success(), "mounting a tmpfs (the tests run as root)");
+            SmallFs(dir)
+        }
+    }
+
+    impl Drop for SmallFs {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount")
+                .arg(self.0.path())
+                .status();
+        }
+    }
+
+    /// Fills the filesystem of `dir` to ENOSPC; returns the filler.
+    fn fill(dir: &Path) -> PathBuf {
+        let filler = dir.join("filler");
+        let mut file = File::create(&filler).unwrap();
+        let chunk = vec![0u8; 4096];
+        while file.write_all(&chunk).is_ok() {}
+        let _ = file.write_all(&[0]);
+        filler
+    }
+
+    #[test]
+    fn an_append_to_a_full_disk_fails_and_leaves_only_whole_records() {
+        let fs = SmallFs::mount("256k");
+        let path = fs.0.path().join("task.updates");
+        let mut log = Log::open(&path).unwrap();
+        log.append(&status("a")).unwrap();
+        let filler = fill(fs.0.path());
+        // Appends fail once the page the log ends in is full too.
+        let big = TaskStatus {
+            message: Some("x".repeat(10_000)),
+            ..status("big")
+        };
+        let e = log.append(&big).unwrap_err().to_string();
+        assert!(
+            e.contains("task.updates") && e.contains("No space left"),
+            "{e}"
+        );
+        let whole = recordio::encode_to_vec(&status("a").encode_to_vec()).len() as u64;
+        assert_eq!(
+            fs::metadata(&path).unwrap().len(),
+            whole,
+            "only whole records"
+        );
+        // Room again: the same message goes in right after the first.
+        fs::remove_file(filler).unwrap();
+        log.append(&big).unwrap();
+        let read: Vec<TaskStatus> = read_log(&path).unwrap();
+        assert_eq!(read, vec![status("a"), big]);
     }
 
     #[test]

@@ -65,10 +65,27 @@ pub trait ExecutorHost: Send + Sync + 'static {
 
     /// A status update from a subscribed executor; once the host has taken
     /// it (checkpointed), the executor is sent ACKNOWLEDGED.
-    fn update(&self, framework: &str, executor: &str, status: TaskStatus) -> Result<(), String>;
+    fn update(
+        &self,
+        framework: &str,
+        executor: &str,
+        status: TaskStatus,
+    ) -> Result<(), UpdateRefused>;
 
     /// A message for the framework.
     fn message(&self, framework: &str, executor: &str, data: Vec<u8>) -> Result<(), String>;
+}
+
+/// Why the host did not take an executor's status update.
+#[derive(Debug, thiserror::Error)]
+pub enum UpdateRefused {
+    /// The update is wrong (400); sending it again will not help.
+    #[error("{0}")]
+    Invalid(String),
+    /// The host could not take it now (its checkpoint failed: a full disk,
+    /// an I/O error): 503, unacknowledged, so the executor sends it again.
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 /// The ACKNOWLEDGED event for an update the agent has taken.
@@ -185,7 +202,10 @@ pub async fn handle(host: Arc<dyn ExecutorHost>, request: Request<Incoming>) -> 
             }
             match host.update(&framework, &executor, update.status) {
                 Ok(()) => http::text(StatusCode::ACCEPTED, ""),
-                Err(why) => bad(why),
+                Err(UpdateRefused::Invalid(why)) => bad(why),
+                Err(UpdateRefused::Unavailable(why)) => {
+                    http::text(StatusCode::SERVICE_UNAVAILABLE, why)
+                }
             }
         }
         Some(call::Type::Message) => {

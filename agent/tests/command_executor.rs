@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tepui_agent::executor_api::{self, EventSink, ExecutorHost};
+use tepui_agent::executor_api::{self, EventSink, ExecutorHost, UpdateRefused};
 use tepui_proto::v1::executor::{Event, call, event};
 use tepui_proto::v1::{
     CommandInfo, DurationInfo, KillPolicy, TaskId, TaskInfo, TaskState, TaskStatus, task_status,
@@ -33,6 +33,10 @@ struct State {
     withhold_acks: bool,
     /// HEARTBEAT interval (default 30 s).
     heartbeat: Option<Duration>,
+    /// How many updates to answer 503, as an agent whose disk is full.
+    unavailable: usize,
+    /// The updates answered 503.
+    refused: Vec<TaskStatus>,
 }
 
 impl Agent {
@@ -121,10 +125,15 @@ impl ExecutorHost for Agent {
         Ok(())
     }
 
-    fn update(&self, _: &str, _: &str, status: TaskStatus) -> Result<(), String> {
+    fn update(&self, _: &str, _: &str, status: TaskStatus) -> Result<(), UpdateRefused> {
         let mut state = self.state.lock().unwrap();
         assert!(status.uuid.as_ref().is_some_and(|u| u.len() == 16));
         assert_eq!(status.source, Some(task_status::Source::Executor as i32));
+        if state.unavailable > 0 {
+            state.unavailable -= 1;
+            state.refused.push(status);
+            return Err(UpdateRefused::Unavailable("no space left".into()));
+        }
         state.updates.push(status.clone());
         if !state.withhold_acks
             && let Some(sink) = state.sink.clone()
@@ -237,6 +246,47 @@ async fn runs_a_task_to_its_exit_status_in_the_sandbox() {
         std::fs::read_to_string(sandbox.path().join("out.txt")).unwrap(),
         "hello\n"
     );
+}
+
+#[tokio::test]
+async fn updates_the_agent_could_not_take_go_again_on_its_heartbeat() {
+    let sandbox = tempfile::tempdir().unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let agent = Agent::with_task(task("echo hello", None));
+    {
+        let mut state = agent.state.lock().unwrap();
+        state.unavailable = 2;
+        state.heartbeat = Some(Duration::from_millis(200));
+    }
+    let server = serve(listener, agent.clone());
+    let mut child = executor(port, sandbox.path(), true);
+    assert_eq!(
+        exits(&mut child).await,
+        0,
+        "exits once every update is taken and acknowledged"
+    );
+    server.abort();
+    let refused: Vec<_> = agent.state.lock().unwrap().refused.clone();
+    assert_eq!(refused.len(), 2);
+    let mut states = agent.states();
+    states.sort_by_key(|s| *s as i32);
+    assert_eq!(
+        states,
+        vec![
+            TaskState::TaskStarting,
+            TaskState::TaskRunning,
+            TaskState::TaskFinished
+        ],
+        "each update taken exactly once"
+    );
+    let taken = agent.state.lock().unwrap().updates.clone();
+    for status in refused {
+        assert!(
+            taken.iter().any(|t| t.uuid == status.uuid),
+            "a refused update came again with its uuid"
+        );
+    }
 }
 
 #[tokio::test]

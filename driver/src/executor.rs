@@ -175,6 +175,9 @@ pub struct ExecutorDriver {
     unacknowledged: Mutex<Vec<TaskStatus>>,
     /// Tasks launched that have had no update acknowledged yet.
     unacknowledged_tasks: Mutex<BTreeMap<String, TaskInfo>>,
+    /// Updates the agent could not take yet (it answered 503), to send
+    /// again with [`ExecutorDriver::resend_deferred`].
+    deferred: Mutex<Vec<TaskStatus>>,
 }
 
 /// The event stream of one subscription.
@@ -218,6 +221,7 @@ impl ExecutorDriver {
             encoding: Encoding::Protobuf,
             unacknowledged: Mutex::new(Vec::new()),
             unacknowledged_tasks: Mutex::new(BTreeMap::new()),
+            deferred: Mutex::new(Vec::new()),
         }
     }
 
@@ -335,12 +339,45 @@ impl ExecutorDriver {
         if let Ok(mut pending) = self.unacknowledged.lock() {
             pending.push(status.clone());
         }
+        self.send_update(status).await
+    }
+
+    /// POSTs an update; a 503 (the agent could not checkpoint it, or is
+    /// recovering) defers it, a broken connection leaves it to the next
+    /// subscription: neither is an error.
+    async fn send_update(&self, status: TaskStatus) -> Result<(), DriverError> {
         let mut call = self.call(call::Type::Update);
-        call.update = Some(call::Update { status });
+        call.update = Some(call::Update {
+            status: status.clone(),
+        });
         match self.post(&call).await {
             Ok(_) | Err(DriverError::Connection { .. }) => Ok(()),
+            Err(DriverError::Refused { status: code, .. })
+                if code == StatusCode::SERVICE_UNAVAILABLE =>
+            {
+                tracing::warn!(task = %status.task_id.value, "the agent could not take an update yet; it goes again");
+                if let Ok(mut deferred) = self.deferred.lock() {
+                    deferred.push(status);
+                }
+                Ok(())
+            }
             Err(e) => Err(e),
         }
+    }
+
+    /// Sends again the updates the agent answered 503 (call it now and
+    /// then, e.g. on each HEARTBEAT); those it takes are acknowledged as
+    /// usual, the others stay deferred.
+    pub async fn resend_deferred(&self) -> Result<(), DriverError> {
+        let deferred = self
+            .deferred
+            .lock()
+            .map(|mut d| std::mem::take(&mut *d))
+            .unwrap_or_default();
+        for status in deferred {
+            self.send_update(status).await?;
+        }
+        Ok(())
     }
 
     /// Takes an ACKNOWLEDGED event: the update is no longer re-sent.

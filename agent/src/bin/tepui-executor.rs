@@ -309,7 +309,10 @@ impl Tasks {
             Some(Type::Error) => {
                 tracing::error!(message = %event.error.map(|e| e.message).unwrap_or_default(), "the agent reported an error");
             }
-            Some(Type::Heartbeat) | Some(Type::Unknown) | None => {}
+            // The agent's heartbeat is when updates it could not take
+            // (a full disk) go again.
+            Some(Type::Heartbeat) => driver.resend_deferred().await?,
+            Some(Type::Unknown) | None => {}
         }
         Ok(())
     }

@@ -12,7 +12,8 @@ use tepui_proto::v1::{
 };
 
 use super::{ExecutorState, Runner, lock};
-use crate::executor_api::{self, EventSink, ExecutorHost};
+use crate::executor_api::{self, EventSink, ExecutorHost, UpdateRefused};
+use crate::status_update::UpdateError;
 
 impl Runner {
     /// A task the executor saw die (its process killed) in a container
@@ -153,15 +154,23 @@ impl ExecutorHost for Runner {
             )
         };
         tracing::info!(%framework, %executor, "executor subscribed");
-        for status in &resent {
-            self.take_update(
-                framework,
-                &framework_info,
-                &container,
-                executor,
-                status.clone(),
-            );
-        }
+        // Only what was checkpointed is acknowledged; the rest comes again
+        // with the executor's next subscription or retry.
+        let resent: Vec<TaskStatus> = resent
+            .into_iter()
+            .filter(|status| {
+                !matches!(
+                    self.take_update(
+                        framework,
+                        &framework_info,
+                        &container,
+                        executor,
+                        status.clone(),
+                    ),
+                    Err(UpdateError::Checkpoint(_))
+                )
+            })
+            .collect();
         let mut launches = Vec::new();
         for event in queued {
             match event {
@@ -195,37 +204,50 @@ impl ExecutorHost for Runner {
         framework: &str,
         executor: &str,
         mut status: TaskStatus,
-    ) -> Result<(), String> {
+    ) -> Result<(), UpdateRefused> {
         let key = (framework.to_owned(), executor.to_owned());
-        let (framework_info, container, sink) = {
+        let (framework_info, container, sink, previous) = {
             let mut executors = lock(&self.executors);
             let Some(run) = executors.get_mut(&key) else {
-                return Err(format!(
+                return Err(UpdateRefused::Invalid(format!(
                     "unknown executor {executor} of framework {framework}"
-                ));
+                )));
             };
             let Some(state) = run.tasks.get_mut(&status.task_id.value) else {
-                return Err(format!(
+                return Err(UpdateRefused::Invalid(format!(
                     "task {} is not one of this executor's",
                     status.task_id.value
-                ));
+                )));
             };
-            *state = status.state;
+            let previous = std::mem::replace(state, status.state);
             (
                 run.framework.clone(),
                 run.container.clone(),
                 run.sink.clone(),
+                previous,
             )
         };
         self.blame_limitation(&container, &mut status);
         self.describe_container(&container, &mut status);
-        self.take_update(
+        let taken = self.take_update(
             framework,
             &framework_info,
             &container,
             executor,
             status.clone(),
         );
+        if let Err(UpdateError::Checkpoint(e)) = taken {
+            // Not acknowledged: the executor keeps it and sends it again.
+            if let Some(state) = lock(&self.executors)
+                .get_mut(&key)
+                .and_then(|run| run.tasks.get_mut(&status.task_id.value))
+            {
+                *state = previous;
+            }
+            return Err(UpdateRefused::Unavailable(format!(
+                "the agent could not checkpoint the update; send it again: {e}"
+            )));
+        }
         if let Some(sink) = sink {
             tokio::spawn(async move {
                 sink.send(&executor_api::acknowledged(&status)).await;

@@ -301,7 +301,8 @@ impl Runner {
         };
         let mut status = agent_status(task, TaskState::TaskFailed, reason, why);
         status.executor_id = Some(executor_id);
-        self.take_update(&key.0, &framework, &container, &key.1, status);
+        // A refused update is logged (and counted) where it is refused.
+        let _ = self.take_update(&key.0, &framework, &container, &key.1, status);
     }
 
     /// The limits of an executor run: its resources and its tasks'.
@@ -372,7 +373,8 @@ impl Runner {
             }
             let mut status = agent_status(&task, end_state, reason, &message);
             status.executor_id = Some(executor.info.executor_id.clone());
-            self.take_update(
+            // A refused update is logged (and counted) where it is refused.
+            let _ = self.take_update(
                 &key.0,
                 &executor.framework,
                 &executor.container,
@@ -391,7 +393,7 @@ impl Runner {
         container: &str,
         executor: &str,
         status: TaskStatus,
-    ) {
+    ) -> Result<(), status_update::UpdateError> {
         let agent_id = self.agent_id();
         let log = framework.checkpoint.unwrap_or(false).then(|| {
             let ids = RunIds {
@@ -409,7 +411,7 @@ impl Runner {
             Ok(log) => log,
             Err(e) => {
                 tracing::error!(error = %e, "a status update for a task whose id cannot be a path");
-                return;
+                return Ok(());
             }
         };
         let update = StatusUpdate {
@@ -419,11 +421,15 @@ impl Runner {
             latest_state: Some(status.state),
             status,
         };
-        self.manage(update, log.as_deref());
+        self.manage(update, log.as_deref())
     }
 
     /// Hands an update to the status update manager, counting it.
-    fn manage(&self, update: StatusUpdate, log: Option<&std::path::Path>) {
+    fn manage(
+        &self,
+        update: StatusUpdate,
+        log: Option<&std::path::Path>,
+    ) -> Result<(), status_update::UpdateError> {
         let key = TaskKey {
             framework: update.framework_id.value.clone(),
             task: update.status.task_id.value.clone(),
@@ -439,10 +445,12 @@ impl Runner {
                 if let Some(forward) = forward {
                     self.forward(forward);
                 }
+                Ok(())
             }
             Err(e) => {
                 self.counters.invalid_update();
                 tracing::error!(error = %e, "status update refused");
+                Err(e)
             }
         }
     }

@@ -56,7 +56,8 @@ impl Runner {
                     task_status::Reason::TaskKilledDuringLaunch,
                     "killed before its executor took it",
                 );
-                self.take_update(&key.0, &framework_info, &container, &key.1, status);
+                // A refused update is logged where it is refused.
+                let _ = self.take_update(&key.0, &framework_info, &container, &key.1, status);
             }
             return;
         }

@@ -60,7 +60,8 @@ impl Runner {
             latest_state: Some(status.state),
             status,
         };
-        self.manage(update, None);
+        // A refused update is logged where it is refused.
+        let _ = self.manage(update, None);
     }
 
     /// The updates due to be forwarded again now.
