@@ -26,13 +26,13 @@
 use std::time::{Duration, Instant};
 
 use tepui_proto::internal::{RunTask, ShutdownFramework, master_to_agent};
-use tepui_proto::v1::{CommandInfo, FrameworkId, FrameworkInfo, TaskId, TaskInfo, TaskState};
+use tepui_proto::v1::{FrameworkId, FrameworkInfo, TaskState};
 
 #[path = "../tests/support/agent.rs"]
 mod agent_process;
 #[path = "../tests/support/master.rs"]
 mod master;
-use agent_process::{Cleanup, Load, agent_command, owned_cgroup};
+use agent_process::{Cleanup, Load, agent_command, owned_cgroup, sleep_task};
 use master::{Master, free_port, master_with};
 
 fn env_count(name: &str, default: usize) -> usize {
@@ -65,18 +65,6 @@ fn framework(id: &str, checkpoint: bool) -> FrameworkInfo {
         name: id.into(),
         id: Some(FrameworkId { value: id.into() }),
         checkpoint: Some(checkpoint),
-        ..Default::default()
-    }
-}
-
-fn sleep_task(id: String) -> TaskInfo {
-    TaskInfo {
-        name: id.clone(),
-        task_id: TaskId { value: id },
-        command: Some(CommandInfo {
-            value: Some("exec sleep 3600".into()),
-            ..Default::default()
-        }),
         ..Default::default()
     }
 }

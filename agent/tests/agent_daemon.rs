@@ -17,7 +17,7 @@ use tepui_proto::v1::{CommandInfo, TaskId, TaskInfo, TaskState};
 mod agent_process;
 #[path = "support/master.rs"]
 mod master;
-use agent_process::{agent_command, scratch};
+use agent_process::{agent_command, containers, scratch};
 use master::{Master, free_port, master_with};
 
 fn agent(master: &str, work: &std::path::Path, cgroup: &std::path::Path) -> tokio::process::Child {
@@ -313,17 +313,6 @@ fn count(master: &Master, state: TaskState) -> usize {
         .count()
 }
 
-fn cgroups(root: &std::path::Path) -> Vec<std::path::PathBuf> {
-    std::fs::read_dir(root)
-        .map(|d| {
-            d.flatten()
-                .map(|e| e.path())
-                .filter(|p| p.is_dir())
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 #[tokio::test]
 async fn twenty_executors_reconnect_after_a_kill_9_and_five_lost_ones_fail_their_tasks() {
     let (dir, cgroup, _cleanup) = scratch("twenty");
@@ -339,7 +328,7 @@ async fn twenty_executors_reconnect_after_a_kill_9_and_five_lost_ones_fail_their
     .await;
     stop(&mut first).await;
     // Five executors die while no agent runs.
-    let running = cgroups(&cgroup);
+    let running = containers(&cgroup);
     assert_eq!(running.len(), 20);
     for container in &running[..5] {
         std::fs::write(container.join("cgroup.kill"), "1").unwrap();
@@ -364,7 +353,7 @@ async fn twenty_executors_reconnect_after_a_kill_9_and_five_lost_ones_fail_their
         let terminal = terminal.len();
         assert_eq!(terminal, 1, "task t{i}");
     }
-    until("every container removed", || cgroups(&cgroup).is_empty()).await;
+    until("every container removed", || containers(&cgroup).is_empty()).await;
     stop(&mut second).await;
     server.abort();
 }
@@ -404,7 +393,7 @@ async fn a_corrupt_checkpoint_stops_a_strict_agent_and_is_skipped_by_a_lenient_o
         "{err}"
     );
     assert_eq!(
-        cgroups(&cgroup).len(),
+        containers(&cgroup).len(),
         1,
         "a strict agent that stops touches nothing"
     );
@@ -418,7 +407,7 @@ async fn a_corrupt_checkpoint_stops_a_strict_agent_and_is_skipped_by_a_lenient_o
     })
     .await;
     until("the unknown container destroyed", || {
-        cgroups(&cgroup).is_empty()
+        containers(&cgroup).is_empty()
     })
     .await;
     stop(&mut lenient).await;

@@ -19,7 +19,7 @@ use tepui_proto::v1::{CommandInfo, ExecutorId, ExecutorInfo, TaskId, TaskInfo, T
 mod agent_process;
 #[path = "support/master.rs"]
 mod master;
-use agent_process::{agent_command, scratch};
+use agent_process::{agent_command, containers, scratch};
 use master::{Master, free_port, master_with};
 
 fn updates(master: &Master) -> Vec<StatusUpdate> {
@@ -32,17 +32,6 @@ async fn until(what: &str, limit: Duration, check: impl Fn() -> bool) {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
-}
-
-fn containers(root: &std::path::Path) -> Vec<std::path::PathBuf> {
-    std::fs::read_dir(root)
-        .map(|d| {
-            d.flatten()
-                .map(|e| e.path())
-                .filter(|p| p.is_dir())
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 fn terminal(master: &Master) -> Option<StatusUpdate> {

@@ -10,29 +10,17 @@
 
 use std::time::{Duration, Instant};
 
-use tepui_proto::v1::{CommandInfo, TaskId, TaskInfo, TaskState};
+use tepui_proto::v1::TaskState;
 
 #[path = "support/agent.rs"]
 mod agent_process;
 #[path = "support/master.rs"]
 mod master;
-use agent_process::{Load, agent_command, scratch};
+use agent_process::{Load, agent_command, scratch, sleep_task};
 use master::{Master, free_port, master_with};
 
 const EXECUTORS: usize = 100;
 const RESTARTS: usize = 10;
-
-fn sleep_task(id: String) -> TaskInfo {
-    TaskInfo {
-        name: id.clone(),
-        task_id: TaskId { value: id },
-        command: Some(CommandInfo {
-            value: Some("exec sleep 600".into()),
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
-}
 
 fn running(master: &Master) -> usize {
     master

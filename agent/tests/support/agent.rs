@@ -145,3 +145,28 @@ pub async fn get(port: u16, path: &str) -> Option<(u16, Vec<u8>)> {
     let status = head.split_whitespace().nth(1)?.parse().ok()?;
     Some((status, response[split + 4..].to_vec()))
 }
+
+/// The container cgroups under `root` now (none if it is gone).
+pub fn containers(root: &std::path::Path) -> Vec<std::path::PathBuf> {
+    std::fs::read_dir(root)
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.path())
+                .filter(|p| p.is_dir())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A command task `id` that sleeps in its container until killed.
+pub fn sleep_task(id: String) -> tepui_proto::v1::TaskInfo {
+    tepui_proto::v1::TaskInfo {
+        name: id.clone(),
+        task_id: tepui_proto::v1::TaskId { value: id },
+        command: Some(tepui_proto::v1::CommandInfo {
+            value: Some("exec sleep 3600".into()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
