@@ -234,6 +234,58 @@ async fn no_file_descriptor_leaks_into_the_container() {
     assert_eq!(fds, BTreeSet::from(["0", "1", "2"]), "leaked: {out}");
 }
 
+/// CVE-2024-21626 ("Leaky Vessels"): a working directory that resolves
+/// through `/proc/self/fd/N` to a directory the launching process holds
+/// open (close-on-exec or not, as the agent's cgroup fds are) must never
+/// become the container's cwd: the container would start on the host's
+/// filesystem. An image can plant the path as a symlink, or name it.
+#[tokio::test]
+async fn no_working_directory_reaches_the_host_through_an_inherited_fd() {
+    let f = Fixture::new();
+    // The host directory a leaked fd would open: a canary only root reads.
+    let canary = f.dir.path().join("host-canary");
+    std::fs::create_dir(&canary).unwrap();
+    std::fs::write(canary.join("secret"), "host secret\n").unwrap();
+    let held = std::fs::File::open(&canary).unwrap();
+    let held_fd = std::os::fd::AsRawFd::as_raw_fd(&held);
+    for n in 3..32 {
+        std::os::unix::fs::symlink(
+            format!("/proc/self/fd/{n}"),
+            f.rootfs.join(format!("leak{n}")),
+        )
+        .unwrap();
+    }
+    for n in 3..32 {
+        let mut spec = f.spec("pwd; ls");
+        spec.cwd = Some(format!("/leak{n}").into());
+        let id = format!("leak{n}");
+        match f.containerizer.launch(&id, spec).await {
+            Err(e) => {
+                let why = e.to_string();
+                assert!(
+                    why.contains(&format!("/leak{n}")),
+                    "fd {n}: the error names the working directory: {why}"
+                );
+            }
+            Ok(_) => {
+                let _ = f.containerizer.wait(&id).await;
+                f.containerizer.destroy(&id).await.unwrap();
+                panic!(
+                    "fd {n} (the held one is {held_fd}): a container started in /leak{n}: {}",
+                    f.stdout()
+                );
+            }
+        }
+    }
+    // Named outright, it is refused before anything starts.
+    let mut spec = f.spec("pwd");
+    spec.cwd = Some(format!("/proc/self/fd/{held_fd}").into());
+    let e = f.containerizer.launch("procfd", spec).await.unwrap_err();
+    assert!(e.to_string().contains("under /proc is refused"), "{e}");
+    assert!(!f.stdout().contains("host secret") && !f.stdout().contains("secret"));
+    drop(held);
+}
+
 #[tokio::test]
 async fn a_user_and_rlimits_apply_and_a_non_root_user_keeps_no_capability() {
     let f = Fixture::new();

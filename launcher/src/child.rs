@@ -101,17 +101,24 @@ pub(crate) unsafe fn run(plan: &Plan, args: &ExecArgs, pipe: RawFd) -> ! {
                 libc::dup2(fd.as_raw_fd(), i as libc::c_int),
             );
         }
-        // Nothing inherited beyond 0-2 survives exec (CVE-2024-21626: no
-        // fd of the host may leak into the container).
+        // Nothing inherited beyond 0-2 stays open, not even until exec: a
+        // working directory or mount source of `/proc/self/fd/N` would
+        // reach the host through it (CVE-2024-21626). Only the error pipe,
+        // close-on-exec, is kept. The fd table is this child's own copy
+        // (no CLONE_FILES), so the parent keeps its fds.
+        if pipe > 3 {
+            check(
+                pipe,
+                Step::CloseFds,
+                0,
+                libc::close_range(3, (pipe - 1) as libc::c_uint, 0),
+            );
+        }
         check(
             pipe,
             Step::CloseFds,
-            0,
-            libc::close_range(
-                3,
-                libc::c_uint::MAX,
-                libc::CLOSE_RANGE_CLOEXEC as libc::c_int,
-            ),
+            1,
+            libc::close_range((pipe + 1) as libc::c_uint, libc::c_uint::MAX, 0),
         );
 
         if plan.namespaces.mount {
@@ -229,6 +236,14 @@ pub(crate) unsafe fn run(plan: &Plan, args: &ExecArgs, pipe: RawFd) -> ! {
         }
 
         check(pipe, Step::Chdir, 0, libc::chdir(plan.cwd.as_ptr()));
+        // The kernel names a directory outside this process's root
+        // "(unreachable)/...": a link in the image pointing out of it ends
+        // the launch rather than the container starting there.
+        let mut cwd = [0u8; 256];
+        let len = libc::syscall(libc::SYS_getcwd, cwd.as_mut_ptr(), cwd.len());
+        if len > 0 && cwd[0] != b'/' {
+            fail(pipe, Step::CwdOutsideRoot, 0, libc::ENOENT);
+        }
 
         // execve along the candidates, as execvp does: a missing file moves
         // on to the next; any other error is remembered, EACCES over ENOENT.

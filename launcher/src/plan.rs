@@ -21,6 +21,9 @@ pub enum PlanError {
     /// The command is empty.
     #[error("no command to run")]
     NoCommand,
+    /// A working directory under /proc (CVE-2024-21626's way out).
+    #[error("working directory {0}: a directory under /proc is refused")]
+    ProcWorkingDir(String),
     /// A standard stream could not be duplicated.
     #[error("duplicating standard stream {index}: {error}")]
     Stdio {
@@ -383,8 +386,15 @@ impl Plan {
         self
     }
 
-    /// The working directory, inside the root filesystem.
+    /// The working directory, inside the root filesystem. One under
+    /// `/proc` is refused: `/proc/self/fd/N` and `/proc/self/cwd` name
+    /// directories of whoever holds them, not of the container.
     pub fn cwd(mut self, cwd: &Path) -> Result<Self, PlanError> {
+        if cwd.components().nth(1) == Some(std::path::Component::Normal("proc".as_ref()))
+            && cwd.has_root()
+        {
+            return Err(PlanError::ProcWorkingDir(cwd.display().to_string()));
+        }
         self.cwd = cstring("working directory", cwd)?;
         Ok(self)
     }

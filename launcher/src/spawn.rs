@@ -248,6 +248,10 @@ fn describe(plan: &Plan, step: Step, index: usize) -> String {
         Step::Capabilities => "setting capabilities".into(),
         Step::NoNewPrivs => "setting no_new_privs".into(),
         Step::Chdir => format!("chdir to {}", plan.cwd.to_string_lossy()),
+        Step::CwdOutsideRoot => format!(
+            "working directory {} resolves outside the container's root",
+            plan.cwd.to_string_lossy()
+        ),
         Step::Exec => match plan.programs.get(index) {
             Some(p) if plan.programs.len() > 1 && !p.to_bytes().is_empty() => {
                 format!("exec {} (as {})", plan.program(), p.to_string_lossy())

@@ -28,7 +28,7 @@ steps! {
     Setsid,
     /// dup2 of the standard streams.
     Stdio,
-    /// Marking inherited fds close-on-exec.
+    /// Closing every inherited fd above 2.
     CloseFds,
     /// Making every mount private.
     MountPrivate,
@@ -64,6 +64,8 @@ steps! {
     NoNewPrivs,
     /// chdir to the working directory.
     Chdir,
+    /// The working directory turned out to be outside the root.
+    CwdOutsideRoot,
     /// execve.
     Exec,
 }
