@@ -441,7 +441,7 @@ async fn the_endpoints_show_state_metrics_usage_and_sandbox_files() {
     let (dir, cgroup, _cleanup) = scratch("endpoints");
     let mut task = shell_task(
         "files-1",
-        "echo hello-files; ln -s /etc/passwd leak; sleep 30",
+        "echo hello-files; ln -s /etc/passwd leak; mkfifo fifo; mkdir d; ln -s .. d/up; ln -s stdout inner; sleep 30",
     );
     task.resources = tepui_proto::resources::parse("cpus:0.5;mem:32").unwrap();
     let (master, address, server) = master_with(vec![task]).await;
@@ -469,6 +469,7 @@ async fn the_endpoints_show_state_metrics_usage_and_sandbox_files() {
         std::fs::read_to_string(format!("{sandbox}/stdout"))
             .is_ok_and(|s| s.contains("hello-files"))
             && std::path::Path::new(&format!("{sandbox}/leak")).is_symlink()
+            && std::path::Path::new(&format!("{sandbox}/inner")).is_symlink()
     })
     .await;
     let listing = get_json(port, &format!("/files/browse?path={}", escape(&sandbox))).await;
@@ -507,6 +508,36 @@ async fn the_endpoints_show_state_metrics_usage_and_sandbox_files() {
             .0,
         403
     );
+    // A FIFO is refused at once (never waited on for a writer), and no
+    // link is followed, not even one that stays in the sandbox; nor is
+    // a path that climbs out.
+    for (path, why) in [
+        (format!("{sandbox}/fifo"), "a FIFO"),
+        (format!("{sandbox}/inner"), "a link"),
+        (format!("{sandbox}/d/up/stdout"), "a link"),
+        (
+            format!("{sandbox}/../../../../../../../../etc/passwd"),
+            "inside",
+        ),
+    ] {
+        for endpoint in ["read", "download", "browse"] {
+            let asked = format!("/files/{endpoint}?path={}&offset=0", escape(&path));
+            let answer = tokio::time::timeout(Duration::from_secs(5), get(port, &asked))
+                .await
+                .unwrap_or_else(|_| panic!("{asked} hung"));
+            assert_eq!(
+                answer.0,
+                403,
+                "{asked}: {}",
+                String::from_utf8_lossy(&answer.1)
+            );
+            assert!(
+                String::from_utf8_lossy(&answer.1).contains(why),
+                "{asked}: {}",
+                String::from_utf8_lossy(&answer.1)
+            );
+        }
+    }
     assert_eq!(
         get(port, &format!("/files/read?path={stdout}&offset=x"))
             .await

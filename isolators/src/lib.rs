@@ -8,7 +8,9 @@
 //!   the root filesystem.
 //! - [`capabilities`]: the default bounded capability set.
 //! - [`rlimits`]: resource limits by name.
+//! - [`beneath`]: paths opened beneath a root, never followed out of it.
 
+pub mod beneath;
 pub mod capabilities;
 pub mod cgroups;
 pub mod filesystem;

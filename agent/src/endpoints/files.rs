@@ -1,11 +1,15 @@
 //! `/files/browse`, `/files/read` and `/files/download`: a sandbox's
-//! files, by the `directory` path `/state` gives. A path is followed
-//! through every symlink first and must then lie under the work dir's
-//! `slaves/`, so a task's symlink cannot reach the rest of the host.
+//! files, by the `directory` path `/state` gives. The path must name
+//! something under the work dir's `slaves/`; it is opened once, beneath
+//! that directory, following no symlink at all (a task plants links in
+//! its sandbox: one to the host, or to another task's sandbox, is never
+//! followed), and what is served is read from that one open file, which
+//! must be a regular file or a directory (never a FIFO or a device).
 
 use std::collections::HashMap;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+use std::path::{Component, Path, PathBuf};
 
 use hyper::header::{CONTENT_DISPOSITION, CONTENT_TYPE, HeaderValue};
 use hyper::{Response, StatusCode};
@@ -26,8 +30,17 @@ impl Refusal {
     }
 }
 
-/// The path asked for, resolved and confined to the sandboxes.
-fn confined(work_dir: &Path, query: &HashMap<String, String>) -> Result<PathBuf, Refusal> {
+/// What a `path` query names, opened: the open file, what it is, and
+/// the path as asked.
+struct Opened {
+    file: OwnedFd,
+    meta: std::fs::Metadata,
+    asked: PathBuf,
+}
+
+/// Opens the path asked for beneath the sandboxes' root, following no
+/// link; only a regular file or a directory is served.
+fn confined(work_dir: &Path, query: &HashMap<String, String>) -> Result<Opened, Refusal> {
     let Some(asked) = query.get("path").filter(|p| !p.is_empty()) else {
         return Err(Refusal(
             StatusCode::BAD_REQUEST,
@@ -40,15 +53,55 @@ fn confined(work_dir: &Path, query: &HashMap<String, String>) -> Result<PathBuf,
             format!("no file or directory {asked}"),
         )
     };
-    let real = std::fs::canonicalize(asked).map_err(|_| not_found())?;
-    let root = std::fs::canonicalize(work_dir.join("slaves")).map_err(|_| not_found())?;
-    if !real.starts_with(&root) {
-        return Err(Refusal(
+    let outside = || {
+        Refusal(
             StatusCode::FORBIDDEN,
             format!("{asked} is not inside a sandbox"),
+        )
+    };
+    let root = work_dir.join("slaves");
+    let path = Path::new(asked);
+    let Ok(inside) = path.strip_prefix(&root) else {
+        return Err(outside());
+    };
+    if inside
+        .components()
+        .any(|c| !matches!(c, Component::Normal(_) | Component::CurDir))
+    {
+        return Err(outside());
+    }
+    let beneath = tepui_isolators::beneath::Beneath::open(&root).map_err(|_| not_found())?;
+    let file = beneath
+        .open_no_follow(inside)
+        .map_err(|e| match e.raw_os_error() {
+            Some(libc::ELOOP) | Some(libc::EXDEV) => Refusal(
+                StatusCode::FORBIDDEN,
+                format!("{asked} is a link or passes through one; /files follows none"),
+            ),
+            _ => not_found(),
+        })?;
+    let meta = std::fs::File::from(file.try_clone().map_err(|_| not_found())?)
+        .metadata()
+        .map_err(|_| not_found())?;
+    let kind = meta.file_type();
+    if !(kind.is_file() || kind.is_dir()) {
+        let what = if kind.is_fifo() {
+            "a FIFO"
+        } else if kind.is_char_device() || kind.is_block_device() {
+            "a device"
+        } else {
+            "neither a file nor a directory"
+        };
+        return Err(Refusal(
+            StatusCode::FORBIDDEN,
+            format!("{asked} is {what}; /files serves files and directories"),
         ));
     }
-    Ok(real)
+    Ok(Opened {
+        file,
+        meta,
+        asked: path.to_owned(),
+    })
 }
 
 /// `ls -l`'s mode string, e.g. `drwxr-xr-x`.
@@ -85,26 +138,32 @@ fn entry(path: &Path, meta: &std::fs::Metadata) -> Value {
 
 /// `/files/browse?path=DIR`: the directory's entries (a file: itself).
 pub fn browse(work_dir: &Path, query: &HashMap<String, String>) -> Response<Body> {
-    let real = match confined(work_dir, query) {
-        Ok(real) => real,
+    let opened = match confined(work_dir, query) {
+        Ok(opened) => opened,
         Err(refusal) => return refusal.response(),
     };
-    let asked = PathBuf::from(&query["path"]);
-    let listing = match std::fs::read_dir(&real) {
+    if !opened.meta.is_dir() {
+        return super::json(&Value::Array(vec![entry(&opened.asked, &opened.meta)]));
+    }
+    // The directory is listed through the fd opened above (our own magic
+    // link), so nothing swapped in since is listed instead; each entry is
+    // described without following it.
+    let listed = std::fs::read_dir(format!("/proc/self/fd/{}", opened.file.as_raw_fd()));
+    let listing = match listed {
         Ok(dir) => {
             let mut entries: Vec<(PathBuf, std::fs::Metadata)> = dir
                 .flatten()
-                .filter_map(|e| Some((asked.join(e.file_name()), e.metadata().ok()?)))
+                .filter_map(|e| Some((opened.asked.join(e.file_name()), e.metadata().ok()?)))
                 .collect();
             entries.sort_by(|a, b| a.0.cmp(&b.0));
             entries.iter().map(|(p, m)| entry(p, m)).collect()
         }
-        Err(_) => match std::fs::metadata(&real) {
-            Ok(meta) => vec![entry(&asked, &meta)],
-            Err(e) => {
-                return http::text(StatusCode::NOT_FOUND, format!("{}: {e}", asked.display()));
-            }
-        },
+        Err(e) => {
+            return http::text(
+                StatusCode::NOT_FOUND,
+                format!("{}: {e}", opened.asked.display()),
+            );
+        }
     };
     super::json(&Value::Array(listing))
 }
@@ -126,28 +185,22 @@ fn number(query: &HashMap<String, String>, name: &str) -> Result<Option<i64>, Re
 /// `/files/read?path=FILE&offset=N&length=N`: `{"data", "offset"}`; with
 /// no offset (or -1), only the file's size as the offset, as Mesos does.
 pub async fn read(work_dir: &Path, query: &HashMap<String, String>) -> Response<Body> {
-    let real = match confined(work_dir, query) {
-        Ok(real) => real,
+    let opened = match confined(work_dir, query) {
+        Ok(opened) => opened,
         Err(refusal) => return refusal.response(),
     };
     let (offset, length) = match (number(query, "offset"), number(query, "length")) {
         (Ok(o), Ok(l)) => (o.unwrap_or(-1), l.unwrap_or(-1)),
         (Err(r), _) | (_, Err(r)) => return r.response(),
     };
-    let mut file = match tokio::fs::File::open(&real).await {
-        Ok(file) => file,
-        Err(e) => return http::text(StatusCode::NOT_FOUND, format!("{}: {e}", query["path"])),
-    };
-    let size = match file.metadata().await {
-        Ok(meta) if meta.is_dir() => {
-            return http::text(
-                StatusCode::BAD_REQUEST,
-                format!("{} is a directory", query["path"]),
-            );
-        }
-        Ok(meta) => meta.len(),
-        Err(e) => return http::text(StatusCode::NOT_FOUND, e.to_string()),
-    };
+    if opened.meta.is_dir() {
+        return http::text(
+            StatusCode::BAD_REQUEST,
+            format!("{} is a directory", query["path"]),
+        );
+    }
+    let size = opened.meta.len();
+    let mut file = tokio::fs::File::from_std(std::fs::File::from(opened.file));
     if offset < 0 {
         return super::json(&json!({ "data": "", "offset": size }));
     }
@@ -192,20 +245,22 @@ pub async fn read(work_dir: &Path, query: &HashMap<String, String>) -> Response<
 
 /// `/files/download?path=FILE`: the file's bytes, streamed.
 pub async fn download(work_dir: &Path, query: &HashMap<String, String>) -> Response<Body> {
-    let real = match confined(work_dir, query) {
-        Ok(real) => real,
+    let opened = match confined(work_dir, query) {
+        Ok(opened) => opened,
         Err(refusal) => return refusal.response(),
     };
-    let mut file = match tokio::fs::File::open(&real).await {
-        Ok(file) if !real.is_dir() => file,
-        Ok(_) => {
-            return http::text(
-                StatusCode::BAD_REQUEST,
-                format!("{} is a directory", query["path"]),
-            );
-        }
-        Err(e) => return http::text(StatusCode::NOT_FOUND, format!("{}: {e}", query["path"])),
-    };
+    if opened.meta.is_dir() {
+        return http::text(
+            StatusCode::BAD_REQUEST,
+            format!("{} is a directory", query["path"]),
+        );
+    }
+    let name = opened
+        .asked
+        .file_name()
+        .map(|n| n.to_string_lossy().replace('"', ""))
+        .unwrap_or_default();
+    let mut file = tokio::fs::File::from_std(std::fs::File::from(opened.file));
     let (tx, body) = http::channel(4);
     tokio::spawn(async move {
         let mut buffer = vec![0u8; 64 << 10];
@@ -224,10 +279,6 @@ pub async fn download(work_dir: &Path, query: &HashMap<String, String>) -> Respo
             }
         }
     });
-    let name = real
-        .file_name()
-        .map(|n| n.to_string_lossy().replace('"', ""))
-        .unwrap_or_default();
     let mut response = Response::new(body);
     response.headers_mut().insert(
         CONTENT_TYPE,

@@ -6,8 +6,8 @@ use std::fs::File;
 use std::io::BufReader;
 use std::path::Path;
 
-use crate::provisioner::beneath::Beneath;
 use crate::provisioner::extract::{self, Options, Summary};
+use tepui_isolators::beneath::Beneath;
 
 const TARS: &[&str] = &[
     ".tar", ".tgz", ".tar.gz", ".tbz2", ".tar.bz2", ".txz", ".tar.xz", ".tar.zst", ".tzst",

@@ -12,7 +12,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
-use super::beneath::Beneath;
+use tepui_isolators::beneath::Beneath;
 
 /// Limits and permissions of an extraction.
 #[derive(Debug, Clone, Copy)]

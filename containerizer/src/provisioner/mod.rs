@@ -10,7 +10,6 @@
 //! after each image it stores, whether the store must be collected.
 
 pub mod auth;
-pub(crate) mod beneath;
 pub mod digest;
 mod error;
 pub mod extract;

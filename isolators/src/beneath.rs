@@ -1,6 +1,8 @@
-//! Directories opened strictly beneath a root with openat2(2), so that no
+//! Paths opened strictly beneath a root with openat2(2), so that no
 //! symlink, however placed, leads a path outside it: resolution that would
-//! leave the root fails with EXDEV instead of following.
+//! leave the root fails with EXDEV instead of following. Image extraction
+//! and the fetcher make directories this way; the agent opens what a task
+//! may have planted links in (its sandbox) without following any link.
 
 use std::ffi::{CString, OsStr, OsString};
 use std::io;
@@ -17,8 +19,8 @@ struct OpenHow {
     resolve: u64,
 }
 
-/// A root directory and the directories beneath it.
-pub(crate) struct Beneath {
+/// A root directory and the paths beneath it.
+pub struct Beneath {
     root: OwnedFd,
 }
 
@@ -29,7 +31,7 @@ fn cstring(bytes: &[u8]) -> io::Result<CString> {
 
 impl Beneath {
     /// Opens `dir` as the root.
-    pub(crate) fn open(dir: &Path) -> io::Result<Self> {
+    pub fn open(dir: &Path) -> io::Result<Self> {
         let path = cstring(dir.as_os_str().as_bytes())?;
         // SAFETY: open(2) of a C string; the fd returned is ours alone.
         let fd = unsafe {
@@ -49,7 +51,7 @@ impl Beneath {
     /// The directory at `components` beneath the root, made (mode 0755)
     /// where missing when `create`. Each component is created from an fd
     /// already proved to lie beneath the root.
-    pub(crate) fn dir(&self, components: &[OsString], create: bool) -> io::Result<OwnedFd> {
+    pub fn dir(&self, components: &[OsString], create: bool) -> io::Result<OwnedFd> {
         if components.is_empty() {
             return self.root.try_clone();
         }
@@ -78,11 +80,32 @@ impl Beneath {
 
     fn open_dir(&self, components: &[OsString]) -> io::Result<OwnedFd> {
         let joined = components.join(OsStr::new("/"));
-        let path = cstring(joined.as_bytes())?;
+        self.openat2(
+            joined.as_bytes(),
+            libc::O_RDONLY | libc::O_DIRECTORY,
+            libc::RESOLVE_BENEATH | libc::RESOLVE_NO_MAGICLINKS,
+        )
+    }
+
+    /// Opens `path` (relative; empty or "." is the root) for reading
+    /// without following any symlink or magic link on the way, and
+    /// without blocking on a FIFO: for paths a task can plant links in.
+    /// A link anywhere in the path fails with ELOOP, a way out with EXDEV.
+    pub fn open_no_follow(&self, path: &Path) -> io::Result<OwnedFd> {
+        let bytes = path.as_os_str().as_bytes();
+        self.openat2(
+            if bytes.is_empty() { b"." } else { bytes },
+            libc::O_RDONLY | libc::O_NONBLOCK | libc::O_NOCTTY,
+            libc::RESOLVE_BENEATH | libc::RESOLVE_NO_SYMLINKS | libc::RESOLVE_NO_MAGICLINKS,
+        )
+    }
+
+    fn openat2(&self, path: &[u8], flags: libc::c_int, resolve: u64) -> io::Result<OwnedFd> {
+        let path = cstring(path)?;
         let how = OpenHow {
-            flags: (libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC) as u64,
+            flags: (flags | libc::O_CLOEXEC) as u64,
             mode: 0,
-            resolve: libc::RESOLVE_BENEATH | libc::RESOLVE_NO_MAGICLINKS,
+            resolve,
         };
         // SAFETY: openat2 with a live open_how and its size; returns a new fd.
         let fd = unsafe {
