@@ -2,13 +2,14 @@
 //! UPDATE, MESSAGE) as the [`ExecutorHost`] the API serves, and framework
 //! messages passed on to a subscribed executor.
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use tepui_proto::internal::{AgentToMaster, agent_to_master};
 use tepui_proto::v1::executor::{Event, call, event};
 use tepui_proto::v1::{
     AgentId, AgentInfo, ContainerId, ExecutorId, FrameworkId, NetworkInfo, TaskState, TaskStatus,
-    network_info, task_status,
+    framework_info, network_info, task_status,
 };
 
 use super::{ExecutorState, Runner, lock};
@@ -106,7 +107,7 @@ impl ExecutorHost for Runner {
         events: EventSink,
     ) -> Result<(), String> {
         let key = (framework.to_owned(), executor.to_owned());
-        let (subscribed, queued, resent, framework_info, container) = {
+        let (subscribed, queued, resent, framework_info, container, dropped) = {
             let mut executors = lock(&self.executors);
             let Some(run) = executors.get_mut(&key) else {
                 return Err(format!(
@@ -136,6 +137,44 @@ impl ExecutorHost for Runner {
                 }),
                 ..Default::default()
             };
+            // A task still STAGING that the executor does not know and
+            // that is not queued here was sent by an agent that died
+            // before the executor had it: it is LOST (DROPPED when the
+            // framework is partition-aware), as in Mesos.
+            let known: HashSet<&str> = subscribe
+                .unacknowledged_tasks
+                .iter()
+                .map(|t| t.task_id.value.as_str())
+                .collect();
+            let queued_ids: HashSet<&str> = run
+                .queued
+                .iter()
+                .flat_map(|launch| launch.tasks())
+                .map(|t| t.task_id.value.as_str())
+                .collect();
+            let dropped: Vec<String> = run
+                .tasks
+                .iter()
+                .filter(|(id, state)| {
+                    **state == TaskState::TaskStaging as i32
+                        && !known.contains(id.as_str())
+                        && !queued_ids.contains(id.as_str())
+                })
+                .map(|(id, _)| id.clone())
+                .collect();
+            // An executor left with nothing to run is shut down (Mesos's
+            // MESOS-8411 rule): the command executor never ends on its own
+            // without a task.
+            let idle = !dropped.is_empty()
+                && queued_ids.is_empty()
+                && run.tasks.iter().all(|(id, state)| {
+                    dropped.contains(id) || crate::status_update::is_terminal(*state)
+                });
+            let partition_aware =
+                run.framework.capabilities.iter().any(|c| {
+                    c.r#type == Some(framework_info::capability::Type::PartitionAware as i32)
+                });
+            let shutdown = idle.then(|| run.terminate());
             let queued: Vec<_> = std::mem::take(&mut run.queued)
                 .into_iter()
                 .map(|launch| run.event(launch))
@@ -151,9 +190,30 @@ impl ExecutorHost for Runner {
                 resent,
                 run.framework.clone(),
                 run.container.clone(),
+                (dropped, partition_aware, shutdown),
             )
         };
         tracing::info!(%framework, %executor, "executor subscribed");
+        let (dropped, partition_aware, shutdown) = dropped;
+        let dropped_state = if partition_aware {
+            TaskState::TaskDropped
+        } else {
+            TaskState::TaskLost
+        };
+        for task in &dropped {
+            tracing::warn!(%framework, %executor, %task, state = ?dropped_state, "a STAGING task unknown to its re-subscribed executor: it was launched during an agent restart");
+            self.end_task(
+                &key,
+                task,
+                dropped_state,
+                task_status::Reason::AgentRestarted,
+                "Task launched during agent restart",
+            );
+        }
+        let shutdown = shutdown.map(|(sink, container)| {
+            tracing::warn!(%framework, %executor, "shutting down an executor that has no task left to run");
+            self.shutdown(sink, container)
+        });
         // Only what was checkpointed is acknowledged; the rest comes again
         // with the executor's next subscription or retry.
         let resent: Vec<TaskStatus> = resent
@@ -194,6 +254,9 @@ impl ExecutorHost for Runner {
             }
             for status in &resent {
                 events.send(&executor_api::acknowledged(status)).await;
+            }
+            if let Some(shutdown) = shutdown {
+                shutdown.await;
             }
         });
         Ok(())

@@ -286,20 +286,32 @@ impl Runner {
 
     /// Fails one task from the agent.
     fn fail_task(&self, key: &ExecutorKey, task: &str, reason: task_status::Reason, why: &str) {
+        self.end_task(key, task, TaskState::TaskFailed, reason, why);
+    }
+
+    /// Ends one task from the agent with `state` (an update from the
+    /// agent, as its executor cannot give one).
+    fn end_task(
+        &self,
+        key: &ExecutorKey,
+        task: &str,
+        state: TaskState,
+        reason: task_status::Reason,
+        why: &str,
+    ) {
         let (framework, container, executor_id) = {
             let mut executors = lock(&self.executors);
             let Some(run) = executors.get_mut(key) else {
                 return;
             };
-            run.tasks
-                .insert(task.to_owned(), TaskState::TaskFailed as i32);
+            run.tasks.insert(task.to_owned(), state as i32);
             (
                 run.framework.clone(),
                 run.container.clone(),
                 run.info.executor_id.clone(),
             )
         };
-        let mut status = agent_status(task, TaskState::TaskFailed, reason, why);
+        let mut status = agent_status(task, state, reason, why);
         status.executor_id = Some(executor_id);
         // A refused update is logged (and counted) where it is refused.
         let _ = self.take_update(&key.0, &framework, &container, &key.1, status);

@@ -118,27 +118,38 @@ impl Runner {
 
     /// Sends SHUTDOWN to a run's executor, then destroys its container
     /// when it has not ended within the shutdown grace period.
-    fn shutdown_run(self: &Arc<Self>, sink: Option<EventSink>, container: String) {
-        let runner = self.clone();
-        tokio::spawn(async move {
+    fn shutdown_run(&self, sink: Option<EventSink>, container: String) {
+        let shutdown = self.shutdown(sink, container);
+        tokio::spawn(shutdown);
+    }
+
+    /// What [`Runner::shutdown_run`] runs, for a caller that must send
+    /// other events to the executor first.
+    pub(super) fn shutdown(
+        &self,
+        sink: Option<EventSink>,
+        container: String,
+    ) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let containerizer = self.containerizer.clone();
+        let grace = self.config.shutdown_grace_period;
+        async move {
             if let Some(sink) = sink {
                 let shutdown = Event {
                     r#type: Some(event::Type::Shutdown as i32),
                     ..Default::default()
                 };
                 sink.send(&shutdown).await;
-                let grace = runner.config.shutdown_grace_period;
-                if tokio::time::timeout(grace, runner.containerizer.wait(&container))
+                if tokio::time::timeout(grace, containerizer.wait(&container))
                     .await
                     .is_ok()
                 {
                     return;
                 }
             }
-            if let Err(e) = runner.containerizer.destroy(&container).await {
+            if let Err(e) = containerizer.destroy(&container).await {
                 tracing::warn!(%container, error = %e, "destroying an executor at shutdown");
             }
-        });
+        }
     }
 
     /// Destroys every executor run (`--recover=cleanup`) and waits until
