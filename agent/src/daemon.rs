@@ -69,6 +69,15 @@ pub struct Flags {
     /// destroyed and its tasks fail (REASON_EXECUTOR_REGISTRATION_TIMEOUT).
     #[arg(long, env = "TEPUI_EXECUTOR_REGISTRATION_TIMEOUT", default_value = "1mins", value_parser = duration, alias = "executor_registration_timeout")]
     pub executor_registration_timeout: Duration,
+    /// The most processes a container may hold (its cgroup's pids.max), so
+    /// that a fork bomb stays inside it; 0 sets no limit.
+    #[arg(
+        long,
+        env = "TEPUI_CONTAINER_PIDS_MAX",
+        default_value_t = 4096,
+        alias = "container_pids_max"
+    )]
+    pub container_pids_max: u64,
     /// How long a recovered executor has to subscribe again once the
     /// agent has recovered before it is destroyed and its tasks are LOST
     /// (REASON_EXECUTOR_REREGISTRATION_TIMEOUT); at most 15secs. Executors
@@ -247,6 +256,7 @@ pub async fn run(mut flags: Flags) -> Result<()> {
             heartbeat_interval: flags.executor_heartbeat_interval,
             registration_timeout: flags.executor_registration_timeout,
             reregistration_timeout: flags.executor_reregistration_timeout,
+            pids_max: flags.container_pids_max,
         },
         containerizer.clone(),
         fetcher,

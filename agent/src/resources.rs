@@ -76,10 +76,12 @@ pub fn total(given: Option<&str>, detected: Detected) -> Result<Vec<Resource>, R
 /// The cgroup limits of an executor's container: the sum of its own and
 /// its tasks' cpus (a weight, as Mesos sets cpu shares) and mem
 /// (memory.max), for the controllers this machine has; the others are not
-/// enforced (the agent says which when it starts).
+/// enforced (the agent says which when it starts). `pids_max` (0 for none)
+/// caps its processes, so a fork bomb stays inside it.
 pub fn limits<'a>(
     resources: impl IntoIterator<Item = &'a [Resource]>,
     controllers: tepui_isolators::cgroups::Controllers,
+    pids_max: u64,
 ) -> tepui_isolators::cgroups::Limits {
     use tepui_isolators::cgroups::Controller;
     let (mut cpus, mut mem) = (0.0, 0.0);
@@ -91,6 +93,7 @@ pub fn limits<'a>(
         cpus: (cpus > 0.0 && controllers.has(Controller::Cpu)).then_some(cpus),
         mem_bytes: (mem > 0.0 && controllers.has(Controller::Memory))
             .then_some((mem * 1024.0 * 1024.0) as u64),
+        pids: (pids_max > 0 && controllers.has(Controller::Pids)).then_some(pids_max),
         ..Default::default()
     }
 }
@@ -105,11 +108,13 @@ mod tests {
         let executor = resources::parse("cpus:0.1;mem:32").unwrap();
         let task = resources::parse("cpus:1;mem:64").unwrap();
         let all = Controllers::parse("cpu memory pids");
-        let both = limits([executor.as_slice(), task.as_slice()], all);
+        let both = limits([executor.as_slice(), task.as_slice()], all, 4096);
         assert_eq!(both.mem_bytes, Some(96 << 20));
+        assert_eq!(both.pids, Some(4096));
+        assert_eq!(limits([task.as_slice()], all, 0).pids, None);
         assert!((both.cpus.unwrap() - 1.1).abs() < 1e-9);
-        let none = limits([task.as_slice()], Controllers::parse("hugetlb"));
-        assert_eq!((none.cpus, none.mem_bytes), (None, None));
+        let none = limits([task.as_slice()], Controllers::parse("hugetlb"), 4096);
+        assert_eq!((none.cpus, none.mem_bytes, none.pids), (None, None, None));
     }
 
     #[test]

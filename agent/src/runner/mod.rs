@@ -88,6 +88,8 @@ pub struct RunnerConfig {
     /// recovery before it is destroyed (--executor_reregistration_timeout);
     /// also its longest wait between subscription attempts.
     pub reregistration_timeout: Duration,
+    /// pids.max of every container (0 for none).
+    pub pids_max: u64,
 }
 
 /// A task could not be taken.
@@ -323,6 +325,7 @@ impl Runner {
             std::iter::once(run.info.resources.as_slice())
                 .chain(run.infos.values().map(|t| t.resources.as_slice())),
             self.containerizer.controllers(),
+            self.config.pids_max,
         )
     }
 

@@ -175,9 +175,13 @@ impl ContainerCgroup {
         Ok(())
     }
 
-    /// Writes the limits (after [`check`](Self::check)).
+    /// Writes the limits (after [`check`](Self::check)), and with the
+    /// memory controller memory.oom.group, whatever the limits.
     pub fn apply(&self, limits: &Limits) -> Result<(), CgroupError> {
         self.check(limits)?;
+        if self.controllers.has(Controller::Memory) {
+            memory::oom_group(&self.path)?;
+        }
         if let Some(cpus) = limits.cpus {
             cpu::apply(&self.path, cpus, limits.cpu_hard)?;
         }

@@ -24,6 +24,16 @@ pub fn apply(dir: &Path, max_bytes: u64, high_bytes: Option<u64>) -> Result<(), 
     Ok(())
 }
 
+/// Sets memory.oom.group to 1: an OOM kill in the container takes all of
+/// its processes, never leaving a half-dead task behind.
+pub fn oom_group(dir: &Path) -> Result<(), CgroupError> {
+    let file = dir.join("memory.oom.group");
+    if file.exists() {
+        write(&file, "1")?;
+    }
+    Ok(())
+}
+
 /// Memory figures tepui reports.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct MemoryStat {

@@ -69,6 +69,8 @@ check "skopeo pushes the busybox image to the guest's registry" \
 echo 'TEPUI_INSECURE_REGISTRIES=127.0.0.1:5000' >>/etc/tepui/agent.env
 # Sandboxes of finished runs go quickly here, for scenario 6.
 printf 'TEPUI_GC_DELAY=2secs\nTEPUI_DISK_WATCH_INTERVAL=1secs\n' >>/etc/tepui/agent.env
+# A lower process cap than the default 4096, for the fork bomb of 3b.
+echo 'TEPUI_CONTAINER_PIDS_MAX=256' >>/etc/tepui/agent.env
 systemctl restart tepui-agent
 wait_for 60 sh -c 'tepui agents 2>/dev/null | grep -q " true "'
 out=$(tepui run --image 127.0.0.1:5000/busybox:latest --mem 64 -- \
@@ -85,6 +87,39 @@ code=$?
 detail="exit $code, $(grep TASK_FAILED "$work/run3.err")"
 check "a task past its memory limit ends TASK_FAILED with the memory reason" \
     sh -c "test $code -ne 0 && grep -q 'TASK_FAILED (REASON_CONTAINER_LIMITATION_MEMORY)' '$work/run3.err'"
+
+# 3b. A fork bomb stays inside its container: pids.max (the agent's
+# --container_pids_max) stops it there, the guest can still start
+# processes, and the task ends; memory.oom.group is set on the way.
+tepui run --image 127.0.0.1:5000/busybox:latest --mem 256 -- \
+    sh -c 'i=0; while [ $i -lt 400 ]; do sleep 30 & i=$((i + 1)); done; sleep 3; echo bomb done' \
+    >"$work/bomb.out" 2>"$work/bomb.err" &
+bomb=$!
+bomb_cgroup=
+find_bomb() {
+    local dir
+    for dir in "$cgroot"/*/; do
+        [ "$(cat "$dir/pids.current" 2>/dev/null || echo 0)" -ge 200 ] && bomb_cgroup=${dir%/} && return 0
+    done
+    return 1
+}
+wait_for 60 find_bomb
+peak=0
+for _ in $(seq 10); do
+    now=$(cat "$bomb_cgroup/pids.current" 2>/dev/null || echo 0)
+    [ "$now" -gt "$peak" ] && peak=$now
+    sleep 0.2
+done
+pids_max=$(cat "$bomb_cgroup/pids.max" 2>&1)
+oom_group=$(cat "$bomb_cgroup/memory.oom.group" 2>&1)
+guest_forks=no
+sh -c 'true' && guest_forks=yes
+wait "$bomb"
+code=$?
+detail="pids.max $pids_max, peak pids.current $peak, memory.oom.group $oom_group, guest forks: $guest_forks, exit $code, out '$(cat "$work/bomb.out")', fork refusals $(grep -c "can't fork" "$work/bomb.err")"
+check "a fork bomb is held at the container's pids.max and the guest keeps working" \
+    test "$pids_max" = 256 -a "$peak" -le 256 -a "$peak" -ge 200 -a "$oom_group" = 1 \
+    -a "$guest_forks" = yes -a "$code" = 0 -a "$(cat "$work/bomb.out")" = "bomb done"
 
 # 4 and 5. A long task writes a counter to its sandbox every 100 ms; the
 # agent restarts under it (NAME, then the COMMAND that causes it).
