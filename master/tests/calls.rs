@@ -1,6 +1,7 @@
 //! The master's calls against a registered agent and a subscribed
 //! framework, with their streams read directly: validation of ACCEPT
-//! (each refusal says what is wrong and changes nothing), launch to
+//! (a refused call changes nothing; an invalid task gets TASK_ERROR and
+//! the valid ones go), launch to
 //! RunTask, status update to UPDATE, acknowledgement to the agent,
 //! decline filters, and an agent that stops answering pings.
 
@@ -128,7 +129,7 @@ fn launch_t1(s: &mut Setup) {
     s.master
         .accept(
             &s.framework.clone(),
-            launch(&offer.id.value, vec![task("t1", "cpus:1")]),
+            launch(&offer.id.value, vec![task("t1", "cpus:1;mem:32")]),
         )
         .unwrap();
 }
@@ -178,25 +179,10 @@ fn accept_refuses_bad_operations_and_launches_good_ones() {
     let id = offer.id.value.clone();
     let fw = s.framework.clone();
 
+    // What tepui cannot carry out refuses the whole call, and changes
+    // nothing.
     let refusals = [
-        (launch("nope", vec![task("t", "cpus:1")]), "unknown"),
-        (launch(&id, vec![task("t", "cpus:3")]), "exceed"),
-        (
-            launch(&id, vec![task("t", "cpus:1"), task("t", "cpus:0.5")]),
-            "duplicate",
-        ),
-        (
-            launch(&id, vec![task("t", "ports:[40000-40000]")]),
-            "exceed",
-        ),
-        (
-            launch(&id, {
-                let mut t = task("t", "cpus:1");
-                t.command = None;
-                vec![t]
-            }),
-            "either an executor or a command",
-        ),
+        (launch("nope", vec![task("t", "cpus:1;mem:32")]), "unknown"),
         (
             call::Accept {
                 operations: vec![offer::Operation {
@@ -215,19 +201,69 @@ fn accept_refuses_bad_operations_and_launches_good_ones() {
     }
     assert!(agent_messages(&mut s.link).is_empty(), "nothing launched");
     assert!(s.master.offers.contains_key(&id), "the offer still stands");
+    assert!(updates(&mut s).is_empty(), "no update for a refused call");
 
+    // An invalid task gets TASK_ERROR (REASON_TASK_INVALID) and the valid
+    // ones of the same call are launched, as Mesos's master does.
+    let no_command = {
+        let mut t = task("no-command", "cpus:0.1;mem:32");
+        t.command = None;
+        t
+    };
     s.master
         .accept(
             &fw,
-            launch(&id, vec![task("t1", "cpus:1;mem:128;ports:[31000-31001]")]),
+            launch(
+                &id,
+                vec![
+                    task("too-big", "cpus:3;mem:32"),
+                    task("dup", "cpus:0.1;mem:32"),
+                    task("dup", "cpus:0.1;mem:32"),
+                    task("no-port", "cpus:0.1;mem:32;ports:[40000-40000]"),
+                    no_command,
+                    task("no-mem", "cpus:0.1"),
+                    task("t1", "cpus:1;mem:128;ports:[31000-31001]"),
+                ],
+            ),
         )
         .unwrap();
-    let sent = agent_messages(&mut s.link);
-    let master_to_agent::Message::RunTask(run) = &sent[0] else {
-        panic!("expected RunTask, got {sent:?}");
-    };
-    assert_eq!(run.task.task_id.value, "t1");
-    assert_eq!(run.task.agent_id.value, s.agent);
+    let errors: Vec<(String, String)> = updates(&mut s)
+        .into_iter()
+        .map(|u| {
+            assert_eq!(u.state, TaskState::TaskError as i32, "{u:?}");
+            assert_eq!(
+                u.reason,
+                Some(tepui_proto::v1::task_status::Reason::TaskInvalid as i32)
+            );
+            assert_eq!(
+                u.uuid, None,
+                "the master's TASK_ERROR needs no acknowledgement"
+            );
+            (u.task_id.value, u.message.unwrap_or_default())
+        })
+        .collect();
+    let expected = [
+        ("too-big", "exceed"),
+        ("dup", "duplicate"),
+        ("no-port", "exceed"),
+        ("no-command", "either an executor or a command"),
+        ("no-mem", "Task uses no resources of 'mem'"),
+    ];
+    assert_eq!(errors.len(), expected.len(), "{errors:?}");
+    for ((task, message), (want_task, want)) in errors.iter().zip(expected) {
+        assert_eq!(task, want_task);
+        assert!(message.contains(want), "{task}: {message}");
+    }
+    let launched: Vec<String> = agent_messages(&mut s.link)
+        .into_iter()
+        .filter_map(|m| match m {
+            master_to_agent::Message::RunTask(run) => Some(run.task.task_id.value),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(launched, ["dup", "t1"]);
+    let run = s.master.frameworks[&fw].tasks["t1"].task.clone();
+    assert_eq!(run.agent_id.value, s.agent);
     assert!(s.master.offers.is_empty());
 
     // The rest is filtered for 5 s, so no new offer yet.
@@ -272,7 +308,11 @@ fn accept_refuses_bad_operations_and_launches_good_ones() {
         master_to_agent::Message::StatusUpdateAcknowledgement(a) if a.uuid == uuid
     ));
     let f = &s.master.frameworks[&fw];
-    assert!(f.tasks.is_empty());
+    assert_eq!(
+        f.tasks.keys().collect::<Vec<_>>(),
+        ["dup"],
+        "t1 is done; the first dup still runs"
+    );
     assert_eq!(
         f.completed_tasks.len(),
         1,

@@ -1,4 +1,5 @@
-//! Tasks: ACCEPT (checked by [`super::validation`], then carried out),
+//! Tasks: ACCEPT (checked by [`super::validation`], then carried out;
+//! an invalid task gets TASK_ERROR, as Mesos's master answers it),
 //! KILL (the scheduler's and the operator's), ACKNOWLEDGE, RECONCILE,
 //! SHUTDOWN of an executor and MESSAGE to one.
 
@@ -29,7 +30,20 @@ impl Master {
             .frameworks
             .get(framework)
             .ok_or_else(|| Refusal::NotSubscribed(framework.to_owned()))?;
-        let plan = validation::plan(framework, f, &agent, &accept.operations, &offered)?;
+        let validation::Planned { launches, invalid } =
+            validation::plan(framework, f, &agent, &accept.operations, &offered)?;
+        if let Some(f) = self.frameworks.get(framework) {
+            for (task, reason, why) in invalid {
+                tracing::info!(framework = %framework, task = %task, why = %why, "task refused (TASK_ERROR)");
+                f.send(&events::update(events::master_status(
+                    &task,
+                    Some(&agent),
+                    TaskState::TaskError,
+                    reason,
+                    why,
+                )));
+            }
+        }
         for id in &accept.offer_ids {
             if let Some(entry) = self.offers.remove(&id.value)
                 && let Some(f) = self.frameworks.get_mut(entry.framework.as_ref())
@@ -38,7 +52,7 @@ impl Master {
             }
         }
         let mut used = Bundle::default();
-        for launch in plan {
+        for launch in launches {
             used.add(&launch.resources);
             self.launch(framework, &role, &agent, launch);
         }

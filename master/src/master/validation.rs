@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use tepui_proto::v1::{ExecutorInfo, FrameworkId, OfferId, TaskInfo, offer};
+use tepui_proto::v1::{ExecutorInfo, FrameworkId, OfferId, TaskInfo, offer, task_status};
 
 use super::{Refusal, bad, describe};
 use crate::allocator::filters::DEFAULT_REFUSE;
@@ -73,29 +73,45 @@ pub(super) fn accepted_offers(
     })
 }
 
+/// What an ACCEPT's operations come to: the launches that passed, and
+/// the tasks that did not, each with why (TASK_ERROR, as Mesos's master
+/// answers an invalid task; the call itself is accepted).
+pub(super) struct Planned {
+    /// The launches to carry out.
+    pub(super) launches: Vec<Launch>,
+    /// The tasks refused: (task id, reason, message).
+    pub(super) invalid: Vec<(String, task_status::Reason, String)>,
+}
+
+/// Mesos's least cpus of a task group's executor (master/constants.hpp).
+const MIN_CPUS: f64 = 0.01;
+/// Mesos's least mem of a task group's executor, in MiB.
+const MIN_MEM_MIB: f64 = 32.0;
+
 /// Validates the operations of an accept by framework `framework` (`f`)
-/// against what its offers of `agent` hold; nothing changes yet.
+/// against what its offers of `agent` hold; nothing changes yet. An
+/// operation tepui cannot carry out refuses the whole call; a task that
+/// is invalid (a task group: all of it) is refused alone, and the rest go.
 pub(super) fn plan(
     framework: &str,
     f: &Framework,
     agent: &str,
     operations: &[offer::Operation],
     offered: &Bundle,
-) -> Result<Vec<Launch>, Refusal> {
+) -> Result<Planned, Refusal> {
     use offer::operation::Type as Op;
-    let mut remaining = offered.clone();
-    let mut seen_tasks: Vec<String> = Vec::new();
-    let mut new_executors: HashMap<String, ExecutorInfo> = HashMap::new();
-    let mut plan = Vec::new();
+    let mut units = Vec::new();
     for operation in operations {
         let kind = operation.r#type.and_then(|t| Op::try_from(t).ok());
-        let (tasks, executor) = match kind {
+        match kind {
             Some(Op::Launch) => {
                 let launch = operation
                     .launch
                     .as_ref()
                     .ok_or_else(|| bad("a LAUNCH operation needs 'launch'"))?;
-                (launch.task_infos.clone(), None)
+                for task in &launch.task_infos {
+                    units.push((vec![task.clone()], None));
+                }
             }
             Some(Op::LaunchGroup) => {
                 let group = operation
@@ -105,7 +121,7 @@ pub(super) fn plan(
                 if group.task_group.tasks.is_empty() {
                     return Err(bad("a task group must hold at least one task"));
                 }
-                (group.task_group.tasks.clone(), Some(group.executor.clone()))
+                units.push((group.task_group.tasks.clone(), Some(group.executor.clone())));
             }
             Some(other) => {
                 return Err(Refusal::Unsupported(format!(
@@ -114,7 +130,71 @@ pub(super) fn plan(
                 )));
             }
             None => return Err(bad("an operation without a known 'type'")),
-        };
+        }
+    }
+    let mut unit_plan = UnitPlan {
+        framework,
+        f,
+        agent,
+        remaining: offered.clone(),
+        seen_tasks: Vec::new(),
+        planned_executors: Vec::new(),
+    };
+    let mut planned = Planned {
+        launches: Vec::new(),
+        invalid: Vec::new(),
+    };
+    for (tasks, executor) in units {
+        let group = executor.is_some();
+        let ids: Vec<String> = tasks.iter().map(|t| t.task_id.value.clone()).collect();
+        match unit_plan.unit(tasks, executor) {
+            Ok(launch) => planned.launches.push(launch),
+            Err(refusal) => {
+                let reason = if group {
+                    task_status::Reason::TaskGroupInvalid
+                } else {
+                    task_status::Reason::TaskInvalid
+                };
+                for id in ids {
+                    planned.invalid.push((id, reason, refusal.to_string()));
+                }
+            }
+        }
+    }
+    Ok(planned)
+}
+
+/// The state of validating an ACCEPT's launches one after another.
+struct UnitPlan<'a> {
+    framework: &'a str,
+    f: &'a Framework,
+    agent: &'a str,
+    /// What the offers still hold.
+    remaining: Bundle,
+    /// Task ids seen so far in this call.
+    seen_tasks: Vec<String>,
+    /// Executors started by the launches planned so far.
+    planned_executors: Vec<String>,
+}
+
+impl UnitPlan<'_> {
+    fn executor_known(&self, id: &str, new: &HashMap<String, ExecutorInfo>) -> bool {
+        self.f
+            .executors
+            .contains_key(&(self.agent.to_owned(), id.to_owned()))
+            || self.planned_executors.iter().any(|e| e == id)
+            || new.contains_key(id)
+    }
+
+    /// Validates one launch: one task, or one task group with its
+    /// executor; on success its resources are taken from what remains.
+    fn unit(
+        &mut self,
+        tasks: Vec<TaskInfo>,
+        executor: Option<ExecutorInfo>,
+    ) -> Result<Launch, Refusal> {
+        let (framework, agent) = (self.framework, self.agent);
+        let mut new_executors: HashMap<String, ExecutorInfo> = HashMap::new();
         let mut launch_tasks = Vec::new();
         let mut launch_resources = Bundle::default();
         let mut group_executor = None;
@@ -123,22 +203,48 @@ pub(super) fn plan(
             if id.is_empty() {
                 return Err(bad("a task group's executor needs an 'executor_id'"));
             }
+            let er = Bundle::from_proto(&executor.resources)
+                .map_err(|e| bad(format!("executor {id}: {e}")))?;
+            let cpus = er.scalar("cpus");
+            if cpus < MIN_CPUS {
+                return Err(bad(format!(
+                    "Executor '{id}' uses less CPUs ({}) than the minimum required ({MIN_CPUS})",
+                    if cpus > 0.0 {
+                        cpus.to_string()
+                    } else {
+                        "None".into()
+                    }
+                )));
+            }
+            let mem = er.scalar("mem");
+            if mem < MIN_MEM_MIB {
+                return Err(bad(format!(
+                    "Executor '{id}' uses less memory ({}) than the minimum required ({MIN_MEM_MIB}MB)",
+                    if mem > 0.0 {
+                        format!("{mem}MB")
+                    } else {
+                        "None".into()
+                    }
+                )));
+            }
             executor.framework_id = Some(FrameworkId {
                 value: framework.to_owned(),
             });
             group_executor = Some(executor);
         }
+        let mut seen = Vec::new();
         for mut task in tasks {
             let id = task.task_id.value.clone();
             if id.is_empty() {
                 return Err(bad("a task needs a non-empty 'task_id'"));
             }
-            if f.tasks.contains_key(&id) || seen_tasks.contains(&id) {
+            if self.f.tasks.contains_key(&id) || self.seen_tasks.contains(&id) || seen.contains(&id)
+            {
                 return Err(bad(format!(
                     "task {id} is a duplicate of a task of this framework"
                 )));
             }
-            seen_tasks.push(id.clone());
+            seen.push(id.clone());
             if task.agent_id.value.is_empty() {
                 task.agent_id.value = agent.to_owned();
             }
@@ -148,8 +254,28 @@ pub(super) fn plan(
                     task.agent_id.value
                 )));
             }
+            if task.resources.is_empty() {
+                return Err(bad(format!("Task uses no resources: task {id} names none")));
+            }
             let resources =
                 Bundle::from_proto(&task.resources).map_err(|e| bad(format!("task {id}: {e}")))?;
+            // Every container gets a cpu weight and a memory limit: a
+            // command task asks for both, a task with its own executor
+            // together with it (a task group's executor has Mesos's
+            // minimums, checked above).
+            if group_executor.is_none() {
+                let mut container = resources.clone();
+                if let Some(executor) = &task.executor {
+                    container.add(&Bundle::from_proto(&executor.resources).unwrap_or_default());
+                }
+                for needed in ["cpus", "mem"] {
+                    if container.scalar(needed) <= 0.0 {
+                        return Err(bad(format!(
+                            "Task uses no resources of '{needed}': task {id} and its executor must ask for cpus and mem"
+                        )));
+                    }
+                }
+            }
             let mut needs = resources.clone();
             if group_executor.is_some() {
                 if task.executor.is_some() {
@@ -195,11 +321,7 @@ pub(super) fn plan(
                         executor.framework_id = Some(FrameworkId {
                             value: framework.to_owned(),
                         });
-                        let known = f
-                            .executors
-                            .contains_key(&(agent.to_owned(), exec_id.clone()))
-                            || new_executors.contains_key(&exec_id);
-                        if !known {
+                        if !self.executor_known(&exec_id, &new_executors) {
                             let er = Bundle::from_proto(&executor.resources)
                                 .map_err(|e| bad(format!("executor {exec_id}: {e}")))?;
                             needs.add(&er);
@@ -213,34 +335,32 @@ pub(super) fn plan(
         }
         if let Some(executor) = &group_executor {
             let exec_id = executor.executor_id.value.clone();
-            let known = f
-                .executors
-                .contains_key(&(agent.to_owned(), exec_id.clone()))
-                || new_executors.contains_key(&exec_id);
-            if !known {
+            if !self.executor_known(&exec_id, &new_executors) {
                 let er = Bundle::from_proto(&executor.resources)
                     .map_err(|e| bad(format!("executor {exec_id}: {e}")))?;
                 launch_resources.add(&er);
                 new_executors.insert(exec_id, executor.clone());
             }
         }
-        if !remaining.contains(&launch_resources) {
+        if !self.remaining.contains(&launch_resources) {
             return Err(bad(format!(
                 "the tasks' resources ({}) exceed what the offers leave ({})",
                 describe(&launch_resources),
-                describe(&remaining)
+                describe(&self.remaining)
             )));
         }
-        remaining.subtract(&launch_resources);
-        plan.push(Launch {
+        self.remaining.subtract(&launch_resources);
+        self.seen_tasks.extend(seen);
+        self.planned_executors.extend(new_executors.keys().cloned());
+        Ok(Launch {
             tasks: launch_tasks,
             group_executor,
             resources: launch_resources,
-            new_executors: std::mem::take(&mut new_executors),
-        });
+            new_executors,
+        })
     }
-    Ok(plan)
 }
+
 /// One LAUNCH or LAUNCH_GROUP, validated: what carrying it out needs.
 pub(super) struct Launch {
     /// The tasks, each with its resources.
@@ -330,6 +450,30 @@ mod tests {
         }
     }
 
+    fn task(id: &str, resources: &str) -> TaskInfo {
+        TaskInfo {
+            task_id: TaskId { value: id.into() },
+            resources: if resources.is_empty() {
+                Vec::new()
+            } else {
+                tepui_proto::resources::parse(resources).unwrap()
+            },
+            command: Some(CommandInfo {
+                value: Some("true".into()),
+                ..CommandInfo::default()
+            }),
+            ..TaskInfo::default()
+        }
+    }
+
+    fn launch(tasks: Vec<TaskInfo>) -> offer::Operation {
+        offer::Operation {
+            r#type: Some(offer::operation::Type::Launch as i32),
+            launch: Some(offer::operation::Launch { task_infos: tasks }),
+            ..offer::Operation::default()
+        }
+    }
+
     #[test]
     fn a_launch_beyond_the_offers_is_refused() {
         let framework = Framework::new(
@@ -339,33 +483,74 @@ mod tests {
             },
             0.0,
         );
-        let task = |cpus: &str| TaskInfo {
-            task_id: TaskId { value: "t1".into() },
-            resources: tepui_proto::resources::parse(cpus).unwrap(),
-            command: Some(CommandInfo {
-                value: Some("true".into()),
-                ..CommandInfo::default()
-            }),
-            ..TaskInfo::default()
-        };
-        let launch = |task: TaskInfo| offer::Operation {
-            r#type: Some(offer::operation::Type::Launch as i32),
-            launch: Some(offer::operation::Launch {
-                task_infos: vec![task],
-            }),
-            ..offer::Operation::default()
-        };
         let offered = bundle("cpus:1;mem:128");
-        let launches = plan("f1", &framework, "a1", &[launch(task("cpus:1"))], &offered).unwrap();
-        assert_eq!(launches.len(), 1);
+        let planned = plan(
+            "f1",
+            &framework,
+            "a1",
+            &[launch(vec![task("t1", "cpus:1;mem:32")])],
+            &offered,
+        )
+        .unwrap();
+        assert_eq!((planned.launches.len(), planned.invalid.len()), (1, 0));
         assert_eq!(
-            launches[0].tasks[0].0.agent_id.value, "a1",
+            planned.launches[0].tasks[0].0.agent_id.value, "a1",
             "the agent is filled in"
         );
-        let refusal = plan("f1", &framework, "a1", &[launch(task("cpus:2"))], &offered)
-            .err()
+        // Each task of a LAUNCH stands alone: the one beyond the offers
+        // gets TASK_ERROR, the one that fits still goes.
+        let planned = plan(
+            "f1",
+            &framework,
+            "a1",
+            &[launch(vec![
+                task("t1", "cpus:2;mem:32"),
+                task("t2", "cpus:1;mem:32"),
+            ])],
+            &offered,
+        )
+        .unwrap();
+        assert_eq!(planned.launches.len(), 1);
+        assert_eq!(planned.launches[0].tasks[0].0.task_id.value, "t2");
+        let (id, reason, why) = &planned.invalid[0];
+        assert_eq!(
+            (id.as_str(), *reason),
+            ("t1", task_status::Reason::TaskInvalid)
+        );
+        assert!(why.contains("exceed"), "{why}");
+    }
+
+    #[test]
+    fn a_task_without_cpus_or_mem_uses_no_resources() {
+        let framework = Framework::new(
+            FrameworkInfo {
+                user: "root".into(),
+                ..FrameworkInfo::default()
+            },
+            0.0,
+        );
+        let offered = bundle("cpus:1;mem:128");
+        for (resources, missing) in [
+            ("", "no resources"),
+            ("cpus:1", "'mem'"),
+            ("mem:32", "'cpus'"),
+        ] {
+            let planned = plan(
+                "f1",
+                &framework,
+                "a1",
+                &[launch(vec![task("t1", resources)])],
+                &offered,
+            )
             .unwrap();
-        assert!(refusal.to_string().contains("exceed"), "{refusal}");
+            assert!(planned.launches.is_empty(), "{resources:?} launched");
+            let (_, reason, why) = &planned.invalid[0];
+            assert_eq!(*reason, task_status::Reason::TaskInvalid);
+            assert!(
+                why.starts_with("Task uses no resources") && why.contains(missing),
+                "{resources:?}: {why}"
+            );
+        }
     }
 
     #[test]
