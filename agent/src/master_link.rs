@@ -334,7 +334,7 @@ fn dispatch(runner: &Arc<Runner>, message: MasterToAgent) {
             let task = run.task.task_id.value.clone();
             if let Err(e) = runner.run_task(run.framework_info, run.task) {
                 tracing::warn!(error = %e, "refusing a task");
-                runner.reject_task(&framework, &task, &e.why);
+                runner.reject_task(&framework, &task, &e);
             }
         }
         Some(M::RunTaskGroup(run)) => {
@@ -349,7 +349,7 @@ fn dispatch(runner: &Arc<Runner>, message: MasterToAgent) {
             {
                 tracing::warn!(error = %e, "refusing a task group");
                 for task in tasks {
-                    runner.reject_task(&framework, &task, &e.why);
+                    runner.reject_task(&framework, &task, &e);
                 }
             }
         }

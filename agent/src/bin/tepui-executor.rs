@@ -461,7 +461,10 @@ async fn main() -> ExitCode {
     match start().await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("tepui-executor: {e:#}");
+            // Not eprintln!: on a full disk the sandbox's stderr refuses
+            // the write, and a panic would hide why the executor ended.
+            use std::io::Write;
+            let _ = writeln!(std::io::stderr(), "tepui-executor: {e:#}");
             ExitCode::FAILURE
         }
     }

@@ -50,6 +50,7 @@ impl Runner {
         let fail = |why: &str| RunError {
             task: task.task_id.value.clone(),
             why: why.to_owned(),
+            agent_failed: false,
         };
         let info = match (&task.executor, &task.command) {
             (Some(executor), None) => executor.clone(),
@@ -90,6 +91,7 @@ impl Runner {
         let fail = |why: &str| RunError {
             task: first.clone(),
             why: why.to_owned(),
+            agent_failed: false,
         };
         if group.tasks.is_empty() {
             return Err(fail("a task group needs at least one task"));
@@ -131,12 +133,18 @@ impl Runner {
                 .map(|t| t.task_id.value.clone())
                 .unwrap_or_default(),
             why: why.to_owned(),
+            agent_failed: false,
         };
         let framework_id = framework
             .id
             .clone()
             .ok_or_else(|| fail("the framework has no id"))?
             .value;
+        // The agent's own failures (its disk), not the task's.
+        let agent_fail = |why: &str| RunError {
+            agent_failed: true,
+            ..fail(why)
+        };
         let key = (framework_id.clone(), info.executor_id.value.clone());
         let mut executors = lock(&self.executors);
         if let Some(running) = executors.get_mut(&key) {
@@ -156,7 +164,7 @@ impl Runner {
                     container: &running.container,
                 };
                 self.checkpoint_run(&ids, &running.framework, &running.info, &tasks)
-                    .map_err(|e| fail(&e))?;
+                    .map_err(|e| agent_fail(&e))?;
             }
             for task in &tasks {
                 running
@@ -201,10 +209,10 @@ impl Runner {
             .sandbox(&ids)
             .map_err(|e| fail(&e.to_string()))?;
         std::fs::create_dir_all(&sandbox)
-            .map_err(|e| fail(&format!("{}: {e}", sandbox.display())))?;
+            .map_err(|e| agent_fail(&format!("{}: {e}", sandbox.display())))?;
         if framework.checkpoint.unwrap_or(false) {
             self.checkpoint_run(&ids, &framework, &info, &tasks)
-                .map_err(|e| fail(&e.to_string()))?;
+                .map_err(|e| agent_fail(&e.to_string()))?;
         }
         let image = match image_of(&info, &launch) {
             Ok(image) => image,

@@ -22,6 +22,7 @@
 //! The master link is a channel of [`AgentToMaster`] messages; the
 //! registration that drains it is the agent daemon's.
 
+mod completion;
 mod executor_host;
 mod launch;
 mod recovery;
@@ -100,6 +101,9 @@ pub struct RunError {
     pub task: String,
     /// Why not.
     pub why: String,
+    /// Whether the agent failed (its disk, its checkpoints), not the task:
+    /// TASK_FAILED with REASON_CONTAINER_LAUNCH_FAILED, not TASK_ERROR.
+    pub agent_failed: bool,
 }
 
 /// Where an executor run is in its life, as Mesos's `Executor::State`.
@@ -206,6 +210,15 @@ impl Executor {
     }
 }
 
+/// An update the agent made itself, not yet checkpointed.
+struct Unrecorded {
+    framework_id: String,
+    framework: FrameworkInfo,
+    container: String,
+    executor: String,
+    status: TaskStatus,
+}
+
 /// An executor run's key: its framework's id and its executor's id.
 type ExecutorKey = (String, String);
 
@@ -231,6 +244,12 @@ pub struct Runner {
     counters: Counters,
     /// The latest ended executor runs, newest last (for /state).
     completed: Mutex<std::collections::VecDeque<RunView>>,
+    /// Ended runs whose updates await acknowledgement (completion.rs).
+    awaiting_acks: Mutex<Vec<completion::EndedRun>>,
+    /// The agent's own updates not yet checkpointed (take_agent_update).
+    unrecorded: Mutex<Vec<Unrecorded>>,
+    /// Frameworks shut down: nobody acknowledges their updates any more.
+    shut_down_frameworks: Mutex<std::collections::HashSet<String>>,
 }
 
 /// A framework's id as a string (empty when it has none yet).
@@ -274,6 +293,9 @@ impl Runner {
             gc: Gc::new(),
             counters: Counters::default(),
             completed: Mutex::new(std::collections::VecDeque::new()),
+            awaiting_acks: Mutex::new(Vec::new()),
+            unrecorded: Mutex::new(Vec::new()),
+            shut_down_frameworks: Mutex::new(std::collections::HashSet::new()),
         })
     }
 
@@ -315,8 +337,7 @@ impl Runner {
         };
         let mut status = agent_status(task, state, reason, why);
         status.executor_id = Some(executor_id);
-        // A refused update is logged (and counted) where it is refused.
-        let _ = self.take_update(&key.0, &framework, &container, &key.1, status);
+        self.take_agent_update(&key.0, &framework, &container, &key.1, status);
     }
 
     /// The limits of an executor run: its resources and its tasks'.
@@ -371,25 +392,22 @@ impl Runner {
             }
             executor
         };
-        if executor.framework.checkpoint.unwrap_or(false) {
-            self.mark_completed(&key.0, &key.1, &executor.container);
-        }
-        self.schedule_gc(
-            &key.0,
-            &key.1,
-            &executor.container,
-            std::time::SystemTime::now(),
-        );
         tracing::info!(framework = %key.0, executor = %key.1, %message, "executor ended");
         self.counters.executor_terminated();
+        let ended = completion::EndedRun {
+            framework: key.0.clone(),
+            executor: key.1.clone(),
+            container: executor.container.clone(),
+            checkpoint: executor.framework.checkpoint.unwrap_or(false),
+            tasks: executor.tasks.keys().cloned().collect(),
+        };
         for (task, state) in executor.tasks {
             if status_update::is_terminal(state) {
                 continue;
             }
             let mut status = agent_status(&task, end_state, reason, &message);
             status.executor_id = Some(executor.info.executor_id.clone());
-            // A refused update is logged (and counted) where it is refused.
-            let _ = self.take_update(
+            self.take_agent_update(
                 &key.0,
                 &executor.framework,
                 &executor.container,
@@ -397,6 +415,7 @@ impl Runner {
                 status,
             );
         }
+        self.complete_when_acknowledged(ended);
     }
 
     /// Takes an update into the status update manager (checkpointed when
@@ -437,6 +456,53 @@ impl Runner {
             status,
         };
         self.manage(update, log.as_deref())
+    }
+
+    /// Takes an update the agent made itself (a task ended by the agent):
+    /// one that cannot be checkpointed (a full disk) is kept and taken
+    /// again at every retry tick until it is, since no executor will send
+    /// it again; any other refusal is logged where it is refused.
+    fn take_agent_update(
+        &self,
+        framework_id: &str,
+        framework: &FrameworkInfo,
+        container: &str,
+        executor: &str,
+        status: TaskStatus,
+    ) {
+        if let Err(status_update::UpdateError::Checkpoint(e)) =
+            self.take_update(framework_id, framework, container, executor, status.clone())
+        {
+            tracing::warn!(framework = %framework_id, task = %status.task_id.value, error = %e, "the agent's own update is kept until it can be checkpointed");
+            lock(&self.unrecorded).push(Unrecorded {
+                framework_id: framework_id.to_owned(),
+                framework: framework.clone(),
+                container: container.to_owned(),
+                executor: executor.to_owned(),
+                status,
+            });
+        }
+    }
+
+    /// Takes again the agent's own updates that could not be checkpointed.
+    fn retake_unrecorded(&self) {
+        let waiting = std::mem::take(&mut *lock(&self.unrecorded));
+        for u in waiting {
+            self.take_agent_update(
+                &u.framework_id,
+                &u.framework,
+                &u.container,
+                &u.executor,
+                u.status,
+            );
+        }
+    }
+
+    /// Whether one of the agent's own updates of `task` awaits its checkpoint.
+    fn is_unrecorded(&self, framework: &str, task: &str) -> bool {
+        lock(&self.unrecorded)
+            .iter()
+            .any(|u| u.framework_id == framework && u.status.task_id.value == task)
     }
 
     /// Hands an update to the status update manager, counting it.

@@ -56,8 +56,7 @@ impl Runner {
                     task_status::Reason::TaskKilledDuringLaunch,
                     "killed before its executor took it",
                 );
-                // A refused update is logged where it is refused.
-                let _ = self.take_update(&key.0, &framework_info, &container, &key.1, status);
+                self.take_agent_update(&key.0, &framework_info, &container, &key.1, status);
             }
             return;
         }
@@ -95,6 +94,8 @@ impl Runner {
     /// Shuts down every executor of a framework (SHUTDOWN, then the
     /// container is destroyed after the shutdown grace period).
     pub fn shutdown_framework(self: &Arc<Self>, framework: &str) {
+        lock(&self.shut_down_frameworks).insert(framework.to_owned());
+        self.complete_acknowledged_runs(framework);
         let runs: Vec<(Option<EventSink>, String)> = lock(&self.executors)
             .iter_mut()
             .filter(|((fw, _), _)| fw == framework)

@@ -5,7 +5,7 @@
 use tepui_proto::internal::StatusUpdate;
 use tepui_proto::v1::{FrameworkId, TaskState, task_status};
 
-use super::{Runner, agent_status, lock};
+use super::{RunError, Runner, agent_status, lock};
 use crate::status_update::TaskKey;
 
 impl Runner {
@@ -15,10 +15,15 @@ impl Runner {
             framework: framework.to_owned(),
             task: task.to_owned(),
         };
-        match lock(&self.updates).acknowledge(&key, uuid) {
+        // The manager's lock is let go before an ended run is checked.
+        let acked = lock(&self.updates).acknowledge(&key, uuid);
+        match acked {
             Ok(acked) => {
                 if let Some(next) = acked.next {
                     self.forward(next);
+                }
+                if acked.ended {
+                    self.complete_acknowledged_runs(framework);
                 }
             }
             Err(e) => tracing::warn!(error = %e, "acknowledgement refused"),
@@ -45,14 +50,19 @@ impl Runner {
         }
     }
 
-    /// Refuses a task the agent cannot take: TASK_ERROR from the agent.
-    pub fn reject_task(&self, framework: &str, task: &str, why: &str) {
-        let status = agent_status(
-            task,
-            TaskState::TaskError,
-            task_status::Reason::TaskInvalid,
-            why,
-        );
+    /// Refuses a task the agent cannot take: TASK_ERROR from the agent
+    /// for an invalid task; TASK_FAILED (REASON_CONTAINER_LAUNCH_FAILED)
+    /// when the agent itself failed, such as its disk being full.
+    pub fn reject_task(&self, framework: &str, task: &str, error: &RunError) {
+        let (state, reason) = if error.agent_failed {
+            (
+                TaskState::TaskFailed,
+                task_status::Reason::ContainerLaunchFailed,
+            )
+        } else {
+            (TaskState::TaskError, task_status::Reason::TaskInvalid)
+        };
+        let status = agent_status(task, state, reason, &error.why);
         let update = StatusUpdate {
             framework_id: FrameworkId {
                 value: framework.to_owned(),
@@ -66,6 +76,7 @@ impl Runner {
 
     /// The updates due to be forwarded again now.
     pub fn retry_due(&self) {
+        self.retake_unrecorded();
         let due = lock(&self.updates).due(std::time::Instant::now());
         for update in due {
             self.forward(update);

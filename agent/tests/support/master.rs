@@ -1,6 +1,7 @@
 //! A minimal master speaking tepui's internal protocol, for the agent's
 //! tests and its scale benchmark: it registers the agent (as agent-7),
-//! sends it the tasks it holds, acknowledges every status update, and
+//! sends it the tasks it holds, acknowledges every status update (unless
+//! told to withhold terminal ones), and
 //! pings. Shared by `#[path]` so that both use the same stand-in.
 
 // A panic is how a test reports failure.
@@ -34,6 +35,9 @@ pub struct State {
     pub pongs: usize,
     pub stream: Option<mpsc::Sender<Bytes>>,
     pub pending: Vec<TaskInfo>,
+    /// Acknowledge no terminal update (as a framework that has not yet),
+    /// until set back to false.
+    pub withhold_terminal_acks: bool,
 }
 
 pub fn frame(message: &MasterToAgent) -> Bytes {
@@ -126,8 +130,10 @@ impl Master {
                 };
                 let stream = {
                     let mut state = self.state.lock().unwrap();
+                    let withheld = state.withhold_terminal_acks
+                        && tepui_agent::status_update::is_terminal(update.status.state);
                     state.updates.push(update);
-                    state.stream.clone()
+                    state.stream.clone().filter(|_| !withheld)
                 };
                 if let Some(stream) = stream {
                     let _ = stream
