@@ -3,18 +3,19 @@
 //! byte, across rotations, until the container's executor run ends, as
 //! ProcessIO DATA records.
 //!
-//! The files are the task's own to replace, so each is opened without
-//! following a symlink and without blocking, and read only when it is a
+//! The files are the task's own to replace, so each is opened from the
+//! sandbox's directory fd without following a symlink and without blocking, and read only when it is a
 //! regular file: a task cannot point the stream at another file or stall
 //! it with a FIFO.
 
 use std::fs::File;
 use std::io::{ErrorKind, Read};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use bytes::Bytes;
+use tepui_isolators::beneath::Beneath;
 use tepui_proto::media::Encoding;
 use tepui_proto::v1::agent::{ProcessIo, process_io};
 use tokio::sync::mpsc;
@@ -46,12 +47,13 @@ impl Follower {
     }
 
     fn open(path: &Path) -> std::io::Result<Option<(File, u64)>> {
-        let file = match std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-            .open(path)
-        {
-            Ok(file) => file,
+        let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+            return Ok(None);
+        };
+        // Beneath the sandbox's fd, through no link, without blocking.
+        let opened = Beneath::open(dir).and_then(|dir| dir.open_no_follow(Path::new(name)));
+        let file = match opened {
+            Ok(fd) => File::from(fd),
             Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
             // ELOOP: the name is a symlink, which is not followed.
             Err(e) if e.raw_os_error() == Some(libc::ELOOP) => return Ok(None),

@@ -130,6 +130,12 @@ pub struct Flags {
     /// How often subscribed executors are sent HEARTBEAT.
     #[arg(long, env = "TEPUI_EXECUTOR_HEARTBEAT_INTERVAL", default_value = "30secs", value_parser = duration)]
     pub executor_heartbeat_interval: Duration,
+    /// Whether the executor and its tasks run as the task's user
+    /// (CommandInfo.user, else FrameworkInfo.user) from this host's user
+    /// database (true, Mesos's default), or as the agent's own user
+    /// (false). Also from MESOS_SWITCH_USER.
+    #[arg(long, alias = "switch_user", env = "TEPUI_SWITCH_USER", action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub switch_user: Option<bool>,
     /// The image store's flags.
     #[command(flatten)]
     pub images: StoreArgs,
@@ -150,6 +156,22 @@ pub enum Recover {
 fn duration(text: &str) -> Result<Duration, String> {
     parse_duration(text)
         .ok_or_else(|| format!("{text:?} is not a duration like 15mins, 5secs or 200ms"))
+}
+
+/// `--switch_user`: the flag, else TEPUI_SWITCH_USER (which clap reads),
+/// else Mesos's MESOS_SWITCH_USER, else true.
+fn switch_user(flag: Option<bool>) -> Result<bool> {
+    if let Some(value) = flag {
+        return Ok(value);
+    }
+    match std::env::var("MESOS_SWITCH_USER") {
+        Ok(v) => match v.as_str() {
+            "true" | "1" => Ok(true),
+            "false" | "0" => Ok(false),
+            _ => anyhow::bail!("MESOS_SWITCH_USER={v:?} is not true or false"),
+        },
+        Err(_) => Ok(true),
+    }
 }
 
 /// Mesos's bound on the re-registration timeout: past it, the master
@@ -257,6 +279,7 @@ pub async fn run(mut flags: Flags) -> Result<()> {
             registration_timeout: flags.executor_registration_timeout,
             reregistration_timeout: flags.executor_reregistration_timeout,
             pids_max: flags.container_pids_max,
+            switch_user: switch_user(flags.switch_user)?,
         },
         containerizer.clone(),
         fetcher,
@@ -421,5 +444,29 @@ pub fn raise_nofile() {
             limit.rlim_cur = limit.rlim_max;
             libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn switch_user_takes_both_spellings_and_defaults_to_true() {
+        let parse = |extra: &[&str]| {
+            let mut argv = vec!["tepui-agent", "--master", "m:5050"];
+            argv.extend_from_slice(extra);
+            Flags::try_parse_from(argv).unwrap().switch_user
+        };
+        assert_eq!(parse(&["--switch_user", "false"]), Some(false));
+        assert_eq!(parse(&["--switch-user=true"]), Some(true));
+        assert_eq!(parse(&["--switch_user"]), Some(true));
+        if std::env::var_os("TEPUI_SWITCH_USER").is_none()
+            && std::env::var_os("MESOS_SWITCH_USER").is_none()
+        {
+            assert_eq!(parse(&[]), None);
+            assert!(switch_user(None).unwrap(), "Mesos's default");
+        }
+        assert!(!switch_user(Some(false)).unwrap());
     }
 }

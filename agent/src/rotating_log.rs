@@ -2,15 +2,28 @@
 //! reaches its bound it becomes `<name>.1` (older ones shift to `.2`, ...,
 //! the oldest beyond the count is removed) and a new file is begun, so a
 //! chatty task cannot fill the agent's disk.
+//!
+//! The sandbox is the task's to write, so every name is resolved from the
+//! sandbox's directory fd and none is followed: the renames move names,
+//! not what a link points at, and the new file is created exclusively,
+//! through no link; a name a task planted between the rename and the
+//! create is removed (the link itself) and the create tried again.
 
-use std::fs::{File, OpenOptions};
+use std::ffi::{OsStr, OsString};
+use std::fs::File;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
+
+use tepui_isolators::beneath::Beneath;
 
 /// The variables that give the built-in executor its rotation (set by the agent).
 pub const MAX_SIZE_ENV: &str = "TEPUI_LOG_MAX_SIZE";
 /// See [`MAX_SIZE_ENV`].
 pub const MAX_FILES_ENV: &str = "TEPUI_LOG_MAX_FILES";
+
+/// How many times a new log file is tried when its name is taken again
+/// and again between the removal and the create (a task racing).
+const CREATE_TRIES: usize = 16;
 
 /// How big a log file grows and how many rotated files are kept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,27 +44,50 @@ impl Default for Rotation {
 }
 
 /// A log file that rotates itself as it is written.
-#[derive(Debug)]
 pub struct RotatingFile {
-    path: PathBuf,
+    dir: Beneath,
+    name: OsString,
     rotation: Rotation,
     file: File,
     size: u64,
 }
 
-fn numbered(path: &Path, n: u32) -> PathBuf {
-    let mut name = path.as_os_str().to_owned();
+impl std::fmt::Debug for RotatingFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RotatingFile")
+            .field("name", &self.name)
+            .field("rotation", &self.rotation)
+            .field("size", &self.size)
+            .finish()
+    }
+}
+
+fn numbered(name: &OsStr, n: u32) -> OsString {
+    let mut name = name.to_owned();
     name.push(format!(".{n}"));
-    PathBuf::from(name)
+    name
+}
+
+fn invalid(path: &Path) -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::InvalidInput,
+        format!("{} names no file in a directory", path.display()),
+    )
 }
 
 impl RotatingFile {
-    /// Opens (appending to) the log at `path`.
+    /// Opens (appending to) the log at `path`: a regular file, created
+    /// when missing, reached through no link.
     pub fn open(path: &Path, rotation: Rotation) -> std::io::Result<Self> {
-        let file = OpenOptions::new().create(true).append(true).open(path)?;
+        let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+            return Err(invalid(path));
+        };
+        let dir = Beneath::open(dir)?;
+        let file = File::from(dir.create_no_follow(Path::new(name), libc::O_APPEND, 0o644)?);
         let size = file.metadata()?.len();
         Ok(Self {
-            path: path.to_owned(),
+            dir,
+            name: name.to_owned(),
             rotation: Rotation {
                 max_bytes: rotation.max_bytes.max(1),
                 ..rotation
@@ -77,27 +113,44 @@ impl RotatingFile {
 
     fn rotate(&mut self) -> std::io::Result<()> {
         let keep = self.rotation.keep;
+        let absent = |result: std::io::Result<()>| match result {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        };
         if keep == 0 {
-            std::fs::remove_file(&self.path)?;
+            absent(self.dir.remove_file(&self.name))?;
         } else {
-            match std::fs::remove_file(numbered(&self.path, keep)) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
-                _ => {}
-            }
+            absent(self.dir.remove_file(&numbered(&self.name, keep)))?;
             for n in (1..keep).rev() {
-                match std::fs::rename(numbered(&self.path, n), numbered(&self.path, n + 1)) {
-                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
-                    _ => {}
-                }
+                absent(
+                    self.dir
+                        .rename(&numbered(&self.name, n), &numbered(&self.name, n + 1)),
+                )?;
             }
-            std::fs::rename(&self.path, numbered(&self.path, 1))?;
+            absent(self.dir.rename(&self.name, &numbered(&self.name, 1)))?;
         }
-        self.file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.path)?;
+        self.file = self.create_fresh()?;
         self.size = 0;
         Ok(())
+    }
+
+    /// A new, empty file at the log's name, created exclusively: whatever
+    /// took the name since the rename (a planted link) is removed first.
+    fn create_fresh(&self) -> std::io::Result<File> {
+        let name = Path::new(&self.name);
+        let mut last = None;
+        for _ in 0..CREATE_TRIES {
+            match self.dir.create_no_follow(name, libc::O_EXCL, 0o644) {
+                Ok(fd) => return Ok(File::from(fd)),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    tracing::warn!(name = %name.display(), "a log's name was taken during its rotation; removing what took it");
+                    let _ = self.dir.remove_file(&self.name);
+                    last = Some(e);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| std::io::ErrorKind::AlreadyExists.into()))
     }
 }
 
@@ -107,6 +160,45 @@ mod tests {
 
     fn read(path: &Path) -> String {
         std::fs::read_to_string(path).unwrap_or_default()
+    }
+
+    fn numbered(path: &Path, n: u32) -> std::path::PathBuf {
+        let mut name = path.as_os_str().to_owned();
+        name.push(format!(".{n}"));
+        name.into()
+    }
+
+    #[test]
+    fn a_link_planted_at_the_name_is_never_written_through() {
+        let dir = tempfile::tempdir().unwrap();
+        let canary = dir.path().join("canary");
+        std::fs::write(&canary, b"host file").unwrap();
+        let sandbox = dir.path().join("sandbox");
+        std::fs::create_dir(&sandbox).unwrap();
+        let path = sandbox.join("stdout");
+        std::os::unix::fs::symlink(&canary, &path).unwrap();
+        assert!(
+            RotatingFile::open(&path, Rotation::default()).is_err(),
+            "opened through a link"
+        );
+        std::fs::remove_file(&path).unwrap();
+        let mut log = RotatingFile::open(
+            &path,
+            Rotation {
+                max_bytes: 4,
+                keep: 2,
+            },
+        )
+        .unwrap();
+        log.write_all(b"aaaa").unwrap();
+        // A link as the live file's name at rotation: it is moved away as
+        // a name, and the new file is created, not opened through it.
+        std::fs::rename(&path, sandbox.join("elsewhere")).unwrap();
+        std::os::unix::fs::symlink(&canary, &path).unwrap();
+        log.write_all(b"bbbbcc").unwrap();
+        assert_eq!(std::fs::read(&canary).unwrap(), b"host file");
+        assert!(!std::fs::symlink_metadata(&path).unwrap().is_symlink());
+        assert_eq!(read(&path), "cc");
     }
 
     #[test]

@@ -78,6 +78,7 @@ impl Fixture {
                 registration_timeout: Duration::from_secs(60),
                 reregistration_timeout: Duration::from_secs(2),
                 pids_max: 4096,
+                switch_user: true,
             },
             containerizer.clone(),
             fetcher,

@@ -51,15 +51,36 @@ pub struct RunArgs {
     /// The role to run in.
     #[arg(long, env = "TEPUI_RUN_ROLE", default_value = "*")]
     role: String,
-    /// The user to run as.
-    #[arg(long, env = "TEPUI_RUN_USER", default_value = "root")]
-    user: String,
+    /// The user the task runs as (FrameworkInfo.user and
+    /// CommandInfo.user) [default: the invoking user's name].
+    #[arg(long, env = "TEPUI_RUN_USER")]
+    user: Option<String>,
     /// Give up when no offer fits within this many seconds.
     #[arg(long, env = "TEPUI_RUN_TIMEOUT", default_value_t = 60)]
     timeout: u64,
     /// The command; one word with spaces runs under `sh -c`.
     #[arg(last = true, required = true)]
     command: Vec<String>,
+}
+
+/// The invoking user's name, as the host's /etc/passwd gives it for the
+/// real uid (else $USER, else the uid itself), as mesos-execute does.
+fn invoking_user() -> String {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let uid = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|ids| ids.split_whitespace().next())
+        .unwrap_or("0")
+        .to_owned();
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+    passwd
+        .lines()
+        .map(|l| l.split(':').collect::<Vec<_>>())
+        .find(|f| f.len() > 2 && f[2] == uid)
+        .map(|f| f[0].to_owned())
+        .or_else(|| std::env::var("USER").ok().filter(|u| !u.is_empty()))
+        .unwrap_or(uid)
 }
 
 /// The task as `args` describe it (agent id filled at launch).
@@ -93,7 +114,7 @@ fn task_info(args: &RunArgs, task_id: &str) -> Result<TaskInfo> {
             })
             .collect(),
         environment: (!variables.is_empty()).then_some(Environment { variables }),
-        user: Some(args.user.clone()),
+        user: args.user.clone(),
     };
     let container = args.image.as_ref().map(|name| ContainerInfo {
         r#type: container_info::Type::Mesos as i32,
@@ -329,7 +350,7 @@ async fn run_async(args: RunArgs) -> Result<i32> {
     let task = task_info(&args, &task_id)?;
     let outcome = std::sync::Arc::new(std::sync::Mutex::new(Outcome::default()));
     let framework = FrameworkInfo {
-        user: args.user.clone(),
+        user: args.user.clone().unwrap_or_else(invoking_user),
         name: "tepui-run".to_owned(),
         roles: vec![args.role.clone()],
         capabilities: vec![tepui_proto::v1::framework_info::Capability {

@@ -68,6 +68,12 @@ impl Drop for Guard {
 #[test]
 fn a_local_cluster_runs_a_task_from_an_image_and_stops_on_sigint() {
     let dir = tempfile::tempdir().unwrap();
+    // A task's user must reach its sandbox, as under /var/lib.
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
     let store = image_store(dir.path());
     let (master_port, agent_port) = (free_port(), free_port());
     let cgroup = tepui_isolators::cgroups::Hierarchy::default_root()
@@ -125,6 +131,18 @@ fn a_local_cluster_runs_a_task_from_an_image_and_stops_on_sigint() {
     assert!(stdout.contains("\nthree"), "{stdout}");
     let stderr = String::from_utf8_lossy(&run.stderr);
     assert!(stderr.contains("is TASK_FAILED"), "{stderr}");
+
+    // As a user: `--user`, else the invoking user's name (root here).
+    for (user, uid) in [(Some("nobody"), "65534\n"), (None, "0\n")] {
+        let mut run = tepui();
+        run.args(["run", "--master", &format!("127.0.0.1:{master_port}")]);
+        if let Some(user) = user {
+            run.args(["--user", user]);
+        }
+        let run = run.args(["--", "id", "-u"]).output().unwrap();
+        assert_eq!(run.status.code(), Some(0), "{run:?}");
+        assert_eq!(String::from_utf8_lossy(&run.stdout), uid, "{run:?}");
+    }
 
     let mut local = guard.local.take().unwrap();
     let sigint = Command::new("kill")

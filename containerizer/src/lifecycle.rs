@@ -216,10 +216,7 @@ impl Containerizer {
             return Err(error(id)(ErrorKind::Exists));
         }
         if let Some(image) = spec.image.take() {
-            spec.rootfs = Some(
-                self.provision(id, image, spec.mounts.sandbox.clone())
-                    .await?,
-            );
+            spec.rootfs = Some(self.provision(id, image).await?);
         }
         if let (Some(rootfs), false) = (&spec.rootfs, spec.enter_rootfs) {
             let rootfs = rootfs.display().to_string();
@@ -258,13 +255,8 @@ impl Containerizer {
     }
 
     /// Assembles the root filesystem of `image` for container `id`; its
-    /// writable layer goes in the sandbox when there is one.
-    async fn provision(
-        &self,
-        id: &str,
-        image: Image,
-        sandbox: Option<PathBuf>,
-    ) -> Result<PathBuf, ContainerError> {
+    /// writable layer goes in the store's scratch space.
+    async fn provision(&self, id: &str, image: Image) -> Result<PathBuf, ContainerError> {
         let provisioner = self.provisioner.clone().ok_or_else(|| {
             error(id)(ErrorKind::Spec(
                 "an image needs a provisioner (an image store)".into(),
@@ -272,10 +264,10 @@ impl Containerizer {
         })?;
         let root = provisioner.store_path().to_owned();
         let target = root.join("rootfs").join(id);
-        let scratch = match sandbox {
-            Some(sandbox) => sandbox.join(".tepui-rootfs"),
-            None => root.join("scratch").join(id),
-        };
+        // The writable layer lives in the agent's store, never in the
+        // sandbox, where a fetched archive or the task could plant a link
+        // in its place.
+        let scratch = root.join("scratch").join(id);
         let owned_id = id.to_owned();
         let rootfs = target.clone();
         tokio::task::spawn_blocking(move || {
@@ -587,13 +579,16 @@ fn open_stdio(stdio: &Stdio) -> Result<[OwnedFd; 3], ErrorKind> {
             .map(OwnedFd::from)
             .map_err(|e| ErrorKind::Stdio("/dev/null".into(), e))
     };
+    // The file is in a directory a task may write (its sandbox): opened
+    // beneath that directory, a regular file only, through no link.
     let append = |path: &Path| -> Result<OwnedFd, ErrorKind> {
-        std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .map(OwnedFd::from)
-            .map_err(|e| ErrorKind::Stdio(path.to_path_buf(), e))
+        let fail = |e| ErrorKind::Stdio(path.to_path_buf(), e);
+        let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+            return Err(fail(std::io::ErrorKind::InvalidInput.into()));
+        };
+        tepui_isolators::beneath::Beneath::open(dir)
+            .and_then(|dir| dir.create_no_follow(Path::new(name), libc::O_APPEND, 0o644))
+            .map_err(fail)
     };
     let inherit = |fd: std::os::fd::BorrowedFd<'_>, name: &str| -> Result<OwnedFd, ErrorKind> {
         fd.try_clone_to_owned()

@@ -1,9 +1,11 @@
 //! Resolving a task's user inside the container's root filesystem, where
-//! names mean what the image's /etc/passwd says, not the host's.
+//! names mean what the image's /etc/passwd says, not the host's (or in
+//! the host's user database, for the user a task runs as on the agent),
+//! and doing a piece of blocking work with that user's credentials.
 
 use std::path::Path;
 
-use tepui_launcher::User;
+pub use tepui_launcher::User;
 
 /// A user could not be resolved.
 #[derive(Debug, thiserror::Error)]
@@ -72,9 +74,79 @@ pub fn resolve(root: &Path, spec: &str) -> Result<User, UserError> {
     Ok(User { uid, gid, groups })
 }
 
+/// Resolves `name` in the agent host's user database (/etc/passwd and
+/// /etc/group): the user a task and its executor run as (`--switch_user`).
+pub fn host(name: &str) -> Result<User, UserError> {
+    resolve(Path::new("/"), name)
+}
+
+/// Runs `work` on a thread of its own whose credentials are `user`'s
+/// (its uid, primary gid and supplementary groups), so that what it opens
+/// and creates is what that user may; none runs it with the caller's.
+/// Blocking. The raw system calls change the calling thread's credentials
+/// alone (the C library's wrappers would change every thread's), and the
+/// thread ends with the work, so no other work ever runs with them.
+pub fn on_thread_as<T: Send + 'static>(
+    user: Option<&User>,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> std::io::Result<T> {
+    let user = user.cloned();
+    let thread = std::thread::Builder::new().name("as-user".into()).spawn(
+        move || -> std::io::Result<T> {
+            if let Some(user) = user {
+                become_on_this_thread(&user)?;
+            }
+            Ok(work())
+        },
+    )?;
+    thread
+        .join()
+        .map_err(|_| std::io::Error::other("the work as the user panicked"))?
+}
+
+/// setgroups, setresgid, setresuid for the calling thread only.
+fn become_on_this_thread(user: &User) -> std::io::Result<()> {
+    let check = |ret: libc::c_long| {
+        if ret < 0 {
+            Err(std::io::Error::last_os_error())
+        } else {
+            Ok(())
+        }
+    };
+    // SAFETY: raw setgroups(2) with a live slice and its length.
+    check(unsafe { libc::syscall(libc::SYS_setgroups, user.groups.len(), user.groups.as_ptr()) })?;
+    // SAFETY: raw setresgid(2), no memory involved.
+    check(unsafe { libc::syscall(libc::SYS_setresgid, user.gid, user.gid, user.gid) })?;
+    // SAFETY: raw setresuid(2), no memory involved.
+    check(unsafe { libc::syscall(libc::SYS_setresuid, user.uid, user.uid, user.uid) })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn work_as_a_user_has_its_credentials_and_leaves_the_caller_its_own() {
+        // SAFETY: getuid cannot fail.
+        if unsafe { libc::getuid() } != 0 {
+            return;
+        }
+        let nobody = User {
+            uid: 65534,
+            gid: 65534,
+            groups: vec![],
+        };
+        // SAFETY: as above.
+        let seen = on_thread_as(Some(&nobody), || unsafe {
+            (libc::geteuid(), libc::getegid())
+        })
+        .unwrap();
+        assert_eq!(seen, (65534, 65534));
+        let denied = on_thread_as(Some(&nobody), || std::fs::read("/etc/shadow")).unwrap();
+        assert!(denied.is_err(), "nobody read /etc/shadow");
+        // SAFETY: as above.
+        assert_eq!(unsafe { libc::geteuid() }, 0, "the caller is still root");
+    }
 
     #[test]
     fn a_passwd_symlink_is_resolved_inside_the_root() {

@@ -6,7 +6,7 @@
 
 use std::ffi::{CString, OsStr, OsString};
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
@@ -100,11 +100,81 @@ impl Beneath {
         )
     }
 
+    /// Opens (creating it, mode `mode`, when missing) the regular file
+    /// `path` beneath the root for writing with `flags` (O_APPEND,
+    /// O_EXCL, O_TRUNC...), following no symlink or magic link on the
+    /// way or at its end, and without blocking on a FIFO: what is not a
+    /// regular file is refused (EINVAL), so a task's planted link or
+    /// FIFO never becomes the agent's output.
+    pub fn create_no_follow(
+        &self,
+        path: &Path,
+        flags: libc::c_int,
+        mode: u32,
+    ) -> io::Result<OwnedFd> {
+        let fd = self.openat2_mode(
+            path.as_os_str().as_bytes(),
+            libc::O_WRONLY
+                | libc::O_CREAT
+                | libc::O_NOFOLLOW
+                | libc::O_NONBLOCK
+                | libc::O_NOCTTY
+                | flags,
+            mode,
+            libc::RESOLVE_BENEATH | libc::RESOLVE_NO_SYMLINKS | libc::RESOLVE_NO_MAGICLINKS,
+        )?;
+        regular_blocking(fd)
+    }
+
+    /// Renames `from` to `to`, both names in the root itself (no `/`):
+    /// neither is followed if it is a link.
+    pub fn rename(&self, from: &OsStr, to: &OsStr) -> io::Result<()> {
+        let (from, to) = (cstring(from.as_bytes())?, cstring(to.as_bytes())?);
+        let dir = self.root.as_raw_fd();
+        // SAFETY: renameat relative to a directory fd we own, with C strings.
+        if unsafe { libc::renameat(dir, from.as_ptr(), dir, to.as_ptr()) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
+    /// Removes the name `name` in the root itself (a link, not its target).
+    pub fn remove_file(&self, name: &OsStr) -> io::Result<()> {
+        let name = cstring(name.as_bytes())?;
+        // SAFETY: unlinkat relative to a directory fd we own, with a C string.
+        if unsafe { libc::unlinkat(self.root.as_raw_fd(), name.as_ptr(), 0) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
+    /// The root's own fd (to fchown or fchmod it).
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.root.as_fd()
+    }
+
+    /// Another handle on the same root.
+    pub fn try_clone(&self) -> io::Result<Self> {
+        Ok(Self {
+            root: self.root.try_clone()?,
+        })
+    }
+
     fn openat2(&self, path: &[u8], flags: libc::c_int, resolve: u64) -> io::Result<OwnedFd> {
+        self.openat2_mode(path, flags, 0, resolve)
+    }
+
+    fn openat2_mode(
+        &self,
+        path: &[u8],
+        flags: libc::c_int,
+        mode: u32,
+        resolve: u64,
+    ) -> io::Result<OwnedFd> {
         let path = cstring(path)?;
         let how = OpenHow {
             flags: (flags | libc::O_CLOEXEC) as u64,
-            mode: 0,
+            mode: u64::from(mode),
             resolve,
         };
         // SAFETY: openat2 with a live open_how and its size; returns a new fd.
@@ -122,5 +192,70 @@ impl Beneath {
         }
         // SAFETY: fd was just returned by openat2 and nothing else owns it.
         Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+    }
+}
+
+/// `fd` if it is a regular file, made blocking again (it was opened
+/// O_NONBLOCK only so that a FIFO could not stall the open); else EINVAL.
+pub fn regular_blocking(fd: OwnedFd) -> io::Result<OwnedFd> {
+    // SAFETY: fstat into a zeroed stat of our own, on an fd we own.
+    let mut stat: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    if unsafe { libc::fstat(fd.as_raw_fd(), &mut stat) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if stat.st_mode & libc::S_IFMT != libc::S_IFREG {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a regular file",
+        ));
+    }
+    // SAFETY: fcntl on an fd we own; clearing O_NONBLOCK.
+    let flags = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFL) };
+    if flags < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fcntl on an fd we own, setting its status flags.
+    if unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags & !libc::O_NONBLOCK) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(fd)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn creates_regular_files_and_refuses_links_and_fifos() {
+        let dir = tempfile::tempdir().unwrap();
+        let canary = dir.path().join("canary");
+        std::fs::write(&canary, b"secret").unwrap();
+        let root = dir.path().join("root");
+        std::fs::create_dir(&root).unwrap();
+        std::os::unix::fs::symlink(&canary, root.join("out")).unwrap();
+        let beneath = Beneath::open(&root).unwrap();
+        let err = beneath
+            .create_no_follow(Path::new("out"), libc::O_APPEND, 0o644)
+            .unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::ELOOP), "{err}");
+        let name = CString::new(root.join("fifo").as_os_str().as_bytes()).unwrap();
+        // SAFETY: a valid C string for the call.
+        assert_eq!(unsafe { libc::mkfifo(name.as_ptr(), 0o600) }, 0);
+        assert!(
+            beneath
+                .create_no_follow(Path::new("fifo"), 0, 0o644)
+                .is_err()
+        );
+        let fd = beneath
+            .create_no_follow(Path::new("new"), libc::O_EXCL, 0o640)
+            .unwrap();
+        drop(fd);
+        beneath
+            .rename(OsStr::new("new"), OsStr::new("old"))
+            .unwrap();
+        assert!(root.join("old").is_file());
+        beneath.remove_file(OsStr::new("out")).unwrap();
+        assert_eq!(std::fs::read(&canary).unwrap(), b"secret");
     }
 }

@@ -177,7 +177,7 @@ impl ExecutorHost for Runner {
             let shutdown = idle.then(|| run.terminate());
             let queued: Vec<_> = std::mem::take(&mut run.queued)
                 .into_iter()
-                .map(|launch| run.event(launch))
+                .map(|launch| run.event(launch, self.config.switch_user))
                 .collect();
             let resent: Vec<TaskStatus> = subscribe
                 .unacknowledged_updates

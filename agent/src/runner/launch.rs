@@ -179,7 +179,7 @@ impl Runner {
             let send = running
                 .sink
                 .clone()
-                .map(|sink| (sink, running.event(launch.clone())));
+                .map(|sink| (sink, running.event(launch.clone(), self.config.switch_user)));
             if send.is_none() {
                 running.queued.push(launch);
             }

@@ -91,6 +91,9 @@ pub struct RunnerConfig {
     pub reregistration_timeout: Duration,
     /// pids.max of every container (0 for none).
     pub pids_max: u64,
+    /// Whether executors and tasks run as the task's user (Mesos's
+    /// --switch_user), or as the agent's.
+    pub switch_user: bool,
 }
 
 /// A task could not be taken.
@@ -176,10 +179,28 @@ impl Executor {
         (self.sink.clone(), self.container.clone())
     }
 
+    /// The user this run's executor runs as, as Mesos picks it: the
+    /// executor's CommandInfo.user (for the command executor, its task's),
+    /// else FrameworkInfo.user; none when that is empty.
+    fn user(&self) -> Option<String> {
+        let command = match &self.info.command {
+            Some(command) => Some(command),
+            None => self
+                .infos
+                .get(&self.info.executor_id.value)
+                .and_then(|t| t.command.as_ref()),
+        };
+        command
+            .and_then(|c| c.user.clone())
+            .or_else(|| Some(self.framework.user.clone()))
+            .filter(|u| !u.is_empty())
+    }
+
     /// The LAUNCH or LAUNCH_GROUP event for `launch`, its commands
-    /// rewritten for the image the built-in executor runs them in; or the
-    /// tasks that cannot run, and why.
-    fn event(&self, launch: Launch) -> Result<Event, (Vec<String>, String)> {
+    /// rewritten for the image the built-in executor runs them in (as the
+    /// framework's user when `switch_user` and that is not root, before
+    /// the image's own USER); or the tasks that cannot run, and why.
+    fn event(&self, launch: Launch, switch_user: bool) -> Result<Event, (Vec<String>, String)> {
         let ids = |launch: &Launch| {
             launch
                 .tasks()
@@ -193,7 +214,15 @@ impl Executor {
                 Launch::Task(task) => std::slice::from_mut(&mut **task),
                 Launch::Group(group) => group.tasks.as_mut_slice(),
             };
+            let user = self
+                .user()
+                .filter(|u| switch_user && u != "root" && u != "0");
             for task in tasks.iter_mut() {
+                if let (Some(user), Some(command)) = (&user, task.command.as_mut())
+                    && command.user.is_none()
+                {
+                    command.user = Some(user.clone());
+                }
                 if let Err(e) = task_image::apply(config, task) {
                     return Err((ids(&launch), e.to_string()));
                 }

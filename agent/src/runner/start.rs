@@ -3,10 +3,12 @@
 //! executor's command and environment, limits, mounts, stdio), the
 //! container launched, and then watched until it ends.
 
-use std::path::PathBuf;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
 
-use tepui_containerizer::fetcher::FetchUri;
+use std::sync::Arc;
+use tepui_isolators::beneath::Beneath;
+
+use tepui_containerizer::fetcher::{FetchTarget, FetchUri};
 use tepui_containerizer::provisioner::{Image, LogProgress, runtime};
 use tepui_containerizer::{ContainerSpec, Stdio};
 use tepui_proto::v1::{ExecutorInfo, TaskInfo, TaskState, task_status};
@@ -35,7 +37,32 @@ impl Runner {
                 .flat_map(|c| c.uris.iter().map(FetchUri::from))
                 .collect(),
         };
-        if let Err(e) = self.fetcher.fetch_all(&uris, &sandbox).await {
+        // The run's user, from this host's user database, before anything
+        // is put in the sandbox, which becomes that user's.
+        let (name, user) = match self.run_user(&key) {
+            Ok(user) => user.unzip(),
+            Err(why) => {
+                self.executor_failed(&key, task_status::Reason::ContainerLaunchFailed, why);
+                return;
+            }
+        };
+        let prepared = {
+            let (sandbox, user) = (sandbox.clone(), user.clone());
+            tokio::task::spawn_blocking(move || prepare_sandbox(&sandbox, user.as_ref())).await
+        };
+        if let Err(why) = prepared
+            .map_err(|e| e.to_string())
+            .and_then(|prepared| prepared)
+        {
+            self.executor_failed(&key, task_status::Reason::ContainerLaunchFailed, why);
+            return;
+        }
+        let target = FetchTarget {
+            sandbox: sandbox.clone(),
+            user: user.clone().filter(|u| u.uid != 0),
+            disk_bytes: self.disk_bytes(&key),
+        };
+        if let Err(e) = self.fetcher.fetch_all_into(&uris, &target).await {
             self.executor_failed(
                 &key,
                 task_status::Reason::ContainerLaunchFailed,
@@ -53,7 +80,7 @@ impl Runner {
             },
             None => None,
         };
-        let spec = match self.executor_spec(&key, &info, &sandbox, image) {
+        let spec = match self.executor_spec(&key, &info, &sandbox, image, name) {
             Ok(spec) => spec,
             Err(why) => {
                 self.executor_failed(&key, task_status::Reason::ContainerLaunchFailed, why);
@@ -90,6 +117,42 @@ impl Runner {
         self.watch(key, container).await;
     }
 
+    /// The user an executor run runs as, when `--switch_user`: its name
+    /// and its ids from this host's user database; an unknown user fails
+    /// the run with a message naming it.
+    fn run_user(
+        &self,
+        key: &ExecutorKey,
+    ) -> Result<Option<(String, tepui_containerizer::user::User)>, String> {
+        if !self.config.switch_user {
+            return Ok(None);
+        }
+        let name = {
+            let executors = lock(&self.executors);
+            let run = executors.get(key).ok_or("the executor run is gone")?;
+            run.user()
+        };
+        let Some(name) = name else {
+            return Ok(None);
+        };
+        let user = tepui_containerizer::user::host(&name).map_err(|e| {
+            format!("Failed to switch to the task's user {name:?} (--switch_user): {e}")
+        })?;
+        Ok(Some((name, user)))
+    }
+
+    /// The disk resource of an executor run and its tasks, in bytes, if
+    /// they have one: what its fetched URIs may write at most.
+    fn disk_bytes(&self, key: &ExecutorKey) -> Option<u64> {
+        let executors = lock(&self.executors);
+        let run = executors.get(key)?;
+        let mib: f64 = std::iter::once(run.info.resources.as_slice())
+            .chain(run.infos.values().map(|t| t.resources.as_slice()))
+            .map(|r| tepui_proto::resources::scalar(r, "disk"))
+            .sum();
+        (mib > 0.0).then_some((mib * 1024.0 * 1024.0) as u64)
+    }
+
     /// The image named by a task or executor, from the store or its registry.
     async fn provision(&self, image: &tepui_proto::v1::Image) -> Result<Image, String> {
         let provisioner = self
@@ -111,6 +174,7 @@ impl Runner {
         info: &ExecutorInfo,
         sandbox: &std::path::Path,
         image: Option<Image>,
+        user: Option<String>,
     ) -> Result<ContainerSpec, String> {
         let (checkpoint, limits) = {
             let mut executors = lock(&self.executors);
@@ -186,20 +250,26 @@ impl Runner {
                 rotation.keep.to_string(),
             ));
         }
+        // The run's user, unless root (then the image's USER may apply).
+        let user = user.filter(|u| u != "root" && u != "0");
         if let Some(image) = image {
             if info.command.is_none() {
                 // The built-in executor stays on the host's filesystem and
-                // starts its tasks in the image.
+                // starts its tasks in the image (chroot, so it stays root
+                // until the launcher starts image tasks itself); each task
+                // runs as its user inside the image.
                 spec.enter_rootfs = false;
                 if let Some(dir) = runtime::working_dir(&image.config) {
                     spec.env
                         .push((task_process::WORKDIR_ENV.into(), dir.display().to_string()));
                 }
             } else {
-                spec.user = runtime::user(&image.config);
+                spec.user = user.or_else(|| runtime::user(&image.config));
                 spec.cwd = runtime::working_dir(&image.config);
             }
             spec.image = Some(image);
+        } else {
+            spec.user = user;
         }
         spec.limits = limits;
         spec.mounts.sandbox = Some(sandbox.to_owned());
@@ -209,4 +279,37 @@ impl Runner {
         };
         Ok(spec)
     }
+}
+
+/// Makes a new sandbox its user's (mode 0750), and its stdout and stderr
+/// files in it theirs, before anything is fetched into it or launched:
+/// the executor, as that user, appends to them. Blocking.
+fn prepare_sandbox(
+    sandbox: &Path,
+    user: Option<&tepui_containerizer::user::User>,
+) -> Result<(), String> {
+    use std::os::fd::AsRawFd;
+    let fail = |e: std::io::Error| format!("preparing the sandbox {}: {e}", sandbox.display());
+    let dir = Beneath::open(sandbox).map_err(fail)?;
+    let own = |fd: i32| -> std::io::Result<()> {
+        if let Some(user) = user {
+            // SAFETY: fchown of an fd we hold open.
+            if unsafe { libc::fchown(fd, user.uid, user.gid) } < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+        }
+        Ok(())
+    };
+    for name in ["stdout", "stderr"] {
+        let file = dir
+            .create_no_follow(Path::new(name), libc::O_APPEND, 0o644)
+            .map_err(fail)?;
+        own(file.as_raw_fd()).map_err(fail)?;
+    }
+    own(dir.fd().as_raw_fd()).map_err(fail)?;
+    // SAFETY: fchmod of an fd we hold open.
+    if unsafe { libc::fchmod(dir.fd().as_raw_fd(), 0o750) } < 0 {
+        return Err(fail(std::io::Error::last_os_error()));
+    }
+    Ok(())
 }

@@ -47,20 +47,20 @@ impl Cache {
         Ok(())
     }
 
-    /// Copies the entry for `uri` to `to`; false if there is none.
-    pub fn copy_out(&self, uri: &str, to: &Path) -> Result<bool, String> {
+    /// The entry for `uri`, open for reading; none if there is none.
+    pub fn open(&self, uri: &str) -> Result<Option<File>, String> {
         std::fs::create_dir_all(&self.dir).map_err(|e| format!("{}: {e}", self.dir.display()))?;
         let entry = self.entry(uri);
-        match std::fs::copy(&entry, to) {
-            Ok(_) => {
+        match File::open(&entry) {
+            Ok(file) => {
                 // Used now: the last to be evicted.
                 let _ = File::options()
                     .append(true)
                     .open(&entry)
                     .and_then(|f| f.set_modified(std::time::SystemTime::now()));
-                Ok(true)
+                Ok(Some(file))
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(format!("{}: {e}", entry.display())),
         }
     }
@@ -99,8 +99,14 @@ mod tests {
     fn keeps_within_its_bound_evicting_the_least_recently_used() {
         let dir = tempfile::tempdir().unwrap();
         let cache = Cache::new(dir.path().join("cache"), 10);
-        let out = dir.path().join("out");
-        assert!(!cache.copy_out("a", &out).unwrap());
+        let read = |cache: &Cache, uri: &str| {
+            cache.open(uri).unwrap().map(|mut f| {
+                let mut text = String::new();
+                std::io::Read::read_to_string(&mut f, &mut text).unwrap();
+                text
+            })
+        };
+        assert!(read(&cache, "a").is_none());
         for (uri, data) in [("a", "aaaa"), ("b", "bbbb")] {
             let part = cache.incoming(uri);
             std::fs::write(&part, data).unwrap();
@@ -108,14 +114,13 @@ mod tests {
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
         // Using a makes b the least recently used.
-        assert!(cache.copy_out("a", &out).unwrap());
+        assert!(read(&cache, "a").is_some());
         std::thread::sleep(std::time::Duration::from_millis(20));
         let part = cache.incoming("c");
         std::fs::write(&part, "cccc").unwrap();
         cache.commit("c", &part).unwrap();
-        assert!(cache.copy_out("a", &out).unwrap());
-        assert!(!cache.copy_out("b", &out).unwrap(), "b was evicted");
-        assert!(cache.copy_out("c", &out).unwrap());
-        assert_eq!(std::fs::read_to_string(&out).unwrap(), "cccc");
+        assert!(read(&cache, "a").is_some());
+        assert!(read(&cache, "b").is_none(), "b was evicted");
+        assert_eq!(read(&cache, "c").as_deref(), Some("cccc"));
     }
 }

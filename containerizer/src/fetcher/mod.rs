@@ -3,16 +3,32 @@
 //! paths copied; `extract` unpacks archives (tar, optionally gzip, bzip2,
 //! xz or zstd compressed, and zip) as safely as image layers; `executable`
 //! makes the file executable; `output_file` names it; `cache` keeps a copy
-//! in a size-bounded cache keyed by the URI.
+//! of a download in a size-bounded cache keyed by the URI.
+//!
+//! Every write into the sandbox goes through the sandbox's directory fd
+//! beneath which nothing may resolve outside it, and replaces whatever
+//! name was there (a link a previous URI planted is removed, never
+//! followed). As Mesos runs mesos-fetcher as the task's user, local files
+//! are opened and the sandbox written with that user's credentials, so a
+//! task gets only the host files its user may read; and all the URIs of a
+//! task together may write no more than its disk resource.
 
 mod archive;
 mod cache;
 
+use std::fs::File;
+use std::io::{Seek, SeekFrom};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Component, Path, PathBuf};
 
 use hyper::{StatusCode, Uri as Url};
+use tepui_isolators::beneath::{self, Beneath};
+use tepui_launcher::User;
 
+use crate::provisioner::extract::{self, Options, Refusal, Summary};
 use crate::provisioner::http::{Http, chain, next_chunk};
+use crate::user;
 
 pub use cache::Cache;
 
@@ -64,11 +80,32 @@ pub struct FetcherConfig {
     pub max_bytes: u64,
 }
 
+/// Where one task's URIs go, as whom, and how much they may write.
+#[derive(Debug, Clone)]
+pub struct FetchTarget {
+    /// The sandbox.
+    pub sandbox: PathBuf,
+    /// The task's user: local files are read and the sandbox written with
+    /// its credentials (none: the agent's own).
+    pub user: Option<User>,
+    /// The task's disk resource in bytes, if it has one: all its URIs
+    /// together may write no more.
+    pub disk_bytes: Option<u64>,
+}
+
 /// Fetches URIs into sandboxes.
 pub struct Fetcher {
     http: Http,
     cache: Cache,
     max_bytes: u64,
+}
+
+/// Where a URI's bytes come from once the agent has done its part.
+enum Source {
+    /// A host path, opened as the task's user.
+    Local(PathBuf),
+    /// A download (or cache entry) the agent holds open.
+    File(File),
 }
 
 impl Fetcher {
@@ -81,71 +118,154 @@ impl Fetcher {
         }
     }
 
-    /// Fetches every URI into `sandbox`, in order; the first failure ends it.
+    /// Fetches every URI into `sandbox` as the agent, in order; the
+    /// first failure ends it.
     pub async fn fetch_all(&self, uris: &[FetchUri], sandbox: &Path) -> Result<(), FetchError> {
+        self.fetch_all_into(
+            uris,
+            &FetchTarget {
+                sandbox: sandbox.to_owned(),
+                user: None,
+                disk_bytes: None,
+            },
+        )
+        .await
+    }
+
+    /// Fetches every URI as `target` says, in order; the first failure
+    /// ends it.
+    pub async fn fetch_all_into(
+        &self,
+        uris: &[FetchUri],
+        target: &FetchTarget,
+    ) -> Result<(), FetchError> {
+        let mut used = 0;
         for uri in uris {
-            self.fetch(uri, sandbox).await?;
+            used += self.fetch_into(uri, target, used).await?.1;
         }
         Ok(())
     }
 
-    /// Fetches one URI into `sandbox`; returns the file written.
+    /// Fetches one URI into `sandbox` as the agent; returns the file written.
     pub async fn fetch(&self, uri: &FetchUri, sandbox: &Path) -> Result<PathBuf, FetchError> {
+        let target = FetchTarget {
+            sandbox: sandbox.to_owned(),
+            user: None,
+            disk_bytes: None,
+        };
+        Ok(self.fetch_into(uri, &target, 0).await?.0)
+    }
+
+    /// Fetches one URI as `target` says, `used` bytes of its budget
+    /// already written; returns the file written and the bytes it took.
+    async fn fetch_into(
+        &self,
+        uri: &FetchUri,
+        target: &FetchTarget,
+        used: u64,
+    ) -> Result<(PathBuf, u64), FetchError> {
         let fail = |why: String| FetchError {
             uri: uri.value.clone(),
             why,
         };
         let name = destination(uri).map_err(fail)?;
-        let target = sandbox.join(&name);
-        if let Some(parent) = target.parent() {
-            std::fs::create_dir_all(parent)
-                .map_err(|e| fail(format!("{}: {e}", parent.display())))?;
-        }
+        let budget = match target.disk_bytes {
+            Some(disk) => disk.saturating_sub(used).min(self.max_bytes),
+            None => self.max_bytes,
+        };
+        let over = |target: &FetchTarget| match target.disk_bytes {
+            Some(disk) => format!(
+                "the fetched files would exceed the task's disk resource ({} MB)",
+                disk >> 20
+            ),
+            None => format!("larger than {} bytes", self.max_bytes),
+        };
         let started = std::time::Instant::now();
-        let cached = uri.cache && self.cache.copy_out(&uri.value, &target).map_err(fail)?;
-        if !cached {
-            if uri.cache {
-                let entry = self.cache.incoming(&uri.value);
-                self.retrieve(&uri.value, &entry).await.map_err(fail)?;
-                self.cache.commit(&uri.value, &entry).map_err(fail)?;
-                if !self.cache.copy_out(&uri.value, &target).map_err(fail)? {
-                    return Err(fail("the cached copy vanished".into()));
-                }
-            } else {
-                self.retrieve(&uri.value, &target).await.map_err(fail)?;
+        let mut part = None;
+        let source = match local_path(&uri.value).map_err(fail)? {
+            // Never from the cache: what one user may read, another may not.
+            Some(path) => Source::Local(path),
+            None if uri.cache => {
+                let entry = match self.cache.open(&uri.value).map_err(fail)? {
+                    Some(entry) => entry,
+                    None => {
+                        let incoming = self.cache.incoming(&uri.value);
+                        self.download(&uri.value, &incoming, self.max_bytes)
+                            .await
+                            .map_err(fail)?;
+                        self.cache.commit(&uri.value, &incoming).map_err(fail)?;
+                        self.cache
+                            .open(&uri.value)
+                            .map_err(fail)?
+                            .ok_or_else(|| fail("the cached copy vanished".into()))?
+                    }
+                };
+                Source::File(entry)
             }
+            None => {
+                // Downloaded into the agent's own directory, then written
+                // into the sandbox as the task's user.
+                let incoming = self.cache.incoming(&uri.value);
+                part = Some(incoming.clone());
+                let limit = if target.disk_bytes.is_some() {
+                    budget
+                } else {
+                    self.max_bytes
+                };
+                let downloaded = self.download(&uri.value, &incoming, limit).await;
+                let opened = downloaded.and_then(|()| {
+                    File::open(&incoming).map_err(|e| format!("{}: {e}", incoming.display()))
+                });
+                match opened {
+                    Ok(file) => Source::File(file),
+                    Err(why) => {
+                        let _ = std::fs::remove_file(&incoming);
+                        if why.starts_with("larger than") && target.disk_bytes.is_some() {
+                            return Err(fail(over(target)));
+                        }
+                        return Err(fail(why));
+                    }
+                }
+            }
+        };
+        let root = std::fs::create_dir_all(&target.sandbox)
+            .and_then(|()| Beneath::open(&target.sandbox))
+            .map_err(|e| fail(format!("{}: {e}", target.sandbox.display())))?;
+        let (user, shown, flags) = (
+            target.user.clone(),
+            name.clone(),
+            (uri.executable, uri.extract),
+        );
+        let placed = tokio::task::spawn_blocking(move || {
+            user::on_thread_as(user.as_ref(), move || {
+                place(source, &root, &shown, flags.0, flags.1, budget)
+            })
+        })
+        .await;
+        if let Some(part) = part {
+            let _ = std::fs::remove_file(part);
         }
-        if uri.executable {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o755))
-                .map_err(|e| fail(e.to_string()))?;
-        } else if uri.extract && archive::is_archive(&name) {
-            let (archive, sandbox, max) = (target.clone(), sandbox.to_owned(), self.max_bytes);
-            tokio::task::spawn_blocking(move || archive::extract(&archive, &sandbox, max))
-                .await
-                .map_err(|e| fail(e.to_string()))?
-                .map_err(fail)?;
-        }
-        tracing::info!(uri = %uri.value, file = %target.display(), cached, ms = started.elapsed().as_millis() as u64, "fetched");
-        Ok(target)
+        let written = match placed {
+            Err(e) => return Err(fail(e.to_string())),
+            Ok(Err(e)) => return Err(fail(format!("as the task's user: {e}"))),
+            Ok(Ok(Err(Placed::TooLarge))) => return Err(fail(over(target))),
+            Ok(Ok(Err(Placed::Other(why)))) => return Err(fail(why)),
+            Ok(Ok(Ok(written))) => written,
+        };
+        let file = target.sandbox.join(&name);
+        tracing::info!(uri = %uri.value, file = %file.display(), ms = started.elapsed().as_millis() as u64, "fetched");
+        Ok((file, written))
     }
 
-    /// Copies or downloads `value` to `to`.
-    async fn retrieve(&self, value: &str, to: &Path) -> Result<(), String> {
-        if let Some(path) = local_path(value)? {
-            let (from, to) = (path, to.to_owned());
-            return tokio::task::spawn_blocking(move || {
-                std::fs::copy(&from, &to)
-                    .map(drop)
-                    .map_err(|e| format!("copying {}: {e}", from.display()))
-            })
-            .await
-            .map_err(|e| e.to_string())?;
-        }
+    /// Downloads `value` to `to`, at most `max` bytes.
+    async fn download(&self, value: &str, to: &Path, max: u64) -> Result<(), String> {
         let url: Url = value.parse().map_err(|e| format!("not a URL: {e}"))?;
         let mut response = self.http.get(&url, &[]).await.map_err(|e| chain(&e))?;
         if response.status() != StatusCode::OK {
             return Err(format!("the server answered {}", response.status()));
+        }
+        if let Some(parent) = to.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
         }
         let mut file = std::fs::File::create(to).map_err(|e| format!("{}: {e}", to.display()))?;
         let mut written = 0u64;
@@ -154,15 +274,79 @@ impl Fetcher {
             .map_err(|e| e.to_string())?
         {
             written += chunk.len() as u64;
-            if written > self.max_bytes {
+            if written > max {
                 drop(file);
                 let _ = std::fs::remove_file(to);
-                return Err(format!("larger than {} bytes", self.max_bytes));
+                return Err(format!("larger than {max} bytes"));
             }
             std::io::Write::write_all(&mut file, &chunk)
                 .map_err(|e| format!("{}: {e}", to.display()))?;
         }
         Ok(())
+    }
+}
+
+/// Why a URI was not written into the sandbox.
+enum Placed {
+    /// Over the task's byte budget.
+    TooLarge,
+    /// Anything else, as a message.
+    Other(String),
+}
+
+/// Opens a local file for reading as the calling thread's user: a
+/// regular file only, without blocking on a FIFO or taking a terminal.
+fn open_local(path: &Path) -> Result<File, String> {
+    let file = File::options()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+        .map_err(|e| format!("copying {}: {e}", path.display()))?;
+    beneath::regular_blocking(file.into())
+        .map(File::from)
+        .map_err(|e| format!("copying {}: {e}", path.display()))
+}
+
+/// Writes `source` as `name` beneath `root` (replacing, never following,
+/// what is there), executable or unpacked as asked, at most `budget`
+/// bytes in all; returns the bytes written. Blocking; runs as the task's user.
+fn place(
+    source: Source,
+    root: &Beneath,
+    name: &Path,
+    executable: bool,
+    unpack: bool,
+    budget: u64,
+) -> Result<u64, Placed> {
+    let mut file = match source {
+        Source::Local(path) => open_local(&path).map_err(Placed::Other)?,
+        Source::File(file) => file,
+    };
+    let options = Options::plain_archive(budget);
+    let mut summary = Summary::default();
+    let mode = if executable { 0o755 } else { 0o644 };
+    extract::write_file(
+        root,
+        name.as_os_str().as_bytes(),
+        &mut file,
+        mode,
+        &options,
+        &mut summary,
+    )
+    .map_err(|r| match r {
+        Refusal::TooLarge(_) => Placed::TooLarge,
+        other => Placed::Other(format!("{}: {other}", name.display())),
+    })?;
+    if executable || !unpack || !archive::is_archive(name) {
+        return Ok(summary.bytes);
+    }
+    file.seek(SeekFrom::Start(0))
+        .map_err(|e| Placed::Other(e.to_string()))?;
+    let rest = Options::plain_archive(budget.saturating_sub(summary.bytes));
+    match archive::extract(file, name, root, &rest) {
+        Ok(bytes) => Ok(summary.bytes + bytes),
+        Err(archive::Failed::TooLarge) => Err(Placed::TooLarge),
+        Err(archive::Failed::Other(why)) => Err(Placed::Other(why)),
     }
 }
 

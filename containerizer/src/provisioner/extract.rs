@@ -227,6 +227,21 @@ pub fn extract(
     };
     std::fs::create_dir_all(dest).map_err(|e| fail(None, Refusal::Io(e)))?;
     let root = Beneath::open(dest).map_err(|e| fail(None, Refusal::Io(e)))?;
+    extract_beneath(layer, input, &root, options)
+}
+
+/// Unpacks the archive `input` (named `layer`) beneath the open `root`.
+pub(crate) fn extract_beneath(
+    layer: &str,
+    input: impl Read,
+    root: &Beneath,
+    options: &Options,
+) -> Result<Summary, ExtractError> {
+    let fail = |entry: Option<&[u8]>, refusal: Refusal| ExtractError {
+        layer: layer.to_owned(),
+        entry: entry.map(|e| String::from_utf8_lossy(e).into_owned()),
+        refusal,
+    };
     let stream = decompress(input).map_err(|e| fail(None, Refusal::Corrupt(e.to_string())))?;
     let mut archive = tar::Archive::new(stream);
     let mut summary = Summary::default();
@@ -243,7 +258,7 @@ pub fn extract(
                 Refusal::TooManyEntries(options.max_entries),
             ));
         }
-        apply(&root, &mut entry, &path, options, &mut summary).map_err(|r| fail(Some(&path), r))?;
+        apply(root, &mut entry, &path, options, &mut summary).map_err(|r| fail(Some(&path), r))?;
     }
     Ok(summary)
 }
