@@ -431,7 +431,13 @@ impl Runner {
             tasks: executor.tasks.keys().cloned().collect(),
         };
         for (task, state) in executor.tasks {
-            if status_update::is_terminal(state) {
+            // The update manager is the truth: an update the executor sent
+            // again on re-subscribing may be newer than the run's map.
+            let latest = lock(&self.updates).latest_state(&TaskKey {
+                framework: key.0.clone(),
+                task: task.clone(),
+            });
+            if status_update::is_terminal(state) || latest.is_some_and(status_update::is_terminal) {
                 continue;
             }
             let mut status = agent_status(&task, end_state, reason, &message);
