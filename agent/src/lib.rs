@@ -3,6 +3,7 @@
 //! garbage collection and the HTTP endpoints.
 
 pub mod attributes;
+pub mod authentication;
 pub mod checkpoint;
 pub mod container_output;
 pub mod daemon;
