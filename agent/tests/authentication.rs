@@ -274,3 +274,66 @@ async fn unusable_authentication_flags_are_refused_by_name() {
     let err = refused(&["--http_authenticators=custom"], &[]).await;
     assert!(err.contains("\"custom\" is not supported"), "{err}");
 }
+
+struct Subscribed(tokio::sync::mpsc::UnboundedSender<String>);
+
+impl tepui_driver::scheduler::Scheduler for Subscribed {
+    fn registered(
+        &mut self,
+        _: &tepui_driver::scheduler::SchedulerDriver,
+        id: &str,
+        _: &tepui_proto::v1::MasterInfo,
+    ) {
+        let _ = self.0.send(id.to_owned());
+    }
+}
+
+#[tokio::test]
+async fn the_scheduler_driver_subscribes_with_its_credential_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    let server = Server::with_authentication(
+        Config::defaults(dir.path().to_owned(), &address),
+        Authentication::new(
+            BasicAuthenticator::new([cred("fw", "fw-secret")]),
+            Required {
+                frameworks: true,
+                ..Required::default()
+            },
+        ),
+    )
+    .unwrap();
+    tokio::spawn(server.clone().serve(listener));
+    let config = |credential| tepui_driver::scheduler::DriverConfig {
+        master: address.clone(),
+        framework: tepui_proto::v1::FrameworkInfo {
+            user: "root".into(),
+            name: "auth".into(),
+            ..Default::default()
+        },
+        implicit_acknowledgements: true,
+        subscribe_timeout: Duration::from_secs(10),
+        credential,
+    };
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let refused = tepui_driver::scheduler::run(config(None), Subscribed(tx.clone()))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(refused.contains("401"), "{refused}");
+    assert!(server.lock().frameworks.is_empty());
+    let driven = tokio::spawn(tepui_driver::scheduler::run(
+        config(Some(cred("fw", "fw-secret"))),
+        Subscribed(tx),
+    ));
+    let id = tokio::time::timeout(Duration::from_secs(30), rx.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        server.lock().frameworks[&id].info.principal.as_deref(),
+        Some("fw")
+    );
+    driven.abort();
+}

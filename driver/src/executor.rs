@@ -246,7 +246,7 @@ impl ExecutorDriver {
     async fn post(&self, call: &Call) -> Result<hyper::Response<Incoming>, DriverError> {
         let endpoint = &self.env.agent_endpoint;
         let uri = format!("http://{endpoint}/api/v1/executor");
-        post(&self.client, &uri, self.encoding, call, None)
+        post(&self.client, &uri, self.encoding, call, &[])
             .await
             .map_err(|failure| match failure {
                 PostFailure::Broken(why) => DriverError::Connection {
