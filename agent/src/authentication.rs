@@ -3,10 +3,14 @@
 //! authentication (`--authenticate_http_*`), and the check the endpoints
 //! make before any handler sees the request.
 
-use hyper::Response;
-use hyper::header::HeaderMap;
-use tepui_proto::authentication::{BasicAuthenticator, Unauthenticated, unauthorized};
-use tepui_proto::http::Body;
+use std::sync::Arc;
+
+use hyper::header::{HeaderMap, HeaderValue, WWW_AUTHENTICATE};
+use hyper::{Response, StatusCode};
+use tepui_proto::authentication::BasicAuthenticator;
+use tepui_proto::http::{self, Body};
+
+use crate::executor_token::{Claims, TokenKey};
 
 /// An authentication realm, as Mesos's agent names them
 /// (slave/constants.hpp); the name goes in `WWW-Authenticate`.
@@ -18,8 +22,8 @@ pub enum Realm {
     Readonly,
     /// `--authenticate_http_readwrite`.
     Readwrite,
-    /// The executor API; executors are not authenticated by tepui yet
-    /// (`--authenticate_http_executors` is refused).
+    /// `--authenticate_http_executors`: the executor API, by each
+    /// executor's own token (Bearer).
     Executor,
 }
 
@@ -41,13 +45,23 @@ pub struct Refused {
     /// The realm.
     pub realm: Realm,
     /// Why.
-    pub why: Unauthenticated,
+    pub why: String,
 }
 
 impl Refused {
-    /// The 401 to answer with.
+    /// The 401 to answer with (a Bearer challenge for executors).
     pub fn response(&self) -> Response<Body> {
-        unauthorized(self.realm.name(), &self.why)
+        let scheme = if self.realm == Realm::Executor {
+            "Bearer"
+        } else {
+            "Basic"
+        };
+        let mut r = http::text(StatusCode::UNAUTHORIZED, self.why.clone());
+        let challenge = format!("{scheme} realm=\"{}\"", self.realm.name());
+        if let Ok(v) = HeaderValue::from_str(&challenge) {
+            r.headers_mut().insert(WWW_AUTHENTICATE, v);
+        }
+        r
     }
 }
 
@@ -58,6 +72,7 @@ pub struct Authentication {
     authenticator: BasicAuthenticator,
     readonly: bool,
     readwrite: bool,
+    executors: Option<Arc<TokenKey>>,
 }
 
 impl Authentication {
@@ -73,13 +88,21 @@ impl Authentication {
             authenticator,
             readonly,
             readwrite,
+            executors: None,
         }
+    }
+
+    /// Also executors, each by its token signed with `key`.
+    pub fn with_executors(mut self, key: Arc<TokenKey>) -> Self {
+        self.executors = Some(key);
+        self
     }
 
     /// Whether `realm` requires a credential.
     pub fn requires(&self, realm: Realm) -> bool {
         match realm {
-            Realm::Open | Realm::Executor => false,
+            Realm::Open => false,
+            Realm::Executor => self.executors.is_some(),
             Realm::Readonly => self.readonly,
             Realm::Readwrite => self.readwrite,
         }
@@ -88,12 +111,27 @@ impl Authentication {
     /// The authenticated principal of a request to `realm` (none when the
     /// realm requires no credential), or why it is refused.
     pub fn check(&self, realm: Realm, headers: &HeaderMap) -> Result<Option<String>, Refused> {
-        if !self.requires(realm) {
+        if !self.requires(realm) || realm == Realm::Executor {
             return Ok(None);
         }
         self.authenticator
             .authenticate(headers)
             .map(Some)
-            .map_err(|why| Refused { realm, why })
+            .map_err(|why| Refused {
+                realm,
+                why: why.to_string(),
+            })
+    }
+
+    /// The token claims of an executor API request (none when executors
+    /// are not authenticated), or why it is refused.
+    pub fn executor_claims(&self, headers: &HeaderMap) -> Result<Option<Claims>, Refused> {
+        let Some(key) = &self.executors else {
+            return Ok(None);
+        };
+        key.authenticate(headers).map(Some).map_err(|why| Refused {
+            realm: Realm::Executor,
+            why: why.to_string(),
+        })
     }
 }

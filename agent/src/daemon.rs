@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use crate::authentication::Authentication;
 use crate::endpoints::Endpoints;
+use crate::executor_token::TokenKey;
 use crate::gc::GcConfig;
 use crate::image_flags::StoreArgs;
 use crate::master_link::{self, LinkConfig};
@@ -154,6 +155,17 @@ pub struct Flags {
     /// API /api/v1) are served; others get 401.
     #[arg(long, env = "TEPUI_AUTHENTICATE_HTTP_READWRITE", default_value_t = false, num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set, aliases = ["authenticate_http_readwrite", "authenticate_http", "authenticate-http"])]
     pub authenticate_http_readwrite: bool,
+    /// Only executors presenting their own token (a JWT the agent signs
+    /// with --jwt-secret-key and gives each executor in
+    /// MESOS_EXECUTOR_AUTHENTICATION_TOKEN) may use the executor API, and
+    /// only as themselves.
+    #[arg(long, env = "TEPUI_AUTHENTICATE_HTTP_EXECUTORS", default_value_t = false, num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set, alias = "authenticate_http_executors")]
+    pub authenticate_http_executors: bool,
+    /// The file whose bytes are the HS256 key of executors' tokens
+    /// (Mesos's --jwt_secret_key, formerly --executor_secret_key); given,
+    /// every executor gets a token.
+    #[arg(long, env = "TEPUI_JWT_SECRET_KEY", value_name = "PATH", aliases = ["jwt_secret_key", "executor_secret_key", "executor-secret-key"])]
+    pub jwt_secret_key: Option<PathBuf>,
     /// The HTTP authenticator of the read-only and read-write endpoints:
     /// only Mesos's default, `basic`.
     #[arg(
@@ -198,9 +210,11 @@ impl Flags {
     }
 }
 
-/// The endpoints' authentication as the flags ask, and the agent's own
-/// credential for the master.
-fn authentication(flags: &Flags) -> Result<(Authentication, Option<Credential>)> {
+/// The endpoints' authentication, the agent's credential and the key of
+/// executors' tokens, as the flags ask.
+fn authentication(
+    flags: &Flags,
+) -> Result<(Authentication, Option<Credential>, Option<Arc<TokenKey>>)> {
     use tepui_proto::authentication::{flag_path, read_credential, read_credentials};
     for name in flags.http_authenticators.split(',').map(str::trim) {
         if name != "basic" {
@@ -224,14 +238,26 @@ fn authentication(flags: &Flags) -> Result<(Authentication, Option<Credential>)>
         Some(flag) => Some(read_credential(&flag_path(flag)).context("--credential")?),
         None => None,
     };
-    Ok((
-        Authentication::new(
-            BasicAuthenticator::new(credentials),
-            flags.authenticate_http_readonly,
-            flags.authenticate_http_readwrite,
+    let tokens = match &flags.jwt_secret_key {
+        Some(path) => Some(Arc::new(
+            TokenKey::read(&flag_path(&path.to_string_lossy())).context("--jwt-secret-key")?,
+        )),
+        None if flags.authenticate_http_executors => anyhow::bail!(
+            "--authenticate-http-executors needs --jwt-secret-key (the key executors' tokens are signed with)"
         ),
-        credential,
-    ))
+        None => None,
+    };
+    let mut authentication = Authentication::new(
+        BasicAuthenticator::new(credentials),
+        flags.authenticate_http_readonly,
+        flags.authenticate_http_readwrite,
+    );
+    if flags.authenticate_http_executors
+        && let Some(key) = &tokens
+    {
+        authentication = authentication.with_executors(key.clone());
+    }
+    Ok((authentication, credential, tokens))
 }
 
 /// `--recover`.
@@ -290,7 +316,7 @@ fn hostname() -> String {
 /// Runs the agent until SIGTERM or SIGINT (its containers keep running),
 /// or until `--recover=cleanup` is done.
 pub async fn run(mut flags: Flags) -> Result<()> {
-    let (authentication, credential) = authentication(&flags)?;
+    let (authentication, credential, executor_tokens) = authentication(&flags)?;
     let command_executor = command_executor(flags.command_executor.take())?;
     std::fs::create_dir_all(&flags.work_dir)
         .with_context(|| format!("creating {}", flags.work_dir.display()))?;
@@ -353,6 +379,7 @@ pub async fn run(mut flags: Flags) -> Result<()> {
             heartbeat_interval: flags.executor_heartbeat_interval,
             registration_timeout: flags.executor_registration_timeout,
             reregistration_timeout: flags.executor_reregistration_timeout,
+            executor_tokens,
         },
         containerizer.clone(),
         fetcher,

@@ -11,6 +11,7 @@ pub mod disk;
 pub mod endpoints;
 pub mod executor_api;
 pub mod executor_env;
+pub mod executor_token;
 pub mod gc;
 /// The HTTP transport, shared with the master.
 pub use tepui_proto::http;

@@ -273,6 +273,17 @@ async fn unusable_authentication_flags_are_refused_by_name() {
     );
     let err = refused(&["--http_authenticators=custom"], &[]).await;
     assert!(err.contains("\"custom\" is not supported"), "{err}");
+    let err = refused(&["--authenticate_http_executors"], &[]).await;
+    assert!(err.contains("needs --jwt-secret-key"), "{err}");
+    let empty = dir.path().join("empty.key");
+    std::fs::write(&empty, "").unwrap();
+    let empty = empty.display().to_string();
+    let err = refused(
+        &["--authenticate_http_executors", "--jwt_secret_key", &empty],
+        &[],
+    )
+    .await;
+    assert!(err.contains("empty"), "{err}");
 }
 
 struct Subscribed(tokio::sync::mpsc::UnboundedSender<String>);
@@ -336,4 +347,129 @@ async fn the_scheduler_driver_subscribes_with_its_credential_only() {
         Some("fw")
     );
     driven.abort();
+}
+
+/// POSTs an executor call (JSON) to the agent on `port` with `token`.
+async fn executor_call(port: u16, token: Option<&str>, body: &str) -> (u16, String, String) {
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    let request = format!(
+        "POST /api/v1/executor HTTP/1.0\r\nHost: agent\r\n{auth}Content-Type: application/json\r\nAccept: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    // A refusal ends the answer; an admitted SUBSCRIBE would not.
+    tokio::time::timeout(Duration::from_secs(20), stream.read_to_end(&mut response))
+        .await
+        .expect("the call was not refused")
+        .unwrap();
+    let split = response.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let head = String::from_utf8_lossy(&response[..split]).into_owned();
+    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    (
+        status,
+        head,
+        String::from_utf8_lossy(&response[split + 4..]).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn an_executor_api_call_needs_the_executor_s_own_token() {
+    use tepui_agent::executor_token::TokenKey;
+    use tepui_proto::v1::TaskState;
+    let (dir, cgroup, _cleanup) = scratch("auth-executor");
+    let key = dir.path().join("executor.key");
+    std::fs::write(&key, "the agent's executor key").unwrap();
+    let go = dir.path().join("go");
+    // The task waits for the test, and fails if it was given its
+    // executor's token.
+    let script = format!(
+        "test -z \"$MESOS_EXECUTOR_AUTHENTICATION_TOKEN\" || exit 3; while [ ! -e {} ]; do sleep 0.05; done",
+        go.display()
+    );
+    let task = tepui_proto::v1::TaskInfo {
+        name: "auth-1".into(),
+        task_id: tepui_proto::v1::TaskId {
+            value: "auth-1".into(),
+        },
+        command: Some(tepui_proto::v1::CommandInfo {
+            value: Some(script),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let (master, address, _server) = master::master_with(vec![task]).await;
+    let port = free_port();
+    let mut agent = agent_command(&address, &dir.path().join("agent"), &cgroup, port)
+        .arg("--authenticate_http_executors")
+        .arg(format!("--executor_secret_key={}", key.display()))
+        .spawn()
+        .unwrap();
+    let running = || {
+        master
+            .state
+            .lock()
+            .unwrap()
+            .updates
+            .iter()
+            .find(|u| u.status.state == TaskState::TaskRunning as i32)
+            .map(|u| u.status.clone())
+    };
+    // tepui-executor subscribed and sent RUNNING with its token.
+    until("RUNNING", || running().is_some()).await;
+    let status = running().unwrap();
+    let eid = status.executor_id.unwrap().value;
+    let cid = status
+        .container_status
+        .and_then(|c| c.container_id)
+        .unwrap()
+        .value;
+    let subscribe = format!(
+        r#"{{"type":"SUBSCRIBE","framework_id":{{"value":"fw-1"}},"executor_id":{{"value":"{eid}"}},"subscribe":{{}}}}"#
+    );
+    let (status, head, _) = executor_call(port, None, &subscribe).await;
+    assert_eq!(status, 401, "{head}");
+    assert!(
+        head.to_lowercase()
+            .contains("www-authenticate: bearer realm=\"mesos-agent-executor\""),
+        "{head}"
+    );
+    let real = TokenKey::new(b"the agent's executor key");
+    let forged = TokenKey::new(b"a guess").issue("fw-1", &eid, &cid);
+    assert_eq!(executor_call(port, Some(&forged), &subscribe).await.0, 401);
+    let another = real.issue("fw-1", "another-executor", &cid);
+    let (status, _, body) = executor_call(port, Some(&another), &subscribe).await;
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("'eid' claim"), "{body}");
+    let old_run = real.issue("fw-1", &eid, "an-older-container");
+    let (status, _, body) = executor_call(port, Some(&old_run), &subscribe).await;
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("'cid' claim"), "{body}");
+    let update = format!(
+        r#"{{"type":"UPDATE","framework_id":{{"value":"fw-1"}},"executor_id":{{"value":"{eid}"}},"update":{{"status":{{"task_id":{{"value":"auth-1"}},"state":"TASK_FAILED","uuid":"AAAAAAAAAAAAAAAAAAAAAA==","source":"SOURCE_EXECUTOR"}}}}}}"#
+    );
+    let (status, _, body) = executor_call(port, Some(&another), &update).await;
+    assert_eq!(status, 403, "{body}");
+
+    // The executor kept its stream: the task ends as itself, FINISHED.
+    std::fs::write(&go, "").unwrap();
+    let ended = || {
+        master
+            .state
+            .lock()
+            .unwrap()
+            .updates
+            .iter()
+            .filter(|u| tepui_proto::model::is_terminal(u.status.state))
+            .map(|u| u.status.state)
+            .collect::<Vec<_>>()
+    };
+    until("the task to end", || !ended().is_empty()).await;
+    assert_eq!(ended(), vec![TaskState::TaskFinished as i32]);
+    agent.kill().await.unwrap();
 }

@@ -77,6 +77,7 @@ impl Fixture {
                 heartbeat_interval: Duration::from_secs(30),
                 registration_timeout: Duration::from_secs(60),
                 reregistration_timeout: Duration::from_secs(2),
+                executor_tokens: None,
             },
             containerizer.clone(),
             fetcher,

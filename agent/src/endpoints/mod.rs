@@ -122,14 +122,24 @@ impl Endpoints {
             }
             return http::text(StatusCode::NOT_FOUND, format!("no endpoint {path}"));
         };
-        if let Err(refused) = self.authentication.check(realm, request.headers()) {
-            tracing::info!(%path, realm = realm.name(), why = %refused.why, "unauthenticated request refused");
-            return refused.response();
-        }
+        let admitted = match realm {
+            Realm::Executor => self.authentication.executor_claims(request.headers()),
+            _ => self
+                .authentication
+                .check(realm, request.headers())
+                .map(|_| None),
+        };
+        let claims = match admitted {
+            Ok(claims) => claims,
+            Err(refused) => {
+                tracing::info!(%path, realm = realm.name(), why = %refused.why, "unauthenticated request refused");
+                return refused.response();
+            }
+        };
         match handler {
             Handler::Executor => {
                 let host: Arc<dyn ExecutorHost> = self.runner.clone();
-                return executor_api::handle(host, request).await;
+                return executor_api::handle_as(host, request, claims).await;
             }
             Handler::Operator => return operator_api::handle(self.runner.clone(), request).await,
             _ => {}

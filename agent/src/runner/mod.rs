@@ -88,6 +88,9 @@ pub struct RunnerConfig {
     /// recovery before it is destroyed (--executor_reregistration_timeout);
     /// also its longest wait between subscription attempts.
     pub reregistration_timeout: Duration,
+    /// Signs each executor's token for the executor API
+    /// (`--jwt_secret_key`); none gives executors no token.
+    pub executor_tokens: Option<Arc<crate::executor_token::TokenKey>>,
 }
 
 /// A task could not be taken.
