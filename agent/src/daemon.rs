@@ -7,7 +7,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::authentication::Authentication;
 use crate::endpoints::Endpoints;
+use crate::executor_token::TokenKey;
 use crate::gc::GcConfig;
 use crate::image_flags::StoreArgs;
 use crate::master_link::{self, LinkConfig};
@@ -24,6 +26,7 @@ use tepui_containerizer::provisioner::http::Http;
 use tepui_containerizer::{Config, Containerizer};
 use tepui_driver::executor::parse_duration;
 use tepui_isolators::cgroups::Hierarchy;
+use tepui_proto::authentication::{BasicAuthenticator, Credential};
 use tepui_proto::v1::AgentInfo;
 
 /// The tepui agent: runs a master's tasks in containers on this machine.
@@ -142,6 +145,134 @@ pub struct Flags {
     /// Log level (error, warn, info, debug, trace).
     #[arg(long, env = "TEPUI_LOG", default_value = "info")]
     pub log_level: tracing::Level,
+    /// This agent's own credential, Mesos's JSON
+    /// `{"principal":"..","secret":".."}`, as a path or `file://` URL:
+    /// presented (HTTP Basic) on every message to the master, which needs
+    /// it when run with --authenticate-agents.
+    #[arg(long, env = "TEPUI_CREDENTIAL", value_name = "PATH")]
+    pub credential: Option<String>,
+    /// The credentials this agent's HTTP endpoints admit, Mesos's JSON
+    /// `{"credentials":[{"principal":"..","secret":".."}]}`, as a path or
+    /// `file://` URL.
+    #[arg(
+        long,
+        env = "TEPUI_HTTP_CREDENTIALS",
+        value_name = "PATH",
+        alias = "http_credentials"
+    )]
+    pub http_credentials: Option<String>,
+    /// Only authenticated requests to read-only endpoints (/state,
+    /// /files/*, /containers, /monitor/statistics, /metrics/snapshot)
+    /// are served; others get 401.
+    #[arg(long, env = "TEPUI_AUTHENTICATE_HTTP_READONLY", default_value_t = false, num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set, alias = "authenticate_http_readonly")]
+    pub authenticate_http_readonly: bool,
+    /// Only authenticated requests to read-write endpoints (the operator
+    /// API /api/v1) are served; others get 401.
+    #[arg(long, env = "TEPUI_AUTHENTICATE_HTTP_READWRITE", default_value_t = false, num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set, aliases = ["authenticate_http_readwrite", "authenticate_http", "authenticate-http"])]
+    pub authenticate_http_readwrite: bool,
+    /// Only executors presenting their own token (a JWT the agent signs
+    /// with --jwt-secret-key and gives each executor in
+    /// MESOS_EXECUTOR_AUTHENTICATION_TOKEN) may use the executor API, and
+    /// only as themselves.
+    #[arg(long, env = "TEPUI_AUTHENTICATE_HTTP_EXECUTORS", default_value_t = false, num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set, alias = "authenticate_http_executors")]
+    pub authenticate_http_executors: bool,
+    /// The file whose bytes are the HS256 key of executors' tokens
+    /// (Mesos's --jwt_secret_key, formerly --executor_secret_key); given,
+    /// every executor gets a token.
+    #[arg(long, env = "TEPUI_JWT_SECRET_KEY", value_name = "PATH", aliases = ["jwt_secret_key", "executor_secret_key", "executor-secret-key"])]
+    pub jwt_secret_key: Option<PathBuf>,
+    /// The HTTP authenticator of the read-only and read-write endpoints:
+    /// only Mesos's default, `basic`.
+    #[arg(
+        long,
+        env = "TEPUI_HTTP_AUTHENTICATORS",
+        default_value = "basic",
+        alias = "http_authenticators"
+    )]
+    pub http_authenticators: String,
+}
+
+/// Lets every flag also be read from `MESOS_<NAME>` when `TEPUI_<NAME>`
+/// is unset, so that a Mesos agent's environment keeps its meaning.
+pub fn with_mesos_env(mut command: clap::Command) -> clap::Command {
+    let fallbacks: Vec<(clap::Id, &'static str)> = command
+        .get_arguments()
+        .filter_map(|arg| {
+            let env = arg.get_env()?.to_str()?;
+            let name = env.strip_prefix("TEPUI_")?;
+            let mesos = format!("MESOS_{name}");
+            (std::env::var_os(env).is_none() && std::env::var_os(&mesos).is_some())
+                // Leaked once per flag set, at start.
+                .then(|| (arg.get_id().clone(), &*Box::leak(mesos.into_boxed_str())))
+        })
+        .collect();
+    for (id, mesos) in fallbacks {
+        command = command.mut_arg(id, |arg| arg.env(mesos));
+    }
+    command
+}
+
+impl Flags {
+    /// The flags of this process: its arguments, then `TEPUI_*`, then
+    /// `MESOS_*` variables.
+    pub fn from_env() -> Self {
+        use clap::{CommandFactory, FromArgMatches};
+        let matches = with_mesos_env(Self::command()).get_matches();
+        match Self::from_arg_matches(&matches) {
+            Ok(flags) => flags,
+            Err(e) => e.exit(),
+        }
+    }
+}
+
+/// The endpoints' authentication, the agent's credential and the key of
+/// executors' tokens, as the flags ask.
+fn authentication(
+    flags: &Flags,
+) -> Result<(Authentication, Option<Credential>, Option<Arc<TokenKey>>)> {
+    use tepui_proto::authentication::{flag_path, read_credential, read_credentials};
+    for name in flags.http_authenticators.split(',').map(str::trim) {
+        if name != "basic" {
+            anyhow::bail!(
+                "--http-authenticators: HTTP authenticator {name:?} is not supported by tepui (only \"basic\"; tepui loads no modules)"
+            );
+        }
+    }
+    let credentials = match &flags.http_credentials {
+        Some(flag) => read_credentials(&flag_path(flag)).context("--http-credentials")?,
+        None => Vec::new(),
+    };
+    if (flags.authenticate_http_readonly || flags.authenticate_http_readwrite)
+        && credentials.is_empty()
+    {
+        anyhow::bail!(
+            "HTTP authentication is enabled (--authenticate-http-*) but --http-credentials names no credentials"
+        );
+    }
+    let credential = match &flags.credential {
+        Some(flag) => Some(read_credential(&flag_path(flag)).context("--credential")?),
+        None => None,
+    };
+    let tokens = match &flags.jwt_secret_key {
+        Some(path) => Some(Arc::new(
+            TokenKey::read(&flag_path(&path.to_string_lossy())).context("--jwt-secret-key")?,
+        )),
+        None if flags.authenticate_http_executors => anyhow::bail!(
+            "--authenticate-http-executors needs --jwt-secret-key (the key executors' tokens are signed with)"
+        ),
+        None => None,
+    };
+    let mut authentication = Authentication::new(
+        BasicAuthenticator::new(credentials),
+        flags.authenticate_http_readonly,
+        flags.authenticate_http_readwrite,
+    );
+    if flags.authenticate_http_executors
+        && let Some(key) = &tokens
+    {
+        authentication = authentication.with_executors(key.clone());
+    }
+    Ok((authentication, credential, tokens))
 }
 
 /// `--recover`.
@@ -216,6 +347,7 @@ fn hostname() -> String {
 /// Runs the agent until SIGTERM or SIGINT (its containers keep running),
 /// or until `--recover=cleanup` is done.
 pub async fn run(mut flags: Flags) -> Result<()> {
+    let (authentication, credential, executor_tokens) = authentication(&flags)?;
     let command_executor = command_executor(flags.command_executor.take())?;
     std::fs::create_dir_all(&flags.work_dir)
         .with_context(|| format!("creating {}", flags.work_dir.display()))?;
@@ -280,6 +412,7 @@ pub async fn run(mut flags: Flags) -> Result<()> {
             reregistration_timeout: flags.executor_reregistration_timeout,
             pids_max: flags.container_pids_max,
             switch_user: switch_user(flags.switch_user)?,
+            executor_tokens,
         },
         containerizer.clone(),
         fetcher,
@@ -311,6 +444,7 @@ pub async fn run(mut flags: Flags) -> Result<()> {
         master: flags.master.clone(),
         work_dir: flags.work_dir.clone(),
         started: std::time::SystemTime::now(),
+        authentication,
     });
     if let Some(interval) = flags.executor_reregistration_retry_interval {
         tracing::info!(
@@ -378,6 +512,7 @@ pub async fn run(mut flags: Flags) -> Result<()> {
             endpoint: endpoint.clone(),
             layout,
             backoff_max: flags.registration_backoff_max,
+            credential,
         },
         runner.clone(),
         outgoing,

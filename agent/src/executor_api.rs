@@ -15,6 +15,7 @@ use tepui_proto::v1::executor::{Call, Event, call, event};
 use tepui_proto::v1::{TaskInfo, TaskStatus};
 use tokio::sync::mpsc;
 
+use crate::executor_token::Claims;
 use crate::http::{self, Body};
 
 /// The largest call accepted.
@@ -51,6 +52,13 @@ pub trait ExecutorHost: Send + Sync + 'static {
     /// answered 503 meanwhile, so an executor back early retries.
     fn recovering(&self) -> bool {
         false
+    }
+
+    /// The container of an executor's current run, which its token's
+    /// `cid` claim must name.
+    fn container_of(&self, framework: &str, executor: &str) -> Option<String> {
+        let _ = (framework, executor);
+        None
     }
 
     /// An executor subscribes: the host replies on `events` (SUBSCRIBED,
@@ -109,8 +117,46 @@ pub fn launch(task: TaskInfo) -> Event {
     }
 }
 
-/// Serves one request to the executor API.
+/// Why a token's claims do not allow a call: Mesos's messages
+/// (slave/http.cpp), 403.
+fn claims_refusal(
+    host: &dyn ExecutorHost,
+    claims: &Claims,
+    framework: &str,
+    executor: &str,
+) -> Option<String> {
+    if claims.fid != framework {
+        return Some(format!(
+            "Authenticated principal does not contain an 'fid' claim with the framework ID {framework}, which is set in the call"
+        ));
+    }
+    if claims.eid != executor {
+        return Some(format!(
+            "Authenticated principal does not contain an 'eid' claim with the executor ID {executor}, which is set in the call"
+        ));
+    }
+    if host.container_of(framework, executor).as_deref() != Some(claims.cid.as_str()) {
+        return Some(
+            "Authenticated principal does not contain a 'cid' claim with the correct active ContainerID"
+                .to_owned(),
+        );
+    }
+    None
+}
+
+/// Serves one request to the executor API, none of whose callers is
+/// authenticated.
 pub async fn handle(host: Arc<dyn ExecutorHost>, request: Request<Incoming>) -> Response<Body> {
+    handle_as(host, request, None).await
+}
+
+/// Serves one request to the executor API; `claims` are those of its
+/// token when executors are authenticated, and must name the caller.
+pub async fn handle_as(
+    host: Arc<dyn ExecutorHost>,
+    request: Request<Incoming>,
+    claims: Option<Claims>,
+) -> Response<Body> {
     if request.method() != Method::POST {
         let mut r = http::text(StatusCode::METHOD_NOT_ALLOWED, "expecting a 'POST' request");
         r.headers_mut()
@@ -151,6 +197,12 @@ pub async fn handle(host: Arc<dyn ExecutorHost>, request: Request<Incoming>) -> 
     };
     let framework = call.framework_id.value.clone();
     let executor = call.executor_id.value.clone();
+    if let Some(claims) = &claims
+        && let Some(why) = claims_refusal(host.as_ref(), claims, &framework, &executor)
+    {
+        tracing::warn!(%framework, %executor, "executor call refused: {why}");
+        return http::text(StatusCode::FORBIDDEN, why);
+    }
     let bad = |why: String| http::text(StatusCode::BAD_REQUEST, why);
     match call.r#type.and_then(|t| call::Type::try_from(t).ok()) {
         Some(call::Type::Subscribe) => {

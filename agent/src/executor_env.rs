@@ -29,6 +29,9 @@ pub struct ExecutorEnvInput<'a> {
     pub subscription_backoff_max: Duration,
     /// The time it has to end on SHUTDOWN.
     pub shutdown_grace_period: Duration,
+    /// Its token for the executor API (`--jwt_secret_key` given), in
+    /// MESOS_EXECUTOR_AUTHENTICATION_TOKEN.
+    pub authentication_token: Option<&'a str>,
 }
 
 /// A duration as Mesos writes one (`15mins`, `2secs`, `500ms`).
@@ -75,7 +78,14 @@ pub fn executor_env(input: &ExecutorEnvInput<'_>) -> Vec<(String, String)> {
             format!("slave(1)@{}", input.agent_endpoint),
         ),
     ];
-    pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
+    let token = input
+        .authentication_token
+        .map(|t| (crate::executor_token::TOKEN_VARIABLE, t.to_owned()));
+    pairs
+        .into_iter()
+        .chain(token)
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect()
 }
 
 #[cfg(test)]
@@ -95,6 +105,7 @@ mod tests {
             recovery_timeout: Duration::from_secs(900),
             subscription_backoff_max: Duration::from_secs(2),
             shutdown_grace_period: Duration::from_millis(5500),
+            authentication_token: Some("t.o.k"),
         });
         let get = |k: &str| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
         assert_eq!(get("MESOS_RECOVERY_TIMEOUT"), Some("15mins"));
@@ -103,5 +114,6 @@ mod tests {
         assert_eq!(get("MESOS_CHECKPOINT"), Some("1"));
         assert_eq!(get("MESOS_SLAVE_PID"), Some("slave(1)@127.0.0.1:5051"));
         assert_eq!(get("MESOS_SANDBOX"), Some("/mnt/mesos/sandbox"));
+        assert_eq!(get("MESOS_EXECUTOR_AUTHENTICATION_TOKEN"), Some("t.o.k"));
     }
 }

@@ -3,6 +3,7 @@
 //! garbage collection and the HTTP endpoints.
 
 pub mod attributes;
+pub mod authentication;
 pub mod checkpoint;
 pub mod container_output;
 pub mod daemon;
@@ -10,6 +11,7 @@ pub mod disk;
 pub mod endpoints;
 pub mod executor_api;
 pub mod executor_env;
+pub mod executor_token;
 pub mod gc;
 /// The HTTP transport, shared with the master.
 pub use tepui_proto::http;

@@ -20,12 +20,13 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper::header::{ACCEPT, CONTENT_TYPE};
+use hyper::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE};
 use hyper::{Request, Uri};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use prost::Message;
 use tepui_driver::record_stream::RecordStream;
+use tepui_proto::authentication::Credential;
 use tepui_proto::internal::{
     AgentToMaster, MasterToAgent, Pong, RegisterAgent, ReregisterAgent, agent_to_master,
     master_to_agent,
@@ -56,6 +57,9 @@ pub struct LinkConfig {
     pub layout: Layout,
     /// The longest wait between registration attempts.
     pub backoff_max: Duration,
+    /// The agent's credential (`--credential`), presented on every
+    /// message.
+    pub credential: Option<Credential>,
 }
 
 /// A link failure (the loop logs it and tries again).
@@ -144,6 +148,9 @@ impl Connection {
             .header(ACCEPT, PROTOBUF);
         if let Some(id) = stream_id {
             request = request.header(STREAM_ID, id);
+        }
+        if let Some(credential) = &self.config.credential {
+            request = request.header(AUTHORIZATION, credential.basic_header());
         }
         let request = request
             .body(Full::new(Bytes::from(message.encode_to_vec())))

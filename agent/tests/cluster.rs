@@ -111,6 +111,7 @@ fn subscribe(
         framework: info,
         implicit_acknowledgements: false,
         subscribe_timeout: Duration::from_secs(30),
+        credential: None,
     };
     tokio::spawn(scheduler::run(config, Forward(tx, wants_offers.clone())));
     rx

@@ -175,6 +175,7 @@ impl Cluster {
                 framework,
                 implicit_acknowledgements: false,
                 subscribe_timeout: Duration::from_secs(30),
+                credential: None,
             },
             Forward(tx),
         ));

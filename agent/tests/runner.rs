@@ -79,6 +79,7 @@ impl Fixture {
                 reregistration_timeout: Duration::from_secs(2),
                 pids_max: 4096,
                 switch_user: true,
+                executor_tokens: None,
             },
             containerizer.clone(),
             fetcher,

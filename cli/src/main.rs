@@ -23,6 +23,20 @@ struct Cli {
     /// debug, trace).
     #[arg(long, global = true, env = "TEPUI_LOG", default_value = "warn")]
     log_level: tracing::Level,
+    /// The principal to authenticate as (HTTP Basic) to a master or agent
+    /// that requires it; with --secret.
+    #[arg(long, global = true, env = "TEPUI_PRINCIPAL", requires = "secret")]
+    principal: Option<String>,
+    /// The secret of --principal (prefer TEPUI_SECRET: a flag is visible
+    /// to other users in the process list).
+    #[arg(
+        long,
+        global = true,
+        env = "TEPUI_SECRET",
+        requires = "principal",
+        hide_env_values = true
+    )]
+    secret: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -61,6 +75,9 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .init();
+    if let (Some(principal), Some(secret)) = (cli.principal.clone(), cli.secret.clone()) {
+        master_http::set_credential(tepui_proto::authentication::Credential { principal, secret });
+    }
     let result = match cli.command {
         Command::Wire(args) => wire::run(&args).map(|()| 0),
         Command::Container(args) => container::run(*args),

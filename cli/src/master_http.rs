@@ -1,10 +1,29 @@
-//! Plain HTTP GETs and POSTs to a master or agent for the CLI's commands.
+//! Plain HTTP GETs and POSTs to a master or agent for the CLI's commands,
+//! with the invocation's credential (`--principal`/`--secret`) as HTTP
+//! Basic when it has one.
+
+use std::sync::OnceLock;
 
 use anyhow::{Context, Result, bail};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
+use hyper::header::AUTHORIZATION;
 use hyper::{Request, Uri};
 use hyper_util::client::legacy::Client;
+use tepui_proto::authentication::Credential;
+
+static CREDENTIAL: OnceLock<Credential> = OnceLock::new();
+
+/// Sets the credential every request of this invocation carries (once,
+/// at start).
+pub fn set_credential(credential: Credential) {
+    let _ = CREDENTIAL.set(credential);
+}
+
+/// The invocation's credential, if it was given one.
+pub fn credential() -> Option<&'static Credential> {
+    CREDENTIAL.get()
+}
 
 /// The body of `GET http://{address}{path}` (2xx only).
 pub async fn get(address: &str, path: &str) -> Result<Bytes> {
@@ -21,10 +40,13 @@ async fn request(address: &str, path: &str, body: Option<Bytes>) -> Result<Bytes
         .parse()
         .with_context(|| format!("bad address {address}"))?;
     let client = Client::builder(hyper_util::rt::TokioExecutor::new()).build_http();
-    let builder = match &body {
+    let mut builder = match &body {
         Some(_) => Request::post(uri.clone()),
         None => Request::get(uri.clone()),
     };
+    if let Some(credential) = credential() {
+        builder = builder.header(AUTHORIZATION, credential.basic_header());
+    }
     let request = builder.body(Full::new(body.unwrap_or_default()))?;
     let response = client
         .request(request)

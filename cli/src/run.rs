@@ -364,6 +364,7 @@ async fn run_async(args: RunArgs) -> Result<i32> {
         framework,
         implicit_acknowledgements: false,
         subscribe_timeout: Duration::from_secs(args.timeout),
+        credential: master_http::credential().cloned(),
     };
     let scheduler = RunOne {
         task,

@@ -93,6 +93,9 @@ pub struct ExecutorEnv {
     pub shutdown_grace_period: Duration,
     /// MESOS_SANDBOX: the sandbox as the executor sees it.
     pub sandbox: String,
+    /// MESOS_EXECUTOR_AUTHENTICATION_TOKEN: sent as `Authorization:
+    /// Bearer` on every call, when the agent gave one.
+    pub authentication_token: Option<String>,
 }
 
 pub use tepui_proto::duration::parse as parse_duration;
@@ -137,6 +140,8 @@ impl ExecutorEnv {
             sandbox: get("MESOS_SANDBOX")
                 .or_else(|| get("MESOS_DIRECTORY"))
                 .unwrap_or_else(|| ".".into()),
+            authentication_token: get("MESOS_EXECUTOR_AUTHENTICATION_TOKEN")
+                .filter(|t| !t.is_empty()),
         })
     }
 }
@@ -246,7 +251,17 @@ impl ExecutorDriver {
     async fn post(&self, call: &Call) -> Result<hyper::Response<Incoming>, DriverError> {
         let endpoint = &self.env.agent_endpoint;
         let uri = format!("http://{endpoint}/api/v1/executor");
-        post(&self.client, &uri, self.encoding, call, None)
+        let bearer = self
+            .env
+            .authentication_token
+            .as_ref()
+            .map(|t| format!("Bearer {t}"));
+        let headers: Vec<(&str, &str)> = bearer
+            .as_deref()
+            .map(|b| ("Authorization", b))
+            .into_iter()
+            .collect();
+        post(&self.client, &uri, self.encoding, call, &headers)
             .await
             .map_err(|failure| match failure {
                 PostFailure::Broken(why) => DriverError::Connection {

@@ -20,13 +20,13 @@ pub enum PostFailure {
     Refused(StatusCode, String),
 }
 
-/// POSTs `call` to `uri` in `encoding`, with `header` when given.
+/// POSTs `call` to `uri` in `encoding`, with `headers`.
 pub async fn post<M: prost::Message + prost::Name>(
     client: &Client<HttpConnector, Full<Bytes>>,
     uri: &str,
     encoding: Encoding,
     call: &M,
-    header: Option<(&str, &str)>,
+    headers: &[(&str, &str)],
 ) -> Result<hyper::Response<Incoming>, PostFailure> {
     let broken = |why: String| PostFailure::Broken(why);
     let uri: Uri = uri
@@ -36,8 +36,8 @@ pub async fn post<M: prost::Message + prost::Name>(
     let mut request = Request::post(uri)
         .header(CONTENT_TYPE, encoding.media_type())
         .header(ACCEPT, encoding.media_type());
-    if let Some((name, value)) = header {
-        request = request.header(name, value);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
     }
     let request = request
         .body(Full::new(Bytes::from(body)))

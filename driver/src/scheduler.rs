@@ -15,6 +15,7 @@ use hyper::StatusCode;
 use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
+use tepui_proto::authentication::Credential;
 use tepui_proto::media::Encoding;
 use tepui_proto::v1::scheduler::{Call, Event, call, event};
 use tepui_proto::v1::{
@@ -102,6 +103,9 @@ pub struct DriverConfig {
     pub implicit_acknowledgements: bool,
     /// How long to try (re-)subscribing before giving up.
     pub subscribe_timeout: Duration,
+    /// The framework's credential, sent as HTTP Basic on every call (a
+    /// master with `--authenticate_http_frameworks` needs it).
+    pub credential: Option<Credential>,
 }
 
 enum Command {
@@ -273,6 +277,8 @@ struct Connection {
     client: Client<HttpConnector, Full<Bytes>>,
     master: String,
     encoding: Encoding,
+    /// `Authorization`, when the framework has a credential.
+    authorization: Option<String>,
 }
 
 impl Connection {
@@ -282,8 +288,14 @@ impl Connection {
         stream_id: Option<&str>,
     ) -> Result<hyper::Response<Incoming>, SchedulerError> {
         let uri = format!("http://{}/api/v1/scheduler", self.master);
-        let header = stream_id.map(|id| ("Mesos-Stream-Id", id));
-        post(&self.client, &uri, self.encoding, call, header)
+        let mut headers = Vec::with_capacity(2);
+        if let Some(id) = stream_id {
+            headers.push(("Mesos-Stream-Id", id));
+        }
+        if let Some(value) = &self.authorization {
+            headers.push(("Authorization", value.as_str()));
+        }
+        post(&self.client, &uri, self.encoding, call, &headers)
             .await
             .map_err(|failure| match failure {
                 PostFailure::Broken(why) => SchedulerError::Connection {
@@ -317,6 +329,7 @@ pub async fn run<S: Scheduler>(
         client: Client::builder(hyper_util::rt::TokioExecutor::new()).build_http(),
         master: config.master.clone(),
         encoding: Encoding::Protobuf,
+        authorization: config.credential.as_ref().map(Credential::basic_header),
     };
     let mut subscribed_once = false;
     let mut backoff = Duration::from_millis(100);

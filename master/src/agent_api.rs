@@ -2,7 +2,8 @@
 //! (`POST /tepui/v1/agent`, protobuf `AgentToMaster`): a registration is
 //! answered with the agent's `MasterToAgent` stream; every later message
 //! names that stream and is answered 202 at once, never waiting on any
-//! stream.
+//! stream. With `--authenticate_agents` every message comes from the
+//! principal the agent's id was admitted under.
 
 use std::sync::Arc;
 
@@ -25,8 +26,14 @@ pub const STREAM_ID: &str = "Tepui-Agent-Stream-Id";
 /// The largest message (a re-registration lists every task).
 const MAX_MESSAGE: usize = 64 << 20;
 
-/// Serves one agent request.
-pub async fn handle(server: Arc<Server>, request: Request<Incoming>) -> Response<Body> {
+/// Serves one agent request from `principal` (the authenticated one;
+/// none when the channel requires no credential).
+pub async fn handle(
+    server: Arc<Server>,
+    request: Request<Incoming>,
+    principal: Option<String>,
+) -> Response<Body> {
+    let principal = principal.as_deref();
     if request.method() != Method::POST {
         return http::text(StatusCode::METHOD_NOT_ALLOWED, "expecting a 'POST' request");
     }
@@ -51,14 +58,31 @@ pub async fn handle(server: Arc<Server>, request: Request<Incoming>) -> Response
     use agent_to_master::Message as M;
     match message.message {
         Some(M::RegisterAgent(register)) => {
-            register_or_reregister(&server, |m, link| m.register_agent(register, link))
+            register_or_reregister(&server, principal, |m, link| {
+                m.register_agent(register, link)
+            })
         }
         Some(M::ReregisterAgent(reregister)) => {
-            register_or_reregister(&server, |m, link| m.reregister_agent(reregister, link))
+            register_or_reregister(&server, principal, |m, link| {
+                let id = reregister
+                    .agent_info
+                    .id
+                    .as_ref()
+                    .map(|i| i.value.clone())
+                    .unwrap_or_default();
+                m.check_agent_principal(&id, principal)?;
+                m.reregister_agent(reregister, link)
+            })
         }
         Some(other) => {
             let mut master = server.lock();
-            let agent = match master.check_agent_stream(stream_id.as_deref()) {
+            let agent = match master
+                .check_agent_stream(stream_id.as_deref())
+                .and_then(|agent| {
+                    master
+                        .check_agent_principal(&agent, principal)
+                        .map(|()| agent)
+                }) {
                 Ok(agent) => agent,
                 Err(refusal) => return refused::answer(refusal),
             };
@@ -77,6 +101,7 @@ pub async fn handle(server: Arc<Server>, request: Request<Incoming>) -> Response
 
 fn register_or_reregister(
     server: &Arc<Server>,
+    principal: Option<&str>,
     admit: impl FnOnce(&mut Master, AgentLink) -> Result<String, Refusal>,
 ) -> Response<Body> {
     let (tx, stream) = server.open_stream(Master::agent_disconnected);
@@ -84,7 +109,14 @@ fn register_or_reregister(
         stream_id: stream.id.clone(),
         tx,
     };
-    let agent = admit(&mut server.lock(), link);
+    let agent = {
+        let mut master = server.lock();
+        let agent = admit(&mut master, link);
+        if let Ok(id) = &agent {
+            master.remember_agent_principal(id, principal);
+        }
+        agent
+    };
     match agent {
         Ok(agent) => {
             server.wake();

@@ -8,10 +8,12 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::authentication::{Authentication, Required};
 use crate::master::Config;
 use crate::resources::Bundle;
 use crate::server::Server;
 use anyhow::{Context, Result, bail};
+use tepui_proto::authentication::BasicAuthenticator;
 
 /// The tepui master: offers agents' resources to Mesos frameworks.
 #[derive(Debug, Parser)]
@@ -72,6 +74,142 @@ pub struct Flags {
         alias = "min_allocatable_resources"
     )]
     pub min_allocatable_resources: String,
+    /// Mesos's credentials file, JSON
+    /// `{"credentials":[{"principal":"..","secret":".."}]}`, as a path or
+    /// `file://` URL: the principals the `--authenticate_*` realms admit.
+    #[arg(long, env = "TEPUI_CREDENTIALS", value_name = "PATH")]
+    pub credentials: Option<String>,
+    /// Accepted for Mesos's flag files: in Mesos it covers PID-based
+    /// (libprocess) frameworks, which tepui does not serve; HTTP
+    /// frameworks are covered by --authenticate-http-frameworks. Needs
+    /// --credentials.
+    #[arg(long, env = "TEPUI_AUTHENTICATE_FRAMEWORKS", default_value_t = false, num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set, aliases = ["authenticate_frameworks", "authenticate"])]
+    pub authenticate_frameworks: bool,
+    /// Only agents that authenticate (their --credential, HTTP Basic) may
+    /// register, re-register under the same principal, and talk to the
+    /// master.
+    #[arg(long, env = "TEPUI_AUTHENTICATE_AGENTS", default_value_t = false, num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set, aliases = ["authenticate_agents", "authenticate_slaves", "authenticate-slaves"])]
+    pub authenticate_agents: bool,
+    /// Only authenticated requests to read-only endpoints (/master/state,
+    /// /master/frameworks, /master/slaves, /master/tasks,
+    /// /metrics/snapshot) are served; others get 401.
+    #[arg(long, env = "TEPUI_AUTHENTICATE_HTTP_READONLY", default_value_t = false, num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set, alias = "authenticate_http_readonly")]
+    pub authenticate_http_readonly: bool,
+    /// Only authenticated requests to read-write endpoints (the operator
+    /// API /api/v1, /tepui/v1/kill) are served; others get 401.
+    #[arg(long, env = "TEPUI_AUTHENTICATE_HTTP_READWRITE", default_value_t = false, num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set, aliases = ["authenticate_http_readwrite", "authenticate_http", "authenticate-http"])]
+    pub authenticate_http_readwrite: bool,
+    /// Only authenticated HTTP frameworks may use the scheduler API, each
+    /// as its own FrameworkInfo.principal. Needs
+    /// --http-framework-authenticators=basic, as in Mesos.
+    #[arg(long, env = "TEPUI_AUTHENTICATE_HTTP_FRAMEWORKS", default_value_t = false, num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set, alias = "authenticate_http_frameworks")]
+    pub authenticate_http_frameworks: bool,
+    /// The HTTP authenticator of the read-only and read-write endpoints:
+    /// only Mesos's default, `basic`.
+    #[arg(
+        long,
+        env = "TEPUI_HTTP_AUTHENTICATORS",
+        default_value = "basic",
+        alias = "http_authenticators"
+    )]
+    pub http_authenticators: String,
+    /// The HTTP authenticator of the scheduler API: only `basic`.
+    #[arg(
+        long,
+        env = "TEPUI_HTTP_FRAMEWORK_AUTHENTICATORS",
+        alias = "http_framework_authenticators"
+    )]
+    pub http_framework_authenticators: Option<String>,
+}
+
+/// Lets every flag also be read from `MESOS_<NAME>` when `TEPUI_<NAME>`
+/// is unset, so that a Mesos master's environment keeps its meaning.
+pub fn with_mesos_env(mut command: clap::Command) -> clap::Command {
+    let fallbacks: Vec<(clap::Id, &'static str)> = command
+        .get_arguments()
+        .filter_map(|arg| {
+            let env = arg.get_env()?.to_str()?;
+            let name = env.strip_prefix("TEPUI_")?;
+            let mesos = format!("MESOS_{name}");
+            (std::env::var_os(env).is_none() && std::env::var_os(&mesos).is_some())
+                // Leaked once per flag set, at start.
+                .then(|| (arg.get_id().clone(), &*Box::leak(mesos.into_boxed_str())))
+        })
+        .collect();
+    for (id, mesos) in fallbacks {
+        command = command.mut_arg(id, |arg| arg.env(mesos));
+    }
+    command
+}
+
+impl Flags {
+    /// The flags of this process: its arguments, then `TEPUI_*`, then
+    /// `MESOS_*` variables.
+    pub fn from_env() -> Self {
+        use clap::{CommandFactory, FromArgMatches};
+        let matches = with_mesos_env(Self::command()).get_matches();
+        match Self::from_arg_matches(&matches) {
+            Ok(flags) => flags,
+            Err(e) => e.exit(),
+        }
+    }
+}
+
+/// Only Mesos's `basic` HTTP authenticator is built in.
+fn basic_only(flag: &str, value: &str) -> Result<()> {
+    for name in value.split(',').map(str::trim) {
+        if name != "basic" {
+            bail!(
+                "{flag}: HTTP authenticator {name:?} is not supported by tepui (only \"basic\"; tepui loads no modules)"
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The realms the flags require a credential for, and the credentials.
+fn authentication(flags: &Flags) -> Result<Authentication> {
+    basic_only("--http-authenticators", &flags.http_authenticators)?;
+    if let Some(value) = &flags.http_framework_authenticators {
+        basic_only("--http-framework-authenticators", value)?;
+    } else if flags.authenticate_http_frameworks {
+        bail!(
+            "Missing `--http_framework_authenticators` flag. This must be used in conjunction with `--authenticate_http_frameworks`"
+        );
+    }
+    let required = Required {
+        readonly: flags.authenticate_http_readonly,
+        readwrite: flags.authenticate_http_readwrite,
+        frameworks: flags.authenticate_http_frameworks,
+        agents: flags.authenticate_agents,
+    };
+    let credentials = match &flags.credentials {
+        Some(flag) => tepui_proto::authentication::read_credentials(
+            &tepui_proto::authentication::flag_path(flag),
+        )
+        .context("--credentials")?,
+        None => Vec::new(),
+    };
+    if (required.any() || flags.authenticate_frameworks) && credentials.is_empty() {
+        bail!(
+            "authentication is enabled (--authenticate-*) but --credentials names no credentials"
+        );
+    }
+    if flags.authenticate_frameworks {
+        tracing::warn!(
+            "--authenticate_frameworks covers PID-based frameworks, which tepui does not serve; HTTP frameworks are authenticated with --authenticate_http_frameworks"
+        );
+    }
+    let authenticator = BasicAuthenticator::new(credentials);
+    tracing::info!(
+        principals = authenticator.len(),
+        readonly = required.readonly,
+        readwrite = required.readwrite,
+        frameworks = required.frameworks,
+        agents = required.agents,
+        "authentication"
+    );
+    Ok(Authentication::new(authenticator, required))
 }
 
 fn duration(text: &str) -> Result<Duration, String> {
@@ -124,6 +262,7 @@ fn advertised(flags: &Flags, port: u16) -> String {
 /// Serves until SIGTERM or SIGINT, then writes what the registry has not
 /// written yet.
 pub async fn run(flags: Flags) -> Result<()> {
+    let authentication = authentication(&flags)?;
     let listener = tokio::net::TcpListener::bind(SocketAddr::new(flags.ip, flags.port))
         .await
         .with_context(|| format!("listening on {}:{}", flags.ip, flags.port))?;
@@ -142,7 +281,8 @@ pub async fn run(flags: Flags) -> Result<()> {
     };
     std::fs::create_dir_all(&config.work_dir)
         .with_context(|| format!("creating {}", config.work_dir.display()))?;
-    let server = Server::new(config.clone()).context("reading the registry")?;
+    let server = Server::with_authentication(config.clone(), authentication)
+        .context("reading the registry")?;
     let master_id = server.lock().info.id.clone();
     tracing::info!(
         address = %format!("{}:{port}", flags.ip),

@@ -4,6 +4,7 @@
 
 pub mod agent_api;
 pub mod allocator;
+pub mod authentication;
 pub mod clock;
 pub mod daemon;
 pub mod endpoints;

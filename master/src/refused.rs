@@ -21,7 +21,9 @@ pub fn status(refusal: &Refusal) -> StatusCode {
         Refusal::NotSubscribed(_)
         | Refusal::TornDown(_)
         | Refusal::NotAgentStream(_)
-        | Refusal::AgentGone(_) => StatusCode::FORBIDDEN,
+        | Refusal::AgentGone(_)
+        | Refusal::PrincipalChanged(_)
+        | Refusal::AgentPrincipal(_) => StatusCode::FORBIDDEN,
         Refusal::UnknownTask(_) | Refusal::UnknownAgent(_) => StatusCode::NOT_FOUND,
     }
 }
@@ -83,6 +85,16 @@ mod tests {
                 Refusal::AgentGone("a1".into()),
                 403,
                 "agent a1 was marked gone by the operator",
+            ),
+            (
+                Refusal::PrincipalChanged("f1".into()),
+                403,
+                "Changing framework's principal is not allowed.",
+            ),
+            (
+                Refusal::AgentPrincipal("a1".into()),
+                403,
+                "agent a1 is registered under another principal",
             ),
             (Refusal::UnknownTask("t1".into()), 404, "no running task t1"),
             (

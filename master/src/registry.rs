@@ -30,6 +30,9 @@ pub struct Registry {
     /// Agents an operator marked gone (they may never come back), by id,
     /// with the time they were.
     pub gone: BTreeMap<String, (AgentInfo, f64)>,
+    /// The principal each agent authenticated as, by id: a re-registration
+    /// under that id must present the same one.
+    pub principals: BTreeMap<String, String>,
 }
 
 /// The registry's file in `work_dir`.
@@ -78,6 +81,14 @@ impl Registry {
                 list.insert(id, (info, time));
             }
         }
+        if let Some(map) = doc["principals"].as_object() {
+            for (id, principal) in map {
+                let Some(principal) = principal.as_str() else {
+                    return Err(fail(format!("principals.{id}: not a string")));
+                };
+                registry.principals.insert(id.clone(), principal.to_owned());
+            }
+        }
         Ok(registry)
     }
 
@@ -106,6 +117,7 @@ impl Registry {
             "agents": agents,
             "unreachable": timed(&self.unreachable)?,
             "gone": timed(&self.gone)?,
+            "principals": self.principals,
         });
         std::fs::create_dir_all(work_dir).map_err(|e| fail(e.to_string()))?;
         let tmp = path.with_extension("json.tmp");
@@ -144,6 +156,7 @@ mod tests {
         r.agents.insert("a1".into(), info);
         r.unreachable.insert("a2".into(), (gone.clone(), 12.5));
         r.gone.insert("a2".into(), (gone, 13.5));
+        r.principals.insert("a1".into(), "agent-1".into());
         r.save(dir.path()).unwrap();
         assert_eq!(Registry::load(dir.path()).unwrap(), r);
         std::fs::write(path(dir.path()), "{not json").unwrap();

@@ -1,7 +1,8 @@
 //! The scheduler API v1 (`POST /api/v1/scheduler`), JSON or protobuf:
 //! SUBSCRIBE opens the framework's RecordIO event stream with a
 //! `Mesos-Stream-Id`; every other call answers 202 once the master has
-//! taken it, and must come with that stream id.
+//! taken it, and must come with that stream id. With authentication on,
+//! every call comes from the framework's own principal.
 
 use std::sync::Arc;
 
@@ -12,15 +13,20 @@ use tepui_proto::media::Encoding;
 use tepui_proto::v1::scheduler::{Call, call};
 
 use crate::events::EventSink;
-use crate::master::{Master, Refusal};
+use crate::master::{Master, Refusal, authenticated_as};
 use crate::refused;
 use crate::server::Server;
 use crate::v1_call::{negotiate, read_call};
 
 /// The stream id header.
 pub const STREAM_ID: &str = "Mesos-Stream-Id";
-/// Serves one request to the scheduler API.
-pub async fn handle(server: Arc<Server>, request: Request<Incoming>) -> Response<Body> {
+/// Serves one request to the scheduler API from `principal` (the
+/// authenticated one; none when the API requires no credential).
+pub async fn handle(
+    server: Arc<Server>,
+    request: Request<Incoming>,
+    principal: Option<String>,
+) -> Response<Body> {
     let (encoding, accept) = match negotiate(&request) {
         Ok(e) => e,
         Err(e) => return e.response(),
@@ -37,7 +43,13 @@ pub async fn handle(server: Arc<Server>, request: Request<Incoming>) -> Response
             return e.response();
         }
     };
-    let response = serve(&server, call, accept, stream_id.as_deref());
+    let response = serve(
+        &server,
+        call,
+        accept,
+        stream_id.as_deref(),
+        principal.as_deref(),
+    );
     if response.status().is_client_error() {
         server.lock().counters.invalid_calls += 1;
     }
@@ -49,6 +61,7 @@ fn serve(
     call: Call,
     accept: Encoding,
     stream_id: Option<&str>,
+    principal: Option<&str>,
 ) -> Response<Body> {
     use call::Type as T;
     let bad = |why: &str| http::text(StatusCode::BAD_REQUEST, why);
@@ -64,13 +77,16 @@ fn serve(
             .or_default() += 1;
     }
     if kind == T::Subscribe {
-        return subscribe(server, call, accept);
+        return subscribe(server, call, accept, principal);
     }
     let Some(framework) = call.framework_id.as_ref().map(|f| f.value.clone()) else {
         return bad("expecting 'framework_id' to be present");
     };
     let mut master = server.lock();
-    if let Err(refusal) = master.check_stream(&framework, stream_id) {
+    if let Err(refusal) = master
+        .check_caller(&framework, principal)
+        .and_then(|()| master.check_stream(&framework, stream_id))
+    {
         return refused::answer(refusal);
     }
     macro_rules! field {
@@ -136,13 +152,21 @@ fn serve(
     }
 }
 
-fn subscribe(server: &Arc<Server>, call: Call, accept: Encoding) -> Response<Body> {
-    let Some(subscribe) = call.subscribe else {
+fn subscribe(
+    server: &Arc<Server>,
+    call: Call,
+    accept: Encoding,
+    principal: Option<&str>,
+) -> Response<Body> {
+    let Some(mut subscribe) = call.subscribe else {
         return http::text(
             StatusCode::BAD_REQUEST,
             "expecting 'subscribe' to be present",
         );
     };
+    if let Err(refusal) = authenticated_as(&mut subscribe.framework_info, principal) {
+        return refused::answer(refusal);
+    }
     let (tx, stream) = server.open_stream(Master::disconnected);
     let sink = EventSink::new(tx, accept);
     let framework = {

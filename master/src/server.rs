@@ -11,6 +11,7 @@ use hyper::header::{CONTENT_TYPE, HeaderValue};
 use tepui_proto::http::{self, Body};
 use tokio::sync::{Notify, mpsc};
 
+use crate::authentication::Authentication;
 use crate::clock;
 use crate::master::{Config, Master};
 use crate::registry::{Registry, RegistryError};
@@ -54,11 +55,23 @@ pub struct Server {
     wake: Notify,
     /// Held while the registry is written, so writes never overlap.
     writing: tokio::sync::Mutex<()>,
+    /// Which realms require a credential, and the credentials.
+    pub authentication: Authentication,
 }
 
 impl Server {
-    /// A master with `config`, its registry read from the work dir.
+    /// A master with `config`, its registry read from the work dir, and
+    /// no authentication (Mesos's default).
     pub fn new(config: Config) -> Result<Arc<Self>, RegistryError> {
+        Self::with_authentication(config, Authentication::off())
+    }
+
+    /// A master with `config` whose realms require what `authentication`
+    /// says.
+    pub fn with_authentication(
+        config: Config,
+        authentication: Authentication,
+    ) -> Result<Arc<Self>, RegistryError> {
         let registry = Registry::load(&config.work_dir)?;
         if !registry.agents.is_empty() {
             tracing::info!(
@@ -71,6 +84,7 @@ impl Server {
             master: Mutex::new(Master::new(config, registry)),
             wake: Notify::new(),
             writing: tokio::sync::Mutex::new(()),
+            authentication,
         }))
     }
 

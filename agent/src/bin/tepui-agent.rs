@@ -5,11 +5,10 @@
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
-use clap::Parser;
 use tepui_agent::daemon::{Flags, raise_nofile, run};
 
 fn main() -> ExitCode {
-    let flags = Flags::parse();
+    let flags = Flags::from_env();
     raise_nofile();
     tracing_subscriber::fmt()
         .with_max_level(flags.log_level)

@@ -389,9 +389,11 @@ fn open_logs(sandbox: &Path) -> Result<Logs> {
 }
 
 /// The environment a task starts with: the executor's own (as Mesos's
-/// command executor passes it on), with the sandbox as the task sees it.
+/// command executor passes it on), with the sandbox as the task sees it,
+/// but never the executor's token: a task cannot speak for its executor.
 fn task_env(placement: &Placement) -> Vec<(String, String)> {
     let own = [
+        "MESOS_EXECUTOR_AUTHENTICATION_TOKEN",
         LOG_MAX_SIZE_ENV,
         LOG_MAX_FILES_ENV,
         TASK_WORKDIR_ENV,

@@ -18,6 +18,7 @@ use hyper::header::{CONTENT_TYPE, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use tepui_proto::v1::AgentInfo;
 
+use crate::authentication::{Authentication, Realm};
 use crate::executor_api::{self, ExecutorHost};
 use crate::http::{self, Body};
 use crate::operator_api;
@@ -37,6 +38,8 @@ pub struct Endpoints {
     pub work_dir: PathBuf,
     /// When the agent started.
     pub started: SystemTime,
+    /// Which realms require a credential, and the credentials.
+    pub authentication: Authentication,
 }
 
 /// A JSON response.
@@ -48,33 +51,109 @@ fn json(value: &serde_json::Value) -> Response<Body> {
     response
 }
 
+/// Who serves a path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Handler {
+    Executor,
+    Operator,
+    Health,
+    Version,
+    State,
+    MetricsSnapshot,
+    Metrics,
+    Containers,
+    Statistics,
+    Browse,
+    Read,
+    Download,
+}
+
+/// Every path the agent serves, with its realm: Mesos's `route()` calls
+/// of slave.cpp and files.cpp (the operator API read-write; state,
+/// statistics, containers, the sandbox files and libprocess's
+/// `/metrics/snapshot` read-only; health and `/version` open). A path
+/// not listed is answered 404 without authentication, as Mesos does.
+const ROUTES: &[(&str, Realm, Handler)] = &[
+    ("/api/v1/executor", Realm::Executor, Handler::Executor),
+    // Mesos routes by prefix, so clients (pymesos) also post to /api/v1/operator.
+    ("/api/v1", Realm::Readwrite, Handler::Operator),
+    ("/api/v1/operator", Realm::Readwrite, Handler::Operator),
+    ("/health", Realm::Open, Handler::Health),
+    ("/version", Realm::Open, Handler::Version),
+    ("/state", Realm::Readonly, Handler::State),
+    ("/state.json", Realm::Readonly, Handler::State),
+    ("/slave(1)/state", Realm::Readonly, Handler::State),
+    ("/slave(1)/state.json", Realm::Readonly, Handler::State),
+    (
+        "/metrics/snapshot",
+        Realm::Readonly,
+        Handler::MetricsSnapshot,
+    ),
+    ("/metrics", Realm::Readonly, Handler::Metrics),
+    ("/containers", Realm::Readonly, Handler::Containers),
+    ("/monitor/statistics", Realm::Readonly, Handler::Statistics),
+    (
+        "/monitor/statistics.json",
+        Realm::Readonly,
+        Handler::Statistics,
+    ),
+    ("/files/browse", Realm::Readonly, Handler::Browse),
+    ("/files/browse.json", Realm::Readonly, Handler::Browse),
+    ("/files/read", Realm::Readonly, Handler::Read),
+    ("/files/read.json", Realm::Readonly, Handler::Read),
+    ("/files/download", Realm::Readonly, Handler::Download),
+    ("/files/download.json", Realm::Readonly, Handler::Download),
+];
+
+fn lookup(path: &str) -> Option<(Realm, Handler)> {
+    ROUTES
+        .iter()
+        .find(|(p, _, _)| *p == path)
+        .map(|(_, realm, handler)| (*realm, *handler))
+}
+
 impl Endpoints {
-    /// Serves one request.
+    /// Serves one request, once its realm has admitted it.
     pub async fn handle(self: Arc<Self>, request: Request<Incoming>) -> Response<Body> {
         let path = request.uri().path().to_owned();
-        if path == "/api/v1/executor" {
-            let host: Arc<dyn ExecutorHost> = self.runner.clone();
-            return executor_api::handle(host, request).await;
-        }
-        // Mesos routes by prefix, so clients (pymesos) also post to /api/v1/operator.
-        if path == "/api/v1" || path == "/api/v1/operator" {
-            return operator_api::handle(self.runner.clone(), request).await;
+        let Some((realm, handler)) = lookup(&path) else {
+            if request.method() != Method::GET && request.method() != Method::HEAD {
+                return not_get();
+            }
+            return http::text(StatusCode::NOT_FOUND, format!("no endpoint {path}"));
+        };
+        let admitted = match realm {
+            Realm::Executor => self.authentication.executor_claims(request.headers()),
+            _ => self
+                .authentication
+                .check(realm, request.headers())
+                .map(|_| None),
+        };
+        let claims = match admitted {
+            Ok(claims) => claims,
+            Err(refused) => {
+                tracing::info!(%path, realm = realm.name(), why = %refused.why, "unauthenticated request refused");
+                return refused.response();
+            }
+        };
+        match handler {
+            Handler::Executor => {
+                let host: Arc<dyn ExecutorHost> = self.runner.clone();
+                return executor_api::handle_as(host, request, claims).await;
+            }
+            Handler::Operator => return operator_api::handle(self.runner.clone(), request).await,
+            _ => {}
         }
         if request.method() != Method::GET && request.method() != Method::HEAD {
-            let mut r = http::text(StatusCode::METHOD_NOT_ALLOWED, "expecting a 'GET' request");
-            r.headers_mut()
-                .insert("Allow", HeaderValue::from_static("GET, HEAD"));
-            return r;
+            return not_get();
         }
         let query = query::parse(request.uri().query().unwrap_or(""));
-        match path.as_str() {
-            "/health" => http::text(StatusCode::OK, ""),
-            "/version" => json(&serde_json::json!({ "version": env!("CARGO_PKG_VERSION") })),
-            "/state" | "/state.json" | "/slave(1)/state" | "/slave(1)/state.json" => {
-                json(&state::state(&self))
-            }
-            "/metrics/snapshot" => json(&monitor::snapshot_json(&self)),
-            "/metrics" => {
+        match handler {
+            Handler::Health => http::text(StatusCode::OK, ""),
+            Handler::Version => json(&serde_json::json!({ "version": env!("CARGO_PKG_VERSION") })),
+            Handler::State => json(&state::state(&self)),
+            Handler::MetricsSnapshot => json(&monitor::snapshot_json(&self)),
+            Handler::Metrics => {
                 let mut r = http::text(StatusCode::OK, monitor::prometheus(&self));
                 r.headers_mut().insert(
                     CONTENT_TYPE,
@@ -82,16 +161,39 @@ impl Endpoints {
                 );
                 r
             }
-            "/containers" => json(&monitor::containers(&self).await),
-            "/monitor/statistics" | "/monitor/statistics.json" => {
-                json(&monitor::statistics(&self).await)
+            Handler::Containers => json(&monitor::containers(&self).await),
+            Handler::Statistics => json(&monitor::statistics(&self).await),
+            Handler::Browse => files::browse(&self.work_dir, &query),
+            Handler::Read => files::read(&self.work_dir, &query).await,
+            Handler::Download => files::download(&self.work_dir, &query).await,
+            Handler::Executor | Handler::Operator => {
+                http::text(StatusCode::INTERNAL_SERVER_ERROR, "not a GET endpoint")
             }
-            "/files/browse" | "/files/browse.json" => files::browse(&self.work_dir, &query),
-            "/files/read" | "/files/read.json" => files::read(&self.work_dir, &query).await,
-            "/files/download" | "/files/download.json" => {
-                files::download(&self.work_dir, &query).await
+        }
+    }
+}
+
+fn not_get() -> Response<Body> {
+    let mut r = http::text(StatusCode::METHOD_NOT_ALLOWED, "expecting a 'GET' request");
+    r.headers_mut()
+        .insert("Allow", HeaderValue::from_static("GET, HEAD"));
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_endpoint_is_in_mesos_s_realm() {
+        assert_eq!(lookup("/api/v1").map(|r| r.0), Some(Realm::Readwrite));
+        assert_eq!(lookup("/state").map(|r| r.0), Some(Realm::Readonly));
+        assert_eq!(lookup("/files/read").map(|r| r.0), Some(Realm::Readonly));
+        assert_eq!(lookup("/health").map(|r| r.0), Some(Realm::Open));
+        for (path, realm, _) in ROUTES {
+            if *realm == Realm::Open {
+                assert!(["/health", "/version"].contains(path), "{path} is open");
             }
-            other => http::text(StatusCode::NOT_FOUND, format!("no endpoint {other}")),
         }
     }
 }

@@ -99,6 +99,13 @@ impl ExecutorHost for Runner {
         self.is_recovering()
     }
 
+    fn container_of(&self, framework: &str, executor: &str) -> Option<String> {
+        let key = (framework.to_owned(), executor.to_owned());
+        lock(&self.executors)
+            .get(&key)
+            .map(|run| run.container.clone())
+    }
+
     fn subscribe(
         &self,
         framework: &str,

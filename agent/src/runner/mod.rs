@@ -94,6 +94,9 @@ pub struct RunnerConfig {
     /// Whether executors and tasks run as the task's user (Mesos's
     /// --switch_user), or as the agent's.
     pub switch_user: bool,
+    /// Signs each executor's token for the executor API
+    /// (`--jwt_secret_key`); none gives executors no token.
+    pub executor_tokens: Option<Arc<crate::executor_token::TokenKey>>,
 }
 
 /// A task could not be taken.

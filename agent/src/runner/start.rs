@@ -176,15 +176,21 @@ impl Runner {
         image: Option<Image>,
         user: Option<String>,
     ) -> Result<ContainerSpec, String> {
-        let (checkpoint, limits) = {
+        let (checkpoint, limits, container) = {
             let mut executors = lock(&self.executors);
             let run = executors.get_mut(key).ok_or("the executor run is gone")?;
             run.image_config = image.as_ref().map(|i| Arc::new(i.config.clone()));
             (
                 run.framework.checkpoint.unwrap_or(false),
                 self.limits_of(run),
+                run.container.clone(),
             )
         };
+        let token = self
+            .config
+            .executor_tokens
+            .as_ref()
+            .map(|k| k.issue(&key.0, &key.1, &container));
         let command = match &info.command {
             Some(c) if c.shell.unwrap_or(true) => {
                 vec![
@@ -230,6 +236,7 @@ impl Runner {
             recovery_timeout: self.config.recovery_timeout,
             subscription_backoff_max: self.config.reregistration_timeout,
             shutdown_grace_period: self.config.shutdown_grace_period,
+            authentication_token: token.as_deref(),
         }));
         if let Some(env) = info.command.as_ref().and_then(|c| c.environment.as_ref()) {
             for variable in &env.variables {

@@ -5,11 +5,10 @@
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
-use clap::Parser;
 use tepui_master::daemon::{Flags, run};
 
 fn main() -> ExitCode {
-    let flags = Flags::parse();
+    let flags = Flags::from_env();
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())

@@ -53,6 +53,30 @@ impl Master {
         Ok(id)
     }
 
+    /// Whether `principal` (the authenticated one; none when the agent
+    /// channel requires no credential) may speak for agent `id`: the one
+    /// its id was admitted under, if it was under one.
+    pub fn check_agent_principal(&self, id: &str, principal: Option<&str>) -> Result<(), Refusal> {
+        match (principal, self.agent_principals.get(id)) {
+            (Some(given), Some(known)) if given != known => {
+                tracing::warn!(agent = %id, principal = %given, "refusing an agent under another principal than its own");
+                Err(Refusal::AgentPrincipal(id.to_owned()))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Remembers the principal agent `id` was admitted under.
+    pub fn remember_agent_principal(&mut self, id: &str, principal: Option<&str>) {
+        if let Some(principal) = principal
+            && self.agent_principals.get(id).map(String::as_str) != Some(principal)
+        {
+            self.agent_principals
+                .insert(id.to_owned(), principal.to_owned());
+            self.save_registry();
+        }
+    }
+
     /// ReregisterAgent: the agent comes back with what it runs; the
     /// master adopts its tasks (and frameworks it did not know), tells it
     /// which tasks to kill, and reports LOST what it expected but the

@@ -14,6 +14,29 @@ use crate::clock;
 use crate::events::{self, EventSink};
 use crate::state::{COMPLETED_FRAMEWORKS, Framework};
 
+/// Holds a SUBSCRIBE's FrameworkInfo to the principal that authenticated
+/// it (none when the scheduler API requires no credential): an absent
+/// `principal` becomes the authenticated one, another one is refused
+/// with Mesos's message.
+pub fn authenticated_as(
+    info: &mut tepui_proto::v1::FrameworkInfo,
+    principal: Option<&str>,
+) -> Result<(), Refusal> {
+    let Some(principal) = principal else {
+        return Ok(());
+    };
+    match info.principal.as_deref() {
+        None => {
+            info.principal = Some(principal.to_owned());
+            Ok(())
+        }
+        Some(claimed) if claimed == principal => Ok(()),
+        Some(claimed) => Err(bad(format!(
+            "Failed to validate scheduler::Call: Authenticated principal '{principal}' does not match principal '{claimed}' set in `FrameworkInfo`"
+        ))),
+    }
+}
+
 impl Master {
     /// SUBSCRIBE: a new framework, or a known one failing over. Returns
     /// the framework id.
@@ -44,6 +67,19 @@ impl Master {
             && self.completed_frameworks.iter().any(|f| f.id() == id)
         {
             return Err(Refusal::TornDown(id.clone()));
+        }
+        if let Some(id) = &claimed
+            && let Some(existing) = self.frameworks.get(id)
+            && existing.info.principal != info.principal
+        {
+            // Mesos logs both principals but tells the caller neither.
+            tracing::warn!(
+                framework = %id,
+                principal = existing.info.principal.as_deref().unwrap_or("<none>"),
+                new_principal = info.principal.as_deref().unwrap_or("<none>"),
+                "refusing a SUBSCRIBE under another principal; the framework is untouched"
+            );
+            return Err(Refusal::PrincipalChanged(id.clone()));
         }
         let now = clock::now();
         let id = match claimed {
@@ -87,6 +123,22 @@ impl Master {
             framework.send(&subscribed);
         }
         Ok(id)
+    }
+
+    /// Checks that a non-subscribe call comes from the framework's own
+    /// principal (none: the API requires no credential); an unknown
+    /// framework is [`Master::check_stream`]'s to refuse.
+    pub fn check_caller(&self, framework: &str, principal: Option<&str>) -> Result<(), Refusal> {
+        let (Some(principal), Some(f)) = (principal, self.frameworks.get(framework)) else {
+            return Ok(());
+        };
+        let own = f.info.principal.as_deref().unwrap_or_default();
+        if own == principal {
+            return Ok(());
+        }
+        Err(bad(format!(
+            "Authenticated principal '{principal}' does not match principal '{own}' set in `FrameworkInfo`"
+        )))
     }
 
     /// Checks that a non-subscribe call comes from the framework's current

@@ -20,6 +20,7 @@ mod tasks;
 mod timeouts;
 mod validation;
 
+pub use frameworks::authenticated_as;
 pub use refusal::Refusal;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -133,6 +134,9 @@ pub struct Master {
     /// Agents a restarted master expects back, until this deadline.
     pub expected: HashMap<String, AgentInfo>,
     expected_until: Instant,
+    /// The principal each agent authenticated as, by id (kept in the
+    /// registry): its id is never admitted under another principal.
+    pub agent_principals: BTreeMap<String, String>,
     /// Outstanding offers, by id.
     pub offers: HashMap<String, OfferEntry>,
     /// The allocator.
@@ -182,6 +186,7 @@ impl Master {
             gone: registry.gone,
             expected: registry.agents.into_iter().collect(),
             expected_until,
+            agent_principals: registry.principals,
             offers: HashMap::new(),
             allocator,
             counters: Counters::default(),
@@ -210,6 +215,7 @@ impl Master {
             agents,
             unreachable: self.unreachable.clone(),
             gone: self.gone.clone(),
+            principals: self.agent_principals.clone(),
         }
     }
 

@@ -44,6 +44,14 @@ pub enum Refusal {
         "agent {0} was marked gone by the operator; start it with a fresh work dir to join as a new agent"
     )]
     AgentGone(String),
+    /// A SUBSCRIBE claims a framework's id under another principal than
+    /// the framework's (Mesos's message; the old principal is not told).
+    #[error("Changing framework's principal is not allowed.")]
+    PrincipalChanged(String),
+    /// An agent's message or re-registration under another principal
+    /// than the one its id was admitted under.
+    #[error("agent {0} is registered under another principal")]
+    AgentPrincipal(String),
     /// An operator's kill names a task no framework runs.
     #[error("no running task {0}")]
     UnknownTask(String),
