@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the Debian 12 guest of the VM tier from Debian packages: a root
-# filesystem by debootstrap (kernel, systemd, busybox-static, and Debian's
+# filesystem by debootstrap (kernel, systemd, busybox-static, python3 for
+# the chaos tier's pymesos framework, and Debian's
 # docker-registry and skopeo for the deployment scenarios), turned into
 # an ext4 disk image by mkfs.ext4 -d (no loop mounts). The guest mounts a
 # 9p share at /mnt/share and, once up, runs /mnt/share/guest.sh from a
@@ -36,7 +37,7 @@ trap 'rm -rf "$work"' EXIT
 root=$work/root
 echo "building the VM image from $mirror into $cache" >&2
 debootstrap --variant=minbase \
-    --include=systemd,systemd-sysv,udev,kmod,iproute2,procps,linux-image-amd64,initramfs-tools,e2fsprogs,busybox-static \
+    --include=systemd,systemd-sysv,udev,kmod,iproute2,procps,linux-image-amd64,initramfs-tools,e2fsprogs,busybox-static,python3 \
     bookworm "$root" "$mirror" >"$work/debootstrap.log" 2>&1 || {
     tail -20 "$work/debootstrap.log" >&2
     exit 1

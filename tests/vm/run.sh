@@ -5,7 +5,7 @@
 # The disk image is used with snapshot=on, so every run starts from the
 # same pristine guest. KVM is not used: it hangs a stock Debian kernel on
 # these hosts (see shared/VM.md).
-#   usage: tests/vm/run.sh SCENARIO [FILE...]
+#   usage: [TEPUI_VM_ARTIFACTS=DIR] [TEPUI_VM_TIMEOUT=S] tests/vm/run.sh SCENARIO [FILE...]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 scenario=${1:?usage: tests/vm/run.sh SCENARIO [FILE...]}
@@ -25,7 +25,17 @@ fi
 find "$cache_root" -mindepth 1 -maxdepth 1 -type d ! -path "$image" -exec rm -rf {} +
 
 share=$(mktemp -d "${TMPDIR:-/tmp}/tepui-vm-share.XXXXXX")
-trap 'rm -rf "$share"' EXIT
+# With TEPUI_VM_ARTIFACTS=DIR, what the scenario left in the share's
+# artifacts/ (logs, journals) is copied there before the share goes.
+keep_artifacts() {
+    if [ -n "${TEPUI_VM_ARTIFACTS:-}" ] && [ -d "$share/artifacts" ]; then
+        mkdir -p "$TEPUI_VM_ARTIFACTS"
+        cp -a "$share/artifacts/." "$TEPUI_VM_ARTIFACTS/"
+        echo "vm: the scenario's artifacts are in $TEPUI_VM_ARTIFACTS" >&2
+    fi
+    rm -rf "$share"
+}
+trap keep_artifacts EXIT
 cp "$scenario" "$share/guest.sh"
 for file in "$@"; do
     cp -a "$file" "$share/"
