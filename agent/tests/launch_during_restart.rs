@@ -65,8 +65,16 @@ async fn a_task_launched_while_the_agent_died_is_lost_and_its_idle_executor_shut
     let mut agent = agent_command(&address, dir.path(), &cgroup, port)
         .spawn()
         .unwrap();
-    until("the executor's container", Duration::from_secs(30), || {
+    // Killed once the container's pid is recorded: killed before that, the
+    // restarted agent rightly cannot tell the executor is its own.
+    let recorded = dir.path().join("containers");
+    until("the executor's container, recorded", Duration::from_secs(30), || {
         !containers(&cgroup).is_empty()
+            && std::fs::read_dir(&recorded)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .any(|e| e.path().join("run").exists())
     })
     .await;
     agent.kill().await.unwrap();
