@@ -179,21 +179,36 @@ fn accept_refuses_bad_operations_and_launches_good_ones() {
     let id = offer.id.value.clone();
     let fw = s.framework.clone();
 
+    // An unknown offer: the call is taken and its task is TASK_LOST with
+    // REASON_INVALID_OFFERS, as Mesos answers it.
+    s.master
+        .accept(&fw, launch("nope", vec![task("t", "cpus:1;mem:32")]))
+        .unwrap();
+    let lost = updates(&mut s);
+    assert_eq!(lost.len(), 1, "{lost:?}");
+    assert_eq!(lost[0].state, TaskState::TaskLost as i32);
+    assert_eq!(
+        lost[0].reason,
+        Some(tepui_proto::v1::task_status::Reason::InvalidOffers as i32)
+    );
+    let message = lost[0].message.clone().unwrap_or_default();
+    assert!(
+        message.starts_with("Task launched with invalid offers: offer nope is unknown"),
+        "{message}"
+    );
+
     // What tepui cannot carry out refuses the whole call, and changes
     // nothing.
-    let refusals = [
-        (launch("nope", vec![task("t", "cpus:1;mem:32")]), "unknown"),
-        (
-            call::Accept {
-                operations: vec![offer::Operation {
-                    r#type: Some(offer::operation::Type::Reserve as i32),
-                    ..Default::default()
-                }],
-                ..launch(&id, Vec::new())
-            },
-            "RESERVE is not supported",
-        ),
-    ];
+    let refusals = [(
+        call::Accept {
+            operations: vec![offer::Operation {
+                r#type: Some(offer::operation::Type::Reserve as i32),
+                ..Default::default()
+            }],
+            ..launch(&id, Vec::new())
+        },
+        "RESERVE is not supported",
+    )];
     for (accept, why) in refusals {
         let refusal = s.master.accept(&fw, accept).unwrap_err();
         assert_eq!(refused::status(&refusal), 400);

@@ -14,7 +14,7 @@ use tepui_proto::v1::{
 
 use super::{ExecutorState, Runner, lock};
 use crate::executor_api::{self, EventSink, ExecutorHost, UpdateRefused};
-use crate::status_update::UpdateError;
+use crate::status_update::{TaskKey, UpdateError};
 
 impl Runner {
     /// A task the executor saw die (its process killed) in a container
@@ -238,6 +238,29 @@ impl ExecutorHost for Runner {
                 )
             })
             .collect();
+        // The run's view follows what the manager now holds (a resent
+        // update may be newer than the view, or a duplicate of an older one).
+        let latest: Vec<(String, i32)> = {
+            let updates = lock(&self.updates);
+            resent
+                .iter()
+                .filter_map(|status| {
+                    let task = status.task_id.value.clone();
+                    let state = updates.latest_state(&TaskKey {
+                        framework: framework.to_owned(),
+                        task: task.clone(),
+                    })?;
+                    Some((task, state))
+                })
+                .collect()
+        };
+        if let Some(run) = lock(&self.executors).get_mut(&key) {
+            for (task, state) in latest {
+                if let Some(view) = run.tasks.get_mut(&task) {
+                    *view = state;
+                }
+            }
+        }
         let mut launches = Vec::new();
         for event in queued {
             match event {

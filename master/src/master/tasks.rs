@@ -21,15 +21,22 @@ impl Master {
     /// is carried out; what the operations leave is given back, filtered.
     pub fn accept(&mut self, framework: &str, accept: call::Accept) -> Result<(), Refusal> {
         let refuse = refuse_of(accept.filters.as_ref())?;
-        let validation::Accepted {
-            agent,
-            role,
-            offered,
-        } = validation::accepted_offers(&self.offers, framework, &accept.offer_ids)?;
+        validation::supported(&accept.operations)?;
         let f = self
             .frameworks
             .get(framework)
             .ok_or_else(|| Refusal::NotSubscribed(framework.to_owned()))?;
+        let validation::Accepted {
+            agent,
+            role,
+            offered,
+        } = match validation::accepted_offers(&self.offers, framework, &accept.offer_ids) {
+            Ok(accepted) => accepted,
+            Err(why) => {
+                self.invalid_offers(framework, &accept, &why.to_string());
+                return Ok(());
+            }
+        };
         let validation::Planned { launches, invalid } =
             validation::plan(framework, f, &agent, &accept.operations, &offered)?;
         if let Some(f) = self.frameworks.get(framework) {
@@ -61,6 +68,55 @@ impl Master {
         self.allocator
             .recover(framework, &role, &agent, &unused, refuse, Instant::now());
         Ok(())
+    }
+
+    /// An ACCEPT naming offers that are not (or no longer) valid, as Mesos
+    /// answers it: the call is taken, each task it would launch is
+    /// TASK_LOST (TASK_DROPPED for a partition-aware framework) with
+    /// REASON_INVALID_OFFERS, and its valid offers are given back. A
+    /// framework whose offer was rescinded by an agent's re-registration
+    /// learns it that way rather than by a refused call.
+    fn invalid_offers(&mut self, framework: &str, accept: &call::Accept, why: &str) {
+        use tepui_proto::v1::offer::operation::Type as Op;
+        tracing::warn!(framework = %framework, why = %why, "ACCEPT with invalid offers");
+        for id in &accept.offer_ids {
+            if self
+                .offers
+                .get(&id.value)
+                .is_some_and(|o| *o.framework == *framework)
+            {
+                self.remove_offer(&id.value, std::time::Duration::ZERO);
+            }
+        }
+        let Some(f) = self.frameworks.get(framework) else {
+            return;
+        };
+        let state = if f.partition_aware() {
+            TaskState::TaskDropped
+        } else {
+            TaskState::TaskLost
+        };
+        for operation in &accept.operations {
+            let tasks = match operation.r#type.and_then(|t| Op::try_from(t).ok()) {
+                Some(Op::Launch) => operation.launch.as_ref().map(|l| l.task_infos.as_slice()),
+                Some(Op::LaunchGroup) => operation
+                    .launch_group
+                    .as_ref()
+                    .map(|g| g.task_group.tasks.as_slice()),
+                _ => None,
+            };
+            for task in tasks.unwrap_or_default() {
+                let agent =
+                    (!task.agent_id.value.is_empty()).then_some(task.agent_id.value.as_str());
+                f.send(&events::update(events::master_status(
+                    &task.task_id.value,
+                    agent,
+                    state,
+                    task_status::Reason::InvalidOffers,
+                    format!("Task launched with invalid offers: {why}"),
+                )));
+            }
+        }
     }
 
     /// Carries out one validated operation.

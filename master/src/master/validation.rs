@@ -73,6 +73,26 @@ pub(super) fn accepted_offers(
     })
 }
 
+/// Refuses an ACCEPT holding an operation tepui cannot carry out (only
+/// LAUNCH and LAUNCH_GROUP are), before its offers are looked at, so that
+/// such a call is refused whatever its offers.
+pub(super) fn supported(operations: &[offer::Operation]) -> Result<(), Refusal> {
+    use offer::operation::Type as Op;
+    for operation in operations {
+        match operation.r#type.and_then(|t| Op::try_from(t).ok()) {
+            Some(Op::Launch | Op::LaunchGroup) => {}
+            Some(other) => {
+                return Err(Refusal::Unsupported(format!(
+                    "operation {}",
+                    other.as_str_name()
+                )));
+            }
+            None => return Err(bad("an operation without a known 'type'")),
+        }
+    }
+    Ok(())
+}
+
 /// What an ACCEPT's operations come to: the launches that passed, and
 /// the tasks that did not, each with why (TASK_ERROR, as Mesos's master
 /// answers an invalid task; the call itself is accepted).
