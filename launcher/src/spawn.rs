@@ -248,6 +248,14 @@ fn describe(plan: &Plan, step: Step, index: usize) -> String {
         Step::Capabilities => "setting capabilities".into(),
         Step::NoNewPrivs => "setting no_new_privs".into(),
         Step::Chdir => format!("chdir to {}", plan.cwd.to_string_lossy()),
+        Step::Seccomp => format!(
+            "installing seccomp filter {} of {} ({} instructions)",
+            index + 1,
+            plan.seccomp.len(),
+            plan.seccomp
+                .get(index)
+                .map_or(0, |p| p.instructions().len())
+        ),
         Step::CwdOutsideRoot => format!(
             "working directory {} resolves outside the container's root",
             plan.cwd.to_string_lossy()

@@ -66,6 +66,8 @@ steps! {
     Chdir,
     /// The working directory turned out to be outside the root.
     CwdOutsideRoot,
+    /// Installing the seccomp filter.
+    Seccomp,
     /// execve.
     Exec,
 }
