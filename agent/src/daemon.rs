@@ -10,6 +10,7 @@ use std::time::Duration;
 use crate::endpoints::Endpoints;
 use crate::gc::GcConfig;
 use crate::image_flags::StoreArgs;
+use crate::linux_info::LinuxPolicy;
 use crate::master_link::{self, LinkConfig};
 use crate::paths::Layout;
 use crate::resources;
@@ -121,6 +122,44 @@ pub struct Flags {
     /// How often subscribed executors are sent HEARTBEAT.
     #[arg(long, env = "TEPUI_EXECUTOR_HEARTBEAT_INTERVAL", default_value = "30secs", value_parser = duration)]
     pub executor_heartbeat_interval: Duration,
+    /// Directory of seccomp profiles in Docker's JSON format, which tasks
+    /// name in `ContainerInfo.linux_info.seccomp.profile_name` (a path
+    /// relative to it).
+    #[arg(long, env = "TEPUI_SECCOMP_CONFIG_DIR", alias = "seccomp_config_dir")]
+    pub seccomp_config_dir: Option<PathBuf>,
+    /// The seccomp profile (a file in --seccomp-config-dir) of every
+    /// container whose task names none [default: the built-in profile,
+    /// equivalent to Docker's default].
+    #[arg(
+        long,
+        env = "TEPUI_SECCOMP_PROFILE_NAME",
+        alias = "seccomp_profile_name"
+    )]
+    pub seccomp_profile_name: Option<String>,
+    /// Whether a task may run without seccomp
+    /// (`linux_info.seccomp.unconfined`); without this such a task is
+    /// refused (TASK_ERROR). Not a Mesos flag.
+    #[arg(long, env = "TEPUI_SECCOMP_ALLOW_UNCONFINED", alias = "seccomp_allow_unconfined", default_value_t = false, num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set)]
+    pub seccomp_allow_unconfined: bool,
+    /// The effective capabilities of a container whose task asks for none,
+    /// as JSON CapabilityInfo (`{"capabilities":["CHOWN","KILL"]}`) or
+    /// `file:///path` to it [default: Podman's set].
+    #[arg(
+        long,
+        env = "TEPUI_EFFECTIVE_CAPABILITIES",
+        alias = "effective_capabilities"
+    )]
+    pub effective_capabilities: Option<String>,
+    /// The most any container may have (its bounding set, and the limit of
+    /// what a task's linux_info may ask for), as JSON CapabilityInfo or
+    /// `file:///path` to it [default: --effective-capabilities, else
+    /// Podman's set].
+    #[arg(
+        long,
+        env = "TEPUI_BOUNDING_CAPABILITIES",
+        alias = "bounding_capabilities"
+    )]
+    pub bounding_capabilities: Option<String>,
     /// The image store's flags.
     #[command(flatten)]
     pub images: StoreArgs,
@@ -196,6 +235,16 @@ pub async fn run(mut flags: Flags) -> Result<()> {
         Some(root) => root,
         None => Hierarchy::default_root()?,
     };
+    let linux = Arc::new(
+        LinuxPolicy::from_flags(
+            flags.seccomp_config_dir.clone(),
+            flags.seccomp_profile_name.as_deref(),
+            flags.seccomp_allow_unconfined,
+            flags.effective_capabilities.as_deref(),
+            flags.bounding_capabilities.as_deref(),
+        )
+        .map_err(anyhow::Error::msg)?,
+    );
     let provisioner = Arc::new(flags.images.provisioner()?);
     let containerizer = Arc::new(Containerizer::new(Config {
         cgroup_root,
@@ -247,6 +296,7 @@ pub async fn run(mut flags: Flags) -> Result<()> {
             heartbeat_interval: flags.executor_heartbeat_interval,
             registration_timeout: flags.executor_registration_timeout,
             reregistration_timeout: flags.executor_reregistration_timeout,
+            linux: linux.clone(),
         },
         containerizer.clone(),
         fetcher,
@@ -262,6 +312,8 @@ pub async fn run(mut flags: Flags) -> Result<()> {
         controllers = %containerizer.controllers(),
         limits_not_enforced = %unenforced(containerizer.controllers()),
         namespaces = "mount,pid,uts,ipc,net",
+        seccomp = linux.default_seccomp.name(),
+        capabilities = %tepui_isolators::capabilities::names(linux.capabilities.limit()).join(","),
         "agent starting"
     );
     let agent_info = AgentInfo {

@@ -3,6 +3,7 @@
 //! `--effective_capabilities` and `--bounding_capabilities`, as in Mesos's
 //! linux/capabilities isolator) that a task's request must stay within.
 
+pub use tepui_launcher::caps::{NAMES, mask, number};
 use tepui_launcher::{Capabilities, caps};
 
 /// The default set: what most images need to run as root, and nothing that

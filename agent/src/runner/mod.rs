@@ -88,6 +88,8 @@ pub struct RunnerConfig {
     /// recovery before it is destroyed (--executor_reregistration_timeout);
     /// also its longest wait between subscription attempts.
     pub reregistration_timeout: Duration,
+    /// What a task's `linux_info` may ask for (seccomp, capabilities).
+    pub linux: Arc<crate::linux_info::LinuxPolicy>,
 }
 
 /// A task could not be taken.

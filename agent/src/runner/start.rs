@@ -1,7 +1,8 @@
 //! Starting an executor run's container: its URIs fetched into the
 //! sandbox, its image provisioned, its container spec built (the
-//! executor's command and environment, limits, mounts, stdio), the
-//! container launched, and then watched until it ends.
+//! executor's command and environment, limits, mounts, stdio, seccomp
+//! profile and capabilities), the container launched, and then watched
+//! until it ends.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -13,7 +14,17 @@ use tepui_proto::v1::{ExecutorInfo, TaskInfo, TaskState, task_status};
 
 use super::{ExecutorKey, Runner, Termination, lock};
 use crate::executor_env::{ExecutorEnvInput, executor_env, mesos_duration};
+use crate::linux_info::Isolation;
 use crate::{rotating_log, task_process};
+
+/// What an executor run's ContainerInfo asks for, as checked when its
+/// first task arrived.
+pub(super) struct Requested {
+    /// The image to provision.
+    pub(super) image: Option<tepui_proto::v1::Image>,
+    /// Its seccomp profile and capabilities.
+    pub(super) isolation: Isolation,
+}
 
 impl Runner {
     /// Fetches, provisions, launches and then watches one executor run.
@@ -22,10 +33,11 @@ impl Runner {
         key: ExecutorKey,
         info: ExecutorInfo,
         tasks: Vec<TaskInfo>,
-        image: Option<tepui_proto::v1::Image>,
+        requested: Requested,
         container: String,
         sandbox: PathBuf,
     ) {
+        let Requested { image, isolation } = requested;
         // A custom executor fetches its own URIs; the built-in one, its tasks'.
         let uris: Vec<FetchUri> = match &info.command {
             Some(command) => command.uris.iter().map(FetchUri::from).collect(),
@@ -53,7 +65,7 @@ impl Runner {
             },
             None => None,
         };
-        let spec = match self.executor_spec(&key, &info, &sandbox, image) {
+        let spec = match self.executor_spec(&key, &info, &sandbox, image, isolation) {
             Ok(spec) => spec,
             Err(why) => {
                 self.executor_failed(&key, task_status::Reason::ContainerLaunchFailed, why);
@@ -111,6 +123,7 @@ impl Runner {
         info: &ExecutorInfo,
         sandbox: &std::path::Path,
         image: Option<Image>,
+        isolation: Isolation,
     ) -> Result<ContainerSpec, String> {
         let (checkpoint, limits) = {
             let mut executors = lock(&self.executors);
@@ -202,6 +215,8 @@ impl Runner {
             spec.image = Some(image);
         }
         spec.limits = limits;
+        spec.seccomp = isolation.seccomp;
+        spec.capabilities = Some(isolation.capabilities);
         spec.mounts.sandbox = Some(sandbox.to_owned());
         spec.stdio = Stdio::Files {
             stdout: sandbox.join("stdout"),
