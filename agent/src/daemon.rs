@@ -311,7 +311,7 @@ pub async fn run(mut flags: Flags) -> Result<()> {
         disk_mib = tepui_proto::resources::scalar(&total, "disk"),
         controllers = %containerizer.controllers(),
         limits_not_enforced = %unenforced(containerizer.controllers()),
-        namespaces = "mount,pid,uts,ipc,net",
+        namespaces = "mount,pid,uts,ipc,cgroup,net",
         seccomp = linux.default_seccomp.name(),
         capabilities = %tepui_isolators::capabilities::names(linux.capabilities.limit()).join(","),
         "agent starting"

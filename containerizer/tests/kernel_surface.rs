@@ -419,3 +419,59 @@ async fn default_capabilities_are_podmans_with_nothing_inheritable() {
         );
     }
 }
+
+#[tokio::test]
+async fn the_cgroup_namespace_hides_the_host_path_and_interrupts_are_masked() {
+    let f = Fixture::new();
+    let (_, out) = f
+        .run(
+            "cgroupns",
+            f.busybox_spec(
+                "grep '^0::' /proc/self/cgroup; readlink /proc/self/ns/cgroup; \
+                 echo interrupts=$(cat /proc/interrupts | wc -c); \
+                 ls -A /sys/devices/virtual/powercap 2>/dev/null | wc -l",
+            ),
+        )
+        .await;
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.first(), Some(&"0::/"), "{out}");
+    let host_ns = std::fs::read_link("/proc/self/ns/cgroup").unwrap();
+    assert_ne!(lines.get(1).copied(), host_ns.to_str(), "{out}");
+    assert_eq!(lines.get(2), Some(&"interrupts=0"), "{out}");
+    assert_eq!(
+        lines.get(3),
+        Some(&"0"),
+        "powercap is empty or absent: {out}"
+    );
+
+    // Joining the cgroup before exec (kernels without CLONE_INTO_CGROUP):
+    // the namespace is made after the join, so it is rooted there too.
+    let hierarchy = Hierarchy::open(&f.cgroup_root).unwrap();
+    let cgroup = tepui_isolators::cgroups::ContainerCgroup::create(&hierarchy, "joined").unwrap();
+    let (read, write) = std::io::pipe().unwrap();
+    let null = || -> std::os::fd::OwnedFd { std::fs::File::open("/dev/null").unwrap().into() };
+    let plan = tepui_launcher::Plan::new(
+        &["/bin/cat", "/proc/self/cgroup"],
+        &[("PATH", "/bin")],
+        [null(), write.into(), null()],
+    )
+    .unwrap()
+    .namespaces(tepui_launcher::Namespaces {
+        cgroup: true,
+        ..tepui_launcher::Namespaces::none()
+    })
+    .cgroup(tepui_launcher::CgroupJoin::WriteProcs(
+        cgroup.leaf_procs_fd().unwrap(),
+    ));
+    let child = tepui_launcher::spawn(&plan).unwrap();
+    drop(plan);
+    let mut text = String::new();
+    std::io::Read::read_to_string(
+        &mut std::fs::File::from(std::os::fd::OwnedFd::from(read)),
+        &mut text,
+    )
+    .unwrap();
+    let _ = tepui_launcher::pidfd::wait_blocking(std::os::fd::AsRawFd::as_raw_fd(&child.pidfd));
+    cgroup.remove().unwrap();
+    assert!(text.lines().any(|l| l == "0::/"), "{text}");
+}

@@ -87,6 +87,15 @@ pub(crate) unsafe fn run(plan: &Plan, args: &ExecArgs, pipe: RawFd) -> ! {
             if ret != 1 {
                 fail(pipe, Step::JoinCgroup, 0, errno());
             }
+            // Rooted at the cgroup just joined (the clone could not know it).
+            if plan.namespaces.cgroup {
+                check(
+                    pipe,
+                    Step::CgroupNamespace,
+                    0,
+                    libc::unshare(libc::CLONE_NEWCGROUP),
+                );
+            }
         }
 
         if libc::setsid() == -1 {

@@ -57,10 +57,13 @@ pub struct Namespaces {
     pub ipc: bool,
     /// A new, empty network namespace (only loopback, down).
     pub net: bool,
+    /// A new cgroup namespace rooted at the container's cgroup, so that
+    /// `/proc/self/cgroup` shows `0::/` and no host path.
+    pub cgroup: bool,
 }
 
 impl Namespaces {
-    /// pid, mount, uts and ipc; the host's network.
+    /// pid, mount, uts, ipc and cgroup; the host's network.
     pub const fn isolated_host_network() -> Self {
         Self {
             pid: true,
@@ -68,6 +71,7 @@ impl Namespaces {
             uts: true,
             ipc: true,
             net: false,
+            cgroup: true,
         }
     }
 
@@ -79,9 +83,13 @@ impl Namespaces {
             uts: false,
             ipc: false,
             net: false,
+            cgroup: false,
         }
     }
 
+    /// The clone flags of these namespaces. The cgroup namespace is left
+    /// out: it is made where the child's cgroup is known (see
+    /// [`Plan::cgroup`]).
     pub(crate) fn clone_flags(self) -> u64 {
         let mut flags = 0u64;
         for (on, flag) in [

@@ -24,6 +24,8 @@ steps! {
     Signals,
     /// Writing to cgroup.procs.
     JoinCgroup,
+    /// unshare(CLONE_NEWCGROUP) after joining the cgroup.
+    CgroupNamespace,
     /// setsid.
     Setsid,
     /// dup2 of the standard streams.
