@@ -6,8 +6,9 @@
 //! `--bounding_capabilities`). Checked when the task arrives, so a request
 //! that cannot be granted is a TASK_ERROR naming the field.
 
-use std::path::PathBuf;
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use tepui_containerizer::{Capabilities, SeccompProfile};
 use tepui_isolators::capabilities::Bounds;
@@ -28,6 +29,44 @@ pub struct LinuxPolicy {
     pub allow_unconfined: bool,
     /// The capability bounds.
     pub capabilities: Bounds,
+    /// Profiles tasks named, parsed and compiled once.
+    named: NamedProfiles,
+}
+
+/// The profiles tasks named, each kept while its file is unchanged (same
+/// modification time and size), so a profile is parsed and compiled once,
+/// not for every task that names it.
+#[derive(Debug, Clone, Default)]
+struct NamedProfiles(Arc<Mutex<HashMap<String, Kept>>>);
+
+/// What tells that a profile's file changed.
+type FileStamp = (Option<std::time::SystemTime>, u64);
+
+/// A loaded profile and the stamp of the file it came from.
+type Kept = (FileStamp, Arc<SeccompProfile>);
+
+fn stamp(path: &Path) -> Option<FileStamp> {
+    let meta = std::fs::metadata(path).ok()?;
+    Some((meta.modified().ok(), meta.len()))
+}
+
+impl NamedProfiles {
+    fn get(&self, dir: Option<&Path>, name: &str) -> Result<Arc<SeccompProfile>, SeccompError> {
+        let mut cache = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        // A name is in the cache only once it has loaded, so it is known
+        // to be a plain path inside the directory.
+        if let (Some(dir), Some((kept, profile))) = (dir, cache.get(name))
+            && stamp(&dir.join(name)).as_ref() == Some(kept)
+        {
+            return Ok(profile.clone());
+        }
+        let before = dir.and_then(|d| stamp(&d.join(name)));
+        let profile = Arc::new(SeccompProfile::load(dir, name)?);
+        if let Some(before) = before {
+            cache.insert(name.to_owned(), (before, profile.clone()));
+        }
+        Ok(profile)
+    }
 }
 
 impl Default for LinuxPolicy {
@@ -37,6 +76,7 @@ impl Default for LinuxPolicy {
             default_seccomp: SeccompProfile::builtin(),
             allow_unconfined: false,
             capabilities: Bounds::default(),
+            named: NamedProfiles::default(),
         }
     }
 }
@@ -116,6 +156,7 @@ impl LinuxPolicy {
             default_seccomp,
             allow_unconfined,
             capabilities: Bounds::new(effective, bounding).map_err(|e| e.to_string())?,
+            named: NamedProfiles::default(),
         })
     }
 
@@ -194,9 +235,11 @@ impl LinuxPolicy {
             (Some(name), false) if name == self.default_seccomp.name() => {
                 Ok(Some(self.default_seccomp.clone()))
             }
-            (Some(name), false) => SeccompProfile::load(self.seccomp_config_dir.as_deref(), name)
-                .map(|p| Some(Arc::new(p)))
-                .map_err(|e: SeccompError| format!("linux_info.seccomp.profile_name: {e}")),
+            (Some(name), false) => self
+                .named
+                .get(self.seccomp_config_dir.as_deref(), name)
+                .map(Some)
+                .map_err(|e| format!("linux_info.seccomp.profile_name: {e}")),
             (None, false) => Err("linux_info.seccomp: missing 'profile_name'".into()),
         }
     }
@@ -264,6 +307,36 @@ mod tests {
             }))
             .unwrap_err();
         assert!(e.contains("linux_info.seccomp.profile_name"), "{e}");
+    }
+
+    #[test]
+    fn a_named_profile_is_loaded_once_until_its_file_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("p.json");
+        std::fs::write(&file, r#"{"defaultAction": "SCMP_ACT_ALLOW"}"#).unwrap();
+        let policy = LinuxPolicy {
+            seccomp_config_dir: Some(dir.path().to_owned()),
+            ..LinuxPolicy::default()
+        };
+        let info = LinuxInfo {
+            seccomp: Some(SeccompInfo {
+                profile_name: Some("p.json".into()),
+                unconfined: None,
+            }),
+            ..Default::default()
+        };
+        let first = policy.resolve(Some(&info)).unwrap().seccomp.unwrap();
+        let again = policy.resolve(Some(&info)).unwrap().seccomp.unwrap();
+        assert!(Arc::ptr_eq(&first, &again));
+        std::fs::write(
+            &file,
+            r#"{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": []}"#,
+        )
+        .unwrap();
+        let changed = policy.resolve(Some(&info)).unwrap().seccomp.unwrap();
+        assert!(!Arc::ptr_eq(&first, &changed));
+        std::fs::remove_file(&file).unwrap();
+        assert!(policy.resolve(Some(&info)).is_err());
     }
 
     #[test]
