@@ -12,6 +12,7 @@ use crate::endpoints::Endpoints;
 use crate::executor_token::TokenKey;
 use crate::gc::GcConfig;
 use crate::image_flags::StoreArgs;
+use crate::linux_info::LinuxPolicy;
 use crate::master_link::{self, LinkConfig};
 use crate::paths::Layout;
 use crate::resources;
@@ -139,6 +140,44 @@ pub struct Flags {
     /// (false). Also from MESOS_SWITCH_USER.
     #[arg(long, alias = "switch_user", env = "TEPUI_SWITCH_USER", action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub switch_user: Option<bool>,
+    /// Directory of seccomp profiles in Docker's JSON format, which tasks
+    /// name in `ContainerInfo.linux_info.seccomp.profile_name` (a path
+    /// relative to it).
+    #[arg(long, env = "TEPUI_SECCOMP_CONFIG_DIR", alias = "seccomp_config_dir")]
+    pub seccomp_config_dir: Option<PathBuf>,
+    /// The seccomp profile (a file in --seccomp-config-dir) of every
+    /// container whose task names none [default: the built-in profile,
+    /// equivalent to Docker's default].
+    #[arg(
+        long,
+        env = "TEPUI_SECCOMP_PROFILE_NAME",
+        alias = "seccomp_profile_name"
+    )]
+    pub seccomp_profile_name: Option<String>,
+    /// Whether a task may run without seccomp
+    /// (`linux_info.seccomp.unconfined`); without this such a task is
+    /// refused (TASK_ERROR). Not a Mesos flag.
+    #[arg(long, env = "TEPUI_SECCOMP_ALLOW_UNCONFINED", alias = "seccomp_allow_unconfined", default_value_t = false, num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set)]
+    pub seccomp_allow_unconfined: bool,
+    /// The effective capabilities of a container whose task asks for none,
+    /// as JSON CapabilityInfo (`{"capabilities":["CHOWN","KILL"]}`) or
+    /// `file:///path` to it [default: Podman's set].
+    #[arg(
+        long,
+        env = "TEPUI_EFFECTIVE_CAPABILITIES",
+        alias = "effective_capabilities"
+    )]
+    pub effective_capabilities: Option<String>,
+    /// The most any container may have (its bounding set, and the limit of
+    /// what a task's linux_info may ask for), as JSON CapabilityInfo or
+    /// `file:///path` to it [default: --effective-capabilities, else
+    /// Podman's set].
+    #[arg(
+        long,
+        env = "TEPUI_BOUNDING_CAPABILITIES",
+        alias = "bounding_capabilities"
+    )]
+    pub bounding_capabilities: Option<String>,
     /// The image store's flags.
     #[command(flatten)]
     pub images: StoreArgs,
@@ -359,6 +398,16 @@ pub async fn run(mut flags: Flags) -> Result<()> {
         Some(root) => root,
         None => Hierarchy::default_root()?,
     };
+    let linux = Arc::new(
+        LinuxPolicy::from_flags(
+            flags.seccomp_config_dir.clone(),
+            flags.seccomp_profile_name.as_deref(),
+            flags.seccomp_allow_unconfined,
+            flags.effective_capabilities.as_deref(),
+            flags.bounding_capabilities.as_deref(),
+        )
+        .map_err(anyhow::Error::msg)?,
+    );
     let provisioner = Arc::new(flags.images.provisioner()?);
     let containerizer = Arc::new(Containerizer::new(Config {
         cgroup_root,
@@ -413,6 +462,7 @@ pub async fn run(mut flags: Flags) -> Result<()> {
             pids_max: flags.container_pids_max,
             switch_user: switch_user(flags.switch_user)?,
             executor_tokens,
+            linux: linux.clone(),
         },
         containerizer.clone(),
         fetcher,
@@ -427,7 +477,9 @@ pub async fn run(mut flags: Flags) -> Result<()> {
         disk_mib = tepui_proto::resources::scalar(&total, "disk"),
         controllers = %containerizer.controllers(),
         limits_not_enforced = %unenforced(containerizer.controllers()),
-        namespaces = "mount,pid,uts,ipc,net",
+        namespaces = "mount,pid,uts,ipc,cgroup,net",
+        seccomp = linux.default_seccomp.name(),
+        capabilities = %tepui_isolators::capabilities::names(linux.capabilities.limit()).join(","),
         "agent starting"
     );
     let agent_info = AgentInfo {

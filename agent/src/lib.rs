@@ -16,6 +16,7 @@ pub mod gc;
 /// The HTTP transport, shared with the master.
 pub use tepui_proto::http;
 pub mod image_flags;
+pub mod linux_info;
 pub mod master_link;
 pub mod metrics;
 pub mod operator_api;

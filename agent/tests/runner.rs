@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tepui_agent::executor_api::{self, ExecutorHost};
+use tepui_agent::linux_info::LinuxPolicy;
 use tepui_agent::paths::Layout;
 use tepui_agent::rotating_log::Rotation;
 use tepui_agent::runner::{Runner, RunnerConfig};
@@ -35,7 +36,11 @@ struct Fixture {
 
 impl Fixture {
     async fn new(name: &str) -> Self {
-        let dir = tempfile::tempdir().unwrap();
+        Self::with_linux(name, tempfile::tempdir().unwrap(), LinuxPolicy::default()).await
+    }
+
+    /// A fixture in `dir` whose agent has this seccomp and capability policy.
+    async fn with_linux(name: &str, dir: tempfile::TempDir, linux: LinuxPolicy) -> Self {
         let cgroup_root = tepui_isolators::cgroups::Hierarchy::default_root()
             .unwrap()
             .with_file_name(format!("tepui-runner-{name}-{}", std::process::id()));
@@ -80,6 +85,7 @@ impl Fixture {
                 pids_max: 4096,
                 switch_user: true,
                 executor_tokens: None,
+                linux: Arc::new(linux),
             },
             containerizer.clone(),
             fetcher,
@@ -621,4 +627,156 @@ async fn a_tasks_output_is_rotated_at_its_size() {
     assert!(size("stdout.3").is_err(), "only two rotated files are kept");
     let live = std::fs::read_to_string(sandbox.join("stdout")).unwrap();
     assert!(live.ends_with("end\n"), "{live}");
+}
+
+/// A task whose ContainerInfo (on the host's filesystem) has `linux`.
+fn with_linux_info(mut task: TaskInfo, linux: tepui_proto::v1::LinuxInfo) -> TaskInfo {
+    use tepui_proto::v1::{ContainerInfo, container_info};
+    task.container = Some(ContainerInfo {
+        r#type: container_info::Type::Mesos as i32,
+        linux_info: Some(linux),
+        ..Default::default()
+    });
+    task
+}
+
+/// Mesos's CapabilityInfo of these capability names.
+fn capability_info(names: &[&str]) -> tepui_proto::v1::CapabilityInfo {
+    tepui_proto::v1::CapabilityInfo {
+        capabilities: names
+            .iter()
+            .map(|n| 1000 + tepui_isolators::capabilities::number(n).unwrap() as i32)
+            .collect(),
+    }
+}
+
+const SHOW_KERNEL_SURFACE: &str = "grep -E '^(Seccomp|CapInh|CapEff|CapBnd):' /proc/self/status; \
+     /usr/bin/unshare -U true 2>/dev/null && echo unshared || echo unshare-refused";
+
+/// The task's stdout once it has finished.
+async fn finished_stdout(f: &mut Fixture, id: &str) -> String {
+    let sandbox = f.runner.sandbox_of("fw-1", id).unwrap();
+    let (states, last) = f.states_until_terminal().await;
+    assert_eq!(states.last(), Some(&TaskState::TaskFinished), "{last:?}");
+    std::fs::read_to_string(sandbox.join("stdout")).unwrap()
+}
+
+fn field<'a>(out: &'a str, name: &str) -> &'a str {
+    out.lines()
+        .find_map(|l| l.strip_prefix(name))
+        .map(str::trim)
+        .unwrap_or_else(|| panic!("{name} missing in {out}"))
+}
+
+#[tokio::test]
+async fn every_task_runs_under_seccomp_and_linux_info_asks_only_within_the_agents_bounds() {
+    let mut f = Fixture::new("linux").await;
+    f.runner
+        .run_task(framework(false), task("plain", SHOW_KERNEL_SURFACE, vec![]))
+        .unwrap();
+    let out = finished_stdout(&mut f, "plain").await;
+    let default = format!("{:016x}", tepui_isolators::capabilities::default_mask());
+    assert_eq!(field(&out, "Seccomp:"), "2", "{out}");
+    assert_eq!(field(&out, "CapInh:"), "0000000000000000");
+    assert_eq!(field(&out, "CapEff:"), default);
+    assert!(out.contains("unshare-refused"), "{out}");
+
+    // What the agent does not allow is refused at once, by field and name.
+    use tepui_proto::v1::{LinuxInfo, SeccompInfo};
+    let unconfined = LinuxInfo {
+        seccomp: Some(SeccompInfo {
+            profile_name: None,
+            unconfined: Some(true),
+        }),
+        ..Default::default()
+    };
+    let e = f
+        .runner
+        .run_task(
+            framework(false),
+            with_linux_info(task("free", "true", vec![]), unconfined.clone()),
+        )
+        .unwrap_err();
+    assert!(e.why.contains("linux_info.seccomp.unconfined"), "{e}");
+    let admin = LinuxInfo {
+        effective_capabilities: Some(capability_info(&["SYS_ADMIN"])),
+        ..Default::default()
+    };
+    let e = f
+        .runner
+        .run_task(
+            framework(false),
+            with_linux_info(task("admin", "true", vec![]), admin),
+        )
+        .unwrap_err();
+    assert!(
+        e.why.contains("effective_capabilities") && e.why.contains("SYS_ADMIN"),
+        "{e}"
+    );
+    let missing = LinuxInfo {
+        seccomp: Some(SeccompInfo {
+            profile_name: Some("nowhere.json".into()),
+            unconfined: None,
+        }),
+        ..Default::default()
+    };
+    let e = f
+        .runner
+        .run_task(
+            framework(false),
+            with_linux_info(task("missing", "true", vec![]), missing),
+        )
+        .unwrap_err();
+    assert!(e.why.contains("linux_info.seccomp.profile_name"), "{e}");
+    drop(f);
+
+    // An agent that allows more: unconfined, NET_RAW, and a profile dir.
+    let dir = tempfile::tempdir().unwrap();
+    let profiles = dir.path().join("seccomp");
+    std::fs::create_dir(&profiles).unwrap();
+    std::fs::write(
+        profiles.join("no-mkdir.json"),
+        r#"{"defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO"}]}"#,
+    )
+    .unwrap();
+    let policy = LinuxPolicy::from_flags(
+        Some(profiles),
+        None,
+        true,
+        None,
+        Some(r#"{"capabilities": ["NET_RAW", "SYS_CHROOT", "KILL", "SETUID", "SETGID"]}"#),
+    )
+    .unwrap();
+    let mut f = Fixture::with_linux("linux2", dir, policy).await;
+    f.runner
+        .run_task(
+            framework(false),
+            with_linux_info(task("free", SHOW_KERNEL_SURFACE, vec![]), unconfined),
+        )
+        .unwrap();
+    let out = finished_stdout(&mut f, "free").await;
+    assert_eq!(field(&out, "Seccomp:"), "0", "{out}");
+
+    let raw = LinuxInfo {
+        effective_capabilities: Some(capability_info(&["NET_RAW"])),
+        seccomp: Some(SeccompInfo {
+            profile_name: Some("no-mkdir.json".into()),
+            unconfined: None,
+        }),
+        ..Default::default()
+    };
+    let script =
+        format!("{SHOW_KERNEL_SURFACE}; mkdir d 2>/dev/null && echo made || echo mkdir-refused");
+    f.runner
+        .run_task(
+            framework(false),
+            with_linux_info(task("raw", &script, vec![]), raw),
+        )
+        .unwrap();
+    let out = finished_stdout(&mut f, "raw").await;
+    assert_eq!(field(&out, "Seccomp:"), "2", "{out}");
+    assert_eq!(field(&out, "CapEff:"), format!("{:016x}", 1u64 << 13));
+    assert_eq!(field(&out, "CapInh:"), "0000000000000000");
+    assert!(out.contains("mkdir-refused"), "{out}");
 }

@@ -16,7 +16,8 @@ pub use spec::{ContainerSpec, Stdio, TASK_ROOTFS_ENV};
 pub use tepui_isolators::cgroups::{Controllers, Limitation, Limits, Usage};
 pub use tepui_isolators::filesystem::{RootfsMounts, Volume};
 pub use tepui_isolators::rlimits::Rlimit;
-pub use tepui_launcher::{ExitStatus, Namespaces};
+pub use tepui_isolators::seccomp::SeccompProfile;
+pub use tepui_launcher::{Capabilities, ExitStatus, Namespaces};
 
 /// The Mesos reason a task status carries for a container limitation.
 pub fn mesos_reason(limitation: &Limitation) -> tepui_proto::v1::task_status::Reason {

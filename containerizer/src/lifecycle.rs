@@ -11,7 +11,8 @@ use tepui_isolators::cgroups::{
     CgroupError, ContainerCgroup, Controllers, Hierarchy, Limitation, Limits, Usage,
 };
 use tepui_isolators::filesystem::{self, FsError, SANDBOX_IN_CONTAINER};
-use tepui_launcher::{CgroupJoin, ExitStatus, LaunchError, Plan, PlanError, pidfd};
+use tepui_isolators::seccomp::SeccompError;
+use tepui_launcher::{Capabilities, CgroupJoin, ExitStatus, LaunchError, Plan, PlanError, pidfd};
 use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
 use tokio::sync::watch;
@@ -58,6 +59,9 @@ pub enum ErrorKind {
     /// The launch plan.
     #[error(transparent)]
     Plan(#[from] PlanError),
+    /// The seccomp profile.
+    #[error(transparent)]
+    Seccomp(#[from] SeccompError),
     /// The launch itself.
     #[error(transparent)]
     Launch(#[from] LaunchError),
@@ -514,10 +518,17 @@ fn plan(id: &str, spec: &ContainerSpec) -> Result<Plan, ErrorKind> {
     if let Some(program) = &spec.program {
         plan = plan.executable(program.as_ref())?;
     }
-    let mut plan = plan
-        .namespaces(ns)
-        .capabilities(spec.capabilities.unwrap_or_else(capabilities::default_mask))
-        .no_new_privs(true);
+    let caps = spec.capabilities.unwrap_or_else(|| Capabilities {
+        effective: capabilities::default_mask(),
+        bounding: capabilities::default_mask(),
+    });
+    let mut plan = plan.namespaces(ns).capabilities(caps).no_new_privs(true);
+    if let Some(profile) = &spec.seccomp {
+        // Compiled once per profile and bounding set, then shared.
+        for program in profile.programs(caps.bounding)?.iter() {
+            plan = plan.seccomp(program.clone());
+        }
+    }
     for limit in &spec.rlimits {
         plan = plan.rlimit(limit.resource, limit.soft, limit.hard);
     }

@@ -1,11 +1,13 @@
 //! What a container is asked to be.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use tepui_isolators::cgroups::Limits;
 use tepui_isolators::filesystem::RootfsMounts;
 use tepui_isolators::rlimits::Rlimit;
-use tepui_launcher::Namespaces;
+use tepui_isolators::seccomp::SeccompProfile;
+use tepui_launcher::{Capabilities, Namespaces};
 
 use crate::provisioner::Image;
 
@@ -63,8 +65,11 @@ pub struct ContainerSpec {
     pub namespaces: Namespaces,
     /// cgroup limits.
     pub limits: Limits,
-    /// Capabilities kept (a mask); default: the isolators' default set.
-    pub capabilities: Option<u64>,
+    /// Capability sets kept; default: the isolators' default set in both.
+    pub capabilities: Option<Capabilities>,
+    /// The seccomp profile its processes run under; none runs them
+    /// unconfined. Default: the built-in profile (Docker's default).
+    pub seccomp: Option<Arc<SeccompProfile>>,
     /// setrlimit values; others are inherited from the agent.
     pub rlimits: Vec<Rlimit>,
     /// Standard streams.
@@ -91,6 +96,7 @@ impl ContainerSpec {
             namespaces: Namespaces::isolated_host_network(),
             limits: Limits::default(),
             capabilities: None,
+            seccomp: Some(SeccompProfile::builtin()),
             rlimits: Vec::new(),
             stdio: Stdio::Null,
         }

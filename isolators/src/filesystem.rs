@@ -104,10 +104,13 @@ const NOSUID_NODEV_NOEXEC: libc::c_ulong = libc::MS_NOSUID | libc::MS_NODEV | li
 
 /// /proc and /sys entries that leak host information or reach the host
 /// kernel: hidden (a file under /dev/null, a directory under an empty
-/// read-only tmpfs). The list runc, crun and Docker mask.
-const MASKED: [&str; 10] = [
+/// read-only tmpfs). The list Docker masks today: /proc/interrupts (the
+/// host's devices and their activity) and the powercap counters
+/// (CVE-2020-8694's power side channel) with the rest.
+const MASKED: [&str; 12] = [
     "/proc/acpi",
     "/proc/asound",
+    "/proc/interrupts",
     "/proc/kcore",
     "/proc/keys",
     "/proc/latency_stats",
@@ -115,6 +118,7 @@ const MASKED: [&str; 10] = [
     "/proc/scsi",
     "/proc/timer_list",
     "/proc/timer_stats",
+    "/sys/devices/virtual/powercap",
     "/sys/firmware",
 ];
 

@@ -6,7 +6,10 @@
 //! - [`filesystem`]: the mounts that make a root filesystem a container's
 //!   (/proc, /dev, /sys, the sandbox, volumes), with targets confined to
 //!   the root filesystem.
-//! - [`capabilities`]: the default bounded capability set.
+//! - [`capabilities`]: the default capability sets and the bounds a task's
+//!   request must stay within.
+//! - [`seccomp`]: seccomp profiles (Docker's format, the built-in
+//!   default) compiled to BPF.
 //! - [`rlimits`]: resource limits by name.
 //! - [`beneath`]: paths opened beneath a root, never followed out of it.
 
@@ -15,3 +18,4 @@ pub mod capabilities;
 pub mod cgroups;
 pub mod filesystem;
 pub mod rlimits;
+pub mod seccomp;

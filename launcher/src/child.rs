@@ -87,6 +87,15 @@ pub(crate) unsafe fn run(plan: &Plan, args: &ExecArgs, pipe: RawFd) -> ! {
             if ret != 1 {
                 fail(pipe, Step::JoinCgroup, 0, errno());
             }
+            // Rooted at the cgroup just joined (the clone could not know it).
+            if plan.namespaces.cgroup {
+                check(
+                    pipe,
+                    Step::CgroupNamespace,
+                    0,
+                    libc::unshare(libc::CLONE_NEWCGROUP),
+                );
+            }
         }
 
         if libc::setsid() == -1 {
@@ -188,9 +197,9 @@ pub(crate) unsafe fn run(plan: &Plan, args: &ExecArgs, pipe: RawFd) -> ! {
             );
         }
 
-        if let Some(keep) = plan.capabilities {
+        if let Some(caps) = plan.capabilities {
             for cap in 0..=args.last_cap {
-                if keep & (1u64 << cap) == 0
+                if caps.bounding & (1u64 << cap) == 0
                     && libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0) == -1
                 {
                     fail(pipe, Step::DropCapability, cap, errno());
@@ -218,12 +227,12 @@ pub(crate) unsafe fn run(plan: &Plan, args: &ExecArgs, pipe: RawFd) -> ! {
             );
         }
 
-        // A non-root user lost every capability at setresuid; only root
-        // has sets left to narrow.
-        if let Some(keep) = plan.capabilities
-            && plan.user.as_ref().is_none_or(|u| u.uid == 0)
-        {
-            set_capabilities(pipe, keep);
+        // A non-root user lost its permitted and effective sets at
+        // setresuid, but not its inheritable set (CVE-2022-24769's
+        // pattern): every user gets the sets written, a non-root one empty.
+        if let Some(caps) = plan.capabilities {
+            let root = plan.user.as_ref().is_none_or(|u| u.uid == 0);
+            set_capabilities(pipe, if root { caps.effective } else { 0 });
         }
 
         if plan.no_new_privs {
@@ -243,6 +252,22 @@ pub(crate) unsafe fn run(plan: &Plan, args: &ExecArgs, pipe: RawFd) -> ! {
         let len = libc::syscall(libc::SYS_getcwd, cwd.as_mut_ptr(), cwd.len());
         if len > 0 && cwd[0] != b'/' {
             fail(pipe, Step::CwdOutsideRoot, 0, libc::ENOENT);
+        }
+
+        // The filter goes last: everything above may make calls it
+        // forbids. A failure to install it ends the launch, never runs the
+        // command unfiltered.
+        for (i, program) in plan.seccomp.iter().enumerate() {
+            let fprog = program.fprog();
+            let ret = libc::syscall(
+                libc::SYS_seccomp,
+                libc::SECCOMP_SET_MODE_FILTER,
+                0,
+                &fprog as *const libc::sock_fprog,
+            );
+            if ret == -1 {
+                fail(pipe, Step::Seccomp, i as u32, errno());
+            }
         }
 
         // execve along the candidates, as execvp does: a missing file moves
@@ -371,8 +396,8 @@ fn mkdir_p(path: &[u8], parent_only: bool) -> Result<(), i32> {
     Ok(())
 }
 
-/// Sets the effective, permitted and inheritable sets to `keep` and
-/// clears the ambient set.
+/// Sets the effective and permitted sets to `keep`, empties the
+/// inheritable set and clears the ambient set.
 unsafe fn set_capabilities(pipe: RawFd, keep: u64) {
     #[repr(C)]
     struct Header {
@@ -397,12 +422,12 @@ unsafe fn set_capabilities(pipe: RawFd, keep: u64) {
         Data {
             effective: low,
             permitted: low,
-            inheritable: low,
+            inheritable: 0,
         },
         Data {
             effective: high,
             permitted: high,
-            inheritable: high,
+            inheritable: 0,
         },
     ];
     // SAFETY: capset with a v3 header and two data words, both on the stack.

@@ -7,6 +7,8 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
+use crate::seccomp::SeccompProgram;
+
 /// A value could not become part of a plan.
 #[derive(Debug, thiserror::Error)]
 pub enum PlanError {
@@ -55,10 +57,13 @@ pub struct Namespaces {
     pub ipc: bool,
     /// A new, empty network namespace (only loopback, down).
     pub net: bool,
+    /// A new cgroup namespace rooted at the container's cgroup, so that
+    /// `/proc/self/cgroup` shows `0::/` and no host path.
+    pub cgroup: bool,
 }
 
 impl Namespaces {
-    /// pid, mount, uts and ipc; the host's network.
+    /// pid, mount, uts, ipc and cgroup; the host's network.
     pub const fn isolated_host_network() -> Self {
         Self {
             pid: true,
@@ -66,6 +71,7 @@ impl Namespaces {
             uts: true,
             ipc: true,
             net: false,
+            cgroup: true,
         }
     }
 
@@ -77,9 +83,13 @@ impl Namespaces {
             uts: false,
             ipc: false,
             net: false,
+            cgroup: false,
         }
     }
 
+    /// The clone flags of these namespaces. The cgroup namespace is left
+    /// out: it is made where the child's cgroup is known (see
+    /// [`Plan::cgroup`]).
     pub(crate) fn clone_flags(self) -> u64 {
         let mut flags = 0u64;
         for (on, flag) in [
@@ -224,6 +234,19 @@ impl FsOp {
     }
 }
 
+/// The capability sets a container's command gets (bit masks of CAP_*
+/// numbers, see [`crate::caps`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Capabilities {
+    /// The effective and permitted sets, for a command run as root; a
+    /// command run as another user gets none.
+    pub effective: u64,
+    /// The bounding set: what the command and its children can ever gain
+    /// (through a setuid binary or file capabilities). Always holds
+    /// `effective`.
+    pub bounding: u64,
+}
+
 /// The user the command runs as.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct User {
@@ -244,8 +267,10 @@ pub struct Plan {
     pub(crate) rootfs: Option<CString>,
     pub(crate) fs_ops: Vec<FsOp>,
     pub(crate) rlimits: Vec<(u32, libc::rlimit)>,
-    pub(crate) capabilities: Option<u64>,
+    pub(crate) capabilities: Option<Capabilities>,
     pub(crate) no_new_privs: bool,
+    /// Installed in this order.
+    pub(crate) seccomp: Vec<SeccompProgram>,
     pub(crate) user: Option<User>,
     pub(crate) cwd: CString,
     /// Paths execve tries in order (argv[0] resolved along PATH).
@@ -315,6 +340,7 @@ impl Plan {
             rlimits: Vec::new(),
             capabilities: None,
             no_new_privs: false,
+            seccomp: Vec::new(),
             user: None,
             cwd: cstring("working directory", "/")?,
             programs,
@@ -366,10 +392,23 @@ impl Plan {
         self
     }
 
-    /// Keep exactly these capabilities (a bit mask of CAP_* numbers) in
-    /// every set, the bounding set included; drop all others.
-    pub fn capabilities(mut self, keep: u64) -> Self {
-        self.capabilities = Some(keep);
+    /// Keep these capability sets and drop every other capability; the
+    /// inheritable and ambient sets are emptied. An effective capability
+    /// outside the bounding set is dropped too.
+    pub fn capabilities(mut self, caps: Capabilities) -> Self {
+        self.capabilities = Some(Capabilities {
+            effective: caps.effective & caps.bounding,
+            bounding: caps.bounding,
+        });
+        self
+    }
+
+    /// Install this seccomp filter (after those given before) as the
+    /// last step before exec, after no_new_privs, so the kernel takes it
+    /// from a process without CAP_SYS_ADMIN. The kernel runs every filter
+    /// and keeps the most restrictive answer.
+    pub fn seccomp(mut self, program: SeccompProgram) -> Self {
+        self.seccomp.push(program);
         self
     }
 

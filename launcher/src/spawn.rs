@@ -99,6 +99,12 @@ pub fn spawn(plan: &Plan) -> Result<Spawned, LaunchError> {
         clone_args.flags |= CLONE_INTO_CGROUP;
         clone_args.cgroup = fd.as_raw_fd() as u64;
     }
+    // A cgroup namespace is rooted where the child is when it is made:
+    // born in its cgroup, at the clone; joining later, the child unshares
+    // it once it has joined.
+    if plan.namespaces.cgroup && !matches!(plan.cgroup, CgroupJoin::WriteProcs(_)) {
+        clone_args.flags |= libc::CLONE_NEWCGROUP as u64;
+    }
 
     let mut child_args = ChildArgs {
         plan,
@@ -220,6 +226,7 @@ fn describe(plan: &Plan, step: Step, index: usize) -> String {
     match step {
         Step::Signals => "resetting signals".into(),
         Step::JoinCgroup => "joining the container's cgroup".into(),
+        Step::CgroupNamespace => "unsharing the cgroup namespace".into(),
         Step::Setsid => "setsid".into(),
         Step::Stdio => format!("setting up standard stream {index}"),
         Step::CloseFds => "closing inherited file descriptors".into(),
@@ -248,6 +255,14 @@ fn describe(plan: &Plan, step: Step, index: usize) -> String {
         Step::Capabilities => "setting capabilities".into(),
         Step::NoNewPrivs => "setting no_new_privs".into(),
         Step::Chdir => format!("chdir to {}", plan.cwd.to_string_lossy()),
+        Step::Seccomp => format!(
+            "installing seccomp filter {} of {} ({} instructions)",
+            index + 1,
+            plan.seccomp.len(),
+            plan.seccomp
+                .get(index)
+                .map_or(0, |p| p.instructions().len())
+        ),
         Step::CwdOutsideRoot => format!(
             "working directory {} resolves outside the container's root",
             plan.cwd.to_string_lossy()

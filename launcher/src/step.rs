@@ -24,6 +24,8 @@ steps! {
     Signals,
     /// Writing to cgroup.procs.
     JoinCgroup,
+    /// unshare(CLONE_NEWCGROUP) after joining the cgroup.
+    CgroupNamespace,
     /// setsid.
     Setsid,
     /// dup2 of the standard streams.
@@ -66,6 +68,8 @@ steps! {
     Chdir,
     /// The working directory turned out to be outside the root.
     CwdOutsideRoot,
+    /// Installing the seccomp filter.
+    Seccomp,
     /// execve.
     Exec,
 }

@@ -15,6 +15,7 @@ fn no_namespaces() -> Namespaces {
         uts: false,
         ipc: false,
         net: false,
+        cgroup: false,
     }
 }
 

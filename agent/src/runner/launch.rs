@@ -10,23 +10,31 @@ use tepui_proto::v1::{
     ExecutorId, ExecutorInfo, FrameworkInfo, TaskGroupInfo, TaskInfo, TaskState, task_status,
 };
 
+use super::start::Requested;
 use super::{Executor, ExecutorKey, ExecutorState, Launch, RunError, Runner, hex, lock};
 use crate::checkpoint;
 use crate::executor_api::EventSink;
 use crate::paths::RunIds;
 
-/// The image an executor run starts from: its executor's container's, or
-/// for a command task (the built-in executor), the task's container's.
+/// The ContainerInfo of an executor run: its executor's, or for a command
+/// task (the built-in executor), the task's.
+fn container_of<'a>(
+    info: &'a ExecutorInfo,
+    launch: &'a Launch,
+) -> Option<&'a tepui_proto::v1::ContainerInfo> {
+    match (&info.container, launch) {
+        (Some(container), _) => Some(container),
+        (None, Launch::Task(task)) if task.executor.is_none() => task.container.as_ref(),
+        _ => None,
+    }
+}
+
+/// The image an executor run starts from (see [`container_of`]).
 fn image_of(
     info: &ExecutorInfo,
     launch: &Launch,
 ) -> Result<Option<tepui_proto::v1::Image>, String> {
-    let container = match (&info.container, launch) {
-        (Some(container), _) => Some(container),
-        (None, Launch::Task(task)) if task.executor.is_none() => task.container.as_ref(),
-        _ => None,
-    };
-    let Some(container) = container else {
+    let Some(container) = container_of(info, launch) else {
         return Ok(None);
     };
     use tepui_proto::v1::container_info::Type;
@@ -218,6 +226,23 @@ impl Runner {
             Ok(image) => image,
             Err(why) => return Err(fail(&why)),
         };
+        let linux_info = container_of(&info, &launch).and_then(|c| c.linux_info.as_ref());
+        let isolation = self
+            .config
+            .linux
+            .resolve(linux_info)
+            .map_err(|why| fail(&why))?;
+        // The built-in executor enters a task's image with chroot, so it
+        // needs that capability itself.
+        let chroot = tepui_isolators::capabilities::mask(["SYS_CHROOT"]).unwrap_or(0);
+        if info.command.is_none()
+            && image.is_some()
+            && isolation.capabilities.effective & chroot == 0
+        {
+            return Err(fail(
+                "linux_info.effective_capabilities: a command task in an image needs SYS_CHROOT (the built-in executor enters the image with chroot)",
+            ));
+        }
         let run = Executor {
             framework,
             info: info.clone(),
@@ -243,7 +268,14 @@ impl Runner {
         let runner = self.clone();
         tokio::spawn(async move {
             runner
-                .start_executor(key, info, tasks, image, container, sandbox)
+                .start_executor(
+                    key,
+                    info,
+                    tasks,
+                    Requested { image, isolation },
+                    container,
+                    sandbox,
+                )
                 .await
         });
         Ok(())

@@ -97,6 +97,8 @@ pub struct RunnerConfig {
     /// Signs each executor's token for the executor API
     /// (`--jwt_secret_key`); none gives executors no token.
     pub executor_tokens: Option<Arc<crate::executor_token::TokenKey>>,
+    /// What a task's `linux_info` may ask for (seccomp, capabilities).
+    pub linux: Arc<crate::linux_info::LinuxPolicy>,
 }
 
 /// A task could not be taken.

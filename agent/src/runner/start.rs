@@ -1,7 +1,8 @@
 //! Starting an executor run's container: its URIs fetched into the
 //! sandbox, its image provisioned, its container spec built (the
-//! executor's command and environment, limits, mounts, stdio), the
-//! container launched, and then watched until it ends.
+//! executor's command and environment, limits, mounts, stdio, seccomp
+//! profile and capabilities), the container launched, and then watched
+//! until it ends.
 
 use std::path::{Path, PathBuf};
 
@@ -15,7 +16,17 @@ use tepui_proto::v1::{ExecutorInfo, TaskInfo, TaskState, task_status};
 
 use super::{ExecutorKey, Runner, Termination, lock};
 use crate::executor_env::{ExecutorEnvInput, executor_env, mesos_duration};
+use crate::linux_info::Isolation;
 use crate::{rotating_log, task_process};
+
+/// What an executor run's ContainerInfo asks for, as checked when its
+/// first task arrived.
+pub(super) struct Requested {
+    /// The image to provision.
+    pub(super) image: Option<tepui_proto::v1::Image>,
+    /// Its seccomp profile and capabilities.
+    pub(super) isolation: Isolation,
+}
 
 impl Runner {
     /// Fetches, provisions, launches and then watches one executor run.
@@ -24,10 +35,11 @@ impl Runner {
         key: ExecutorKey,
         info: ExecutorInfo,
         tasks: Vec<TaskInfo>,
-        image: Option<tepui_proto::v1::Image>,
+        requested: Requested,
         container: String,
         sandbox: PathBuf,
     ) {
+        let Requested { image, isolation } = requested;
         // A custom executor fetches its own URIs; the built-in one, its tasks'.
         let uris: Vec<FetchUri> = match &info.command {
             Some(command) => command.uris.iter().map(FetchUri::from).collect(),
@@ -80,7 +92,7 @@ impl Runner {
             },
             None => None,
         };
-        let spec = match self.executor_spec(&key, &info, &sandbox, image, name) {
+        let spec = match self.executor_spec(&key, &info, &sandbox, image, name, isolation) {
             Ok(spec) => spec,
             Err(why) => {
                 self.executor_failed(&key, task_status::Reason::ContainerLaunchFailed, why);
@@ -175,6 +187,7 @@ impl Runner {
         sandbox: &std::path::Path,
         image: Option<Image>,
         user: Option<String>,
+        isolation: Isolation,
     ) -> Result<ContainerSpec, String> {
         let (checkpoint, limits, container) = {
             let mut executors = lock(&self.executors);
@@ -279,6 +292,8 @@ impl Runner {
             spec.user = user;
         }
         spec.limits = limits;
+        spec.seccomp = isolation.seccomp;
+        spec.capabilities = Some(isolation.capabilities);
         spec.mounts.sandbox = Some(sandbox.to_owned());
         spec.stdio = Stdio::Files {
             stdout: sandbox.join("stdout"),
