@@ -22,6 +22,7 @@ pub mod metrics;
 pub mod operator_api;
 pub mod paths;
 pub mod resources;
+pub mod rlimit_info;
 pub mod rotating_log;
 pub mod runner;
 pub mod status_update;

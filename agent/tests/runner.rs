@@ -780,3 +780,48 @@ async fn every_task_runs_under_seccomp_and_linux_info_asks_only_within_the_agent
     assert_eq!(field(&out, "CapInh:"), "0000000000000000");
     assert!(out.contains("mkdir-refused"), "{out}");
 }
+
+#[tokio::test]
+async fn a_task_gets_a_sane_open_file_limit_or_the_one_it_asks_for() {
+    use tepui_proto::v1::r_limit_info::{RLimit, r_limit::Type};
+    use tepui_proto::v1::{ContainerInfo, RLimitInfo, container_info};
+    let show = "echo soft $(ulimit -Sn) hard $(ulimit -Hn)";
+    // As tepui-agent does at start: its own soft limit at its hard one,
+    // which a task must not inherit.
+    let mut own = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit of this process, on a local struct.
+    unsafe {
+        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut own), 0);
+        own.rlim_cur = own.rlim_max;
+        assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &own), 0);
+    }
+    let mut f = Fixture::new("rlimits").await;
+    f.runner
+        .run_task(framework(false), task("default", show, vec![]))
+        .unwrap();
+    let out = finished_stdout(&mut f, "default").await;
+    // Not the agent's own limit (raised to its hard limit at start): 1024
+    // soft and 524288 hard, within what this process may set.
+    let (soft, hard) =
+        tepui_agent::rlimit_info::default_nofile(tepui_agent::rlimit_info::own_nofile_hard());
+    assert!(out.contains(&format!("soft {soft} hard {hard}")), "{out}");
+
+    let mut asked = task("asked", show, vec![]);
+    asked.container = Some(ContainerInfo {
+        r#type: container_info::Type::Mesos as i32,
+        rlimit_info: Some(RLimitInfo {
+            rlimits: vec![RLimit {
+                r#type: Some(Type::RlmtNofile as i32),
+                soft: Some(64),
+                hard: Some(128),
+            }],
+        }),
+        ..Default::default()
+    });
+    f.runner.run_task(framework(false), asked).unwrap();
+    let out = finished_stdout(&mut f, "asked").await;
+    assert!(out.contains("soft 64 hard 128"), "{out}");
+}

@@ -226,6 +226,11 @@ impl Runner {
             Ok(image) => image,
             Err(why) => return Err(fail(&why)),
         };
+        let rlimits = crate::rlimit_info::rlimits(
+            container_of(&info, &launch).and_then(|c| c.rlimit_info.as_ref()),
+            crate::rlimit_info::own_nofile_hard(),
+        )
+        .map_err(|why| fail(&why))?;
         let linux_info = container_of(&info, &launch).and_then(|c| c.linux_info.as_ref());
         let isolation = self
             .config
@@ -272,7 +277,11 @@ impl Runner {
                     key,
                     info,
                     tasks,
-                    Requested { image, isolation },
+                    Requested {
+                        image,
+                        isolation,
+                        rlimits,
+                    },
                     container,
                     sandbox,
                 )

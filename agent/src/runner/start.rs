@@ -26,6 +26,8 @@ pub(super) struct Requested {
     pub(super) image: Option<tepui_proto::v1::Image>,
     /// Its seccomp profile and capabilities.
     pub(super) isolation: Isolation,
+    /// Its resource limits (rlimit_info, else the default open files).
+    pub(super) rlimits: Vec<tepui_isolators::rlimits::Rlimit>,
 }
 
 impl Runner {
@@ -39,7 +41,11 @@ impl Runner {
         container: String,
         sandbox: PathBuf,
     ) {
-        let Requested { image, isolation } = requested;
+        let Requested {
+            image,
+            isolation,
+            rlimits,
+        } = requested;
         // A custom executor fetches its own URIs; the built-in one, its tasks'.
         let uris: Vec<FetchUri> = match &info.command {
             Some(command) => command.uris.iter().map(FetchUri::from).collect(),
@@ -92,13 +98,14 @@ impl Runner {
             },
             None => None,
         };
-        let spec = match self.executor_spec(&key, &info, &sandbox, image, name, isolation) {
+        let mut spec = match self.executor_spec(&key, &info, &sandbox, image, name, isolation) {
             Ok(spec) => spec,
             Err(why) => {
                 self.executor_failed(&key, task_status::Reason::ContainerLaunchFailed, why);
                 return;
             }
         };
+        spec.rlimits = rlimits;
         if let Err(e) = self.containerizer.launch(&container, spec).await {
             self.executor_failed(
                 &key,
