@@ -6,7 +6,9 @@
 //! acknowledged is the run marked completed (executor.sentinel). Before
 //! this, the sentinel was written when the executor ended, recovery
 //! skipped the run, and the update was never delivered (the chaos tier's
-//! tasks that stayed RUNNING at their framework).
+//! tasks that stayed RUNNING at their framework). And an update sent
+//! again carries the task's latest state, as a Mesos agent's does, so the
+//! master knows where a task is while its later updates wait.
 
 // A panic is how a test reports failure.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -115,6 +117,78 @@ async fn an_unacknowledged_terminal_update_of_an_ended_run_is_sent_again_after_a
         || !sentinels(&work).is_empty(),
     )
     .await;
+    agent.kill().await.unwrap();
+    let _ = agent.wait().await;
+    server.abort();
+}
+
+#[tokio::test]
+async fn an_update_sent_again_carries_the_tasks_latest_state() {
+    let (dir, cgroup, _cleanup) = scratch("lateststate");
+    let task = TaskInfo {
+        name: "quick".into(),
+        task_id: TaskId {
+            value: "quick-2".into(),
+        },
+        command: Some(CommandInfo {
+            value: Some("true".into()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let (master, address, server) = master_with(vec![task]).await;
+    // Nothing is acknowledged: the first update stays at the head of the
+    // stream and the later ones wait behind it.
+    master.state.lock().unwrap().withhold_all_acks = true;
+    let port = free_port();
+    let mut agent = agent_command(&address, dir.path(), &cgroup, port)
+        .spawn()
+        .unwrap();
+    let first = || master.state.lock().unwrap().updates.first().cloned();
+    until("the first update", Duration::from_secs(60), || {
+        first().is_some()
+    })
+    .await;
+    // The executor goes on to TASK_FINISHED meanwhile.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    agent.kill().await.unwrap();
+    let _ = agent.wait().await;
+    let mut agent = agent_command(&address, dir.path(), &cgroup, port)
+        .spawn()
+        .unwrap();
+    let head = first().unwrap();
+    until(
+        "the head update sent again",
+        Duration::from_secs(60),
+        || {
+            master
+                .state
+                .lock()
+                .unwrap()
+                .updates
+                .iter()
+                .filter(|u| u.status.uuid == head.status.uuid)
+                .count()
+                >= 2
+        },
+    )
+    .await;
+    let again = master
+        .state
+        .lock()
+        .unwrap()
+        .updates
+        .iter()
+        .filter(|u| u.status.uuid == head.status.uuid)
+        .nth(1)
+        .cloned()
+        .unwrap();
+    assert_ne!(again.status.state, TaskState::TaskFinished as i32);
+    assert_eq!(
+        again.latest_state,
+        Some(TaskState::TaskFinished as i32),
+        "the master is told where the task is: {again:?}"
+    );
     agent.kill().await.unwrap();
     let _ = agent.wait().await;
     server.abort();

@@ -576,9 +576,16 @@ impl Runner {
         }
     }
 
-    fn forward(&self, update: StatusUpdate) {
+    /// Sends an update to the master with the task's latest state (as a
+    /// Mesos agent sets `latest_state`), so that the master knows where the
+    /// task is even while later updates wait behind this one's
+    /// acknowledgement. Never called with the manager's lock held.
+    fn forward(&self, mut update: StatusUpdate) {
         if !self.registered.load(std::sync::atomic::Ordering::SeqCst) {
             return;
+        }
+        if let Some(latest) = lock(&self.updates).latest_state(&TaskKey::of(&update)) {
+            update.latest_state = Some(latest);
         }
         let _ = self.to_master.send(AgentToMaster {
             message: Some(agent_to_master::Message::StatusUpdate(update)),

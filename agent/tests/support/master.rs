@@ -38,6 +38,8 @@ pub struct State {
     /// Acknowledge no terminal update (as a framework that has not yet),
     /// until set back to false.
     pub withhold_terminal_acks: bool,
+    /// Acknowledge no update at all, until set back to false.
+    pub withhold_all_acks: bool,
 }
 
 pub fn frame(message: &MasterToAgent) -> Bytes {
@@ -130,8 +132,9 @@ impl Master {
                 };
                 let stream = {
                     let mut state = self.state.lock().unwrap();
-                    let withheld = state.withhold_terminal_acks
-                        && tepui_agent::status_update::is_terminal(update.status.state);
+                    let withheld = state.withhold_all_acks
+                        || (state.withhold_terminal_acks
+                            && tepui_agent::status_update::is_terminal(update.status.state));
                     state.updates.push(update);
                     state.stream.clone().filter(|_| !withheld)
                 };
