@@ -402,7 +402,13 @@ async fn finished_runs_are_collected_and_running_ones_kept() {
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     // A week's delay keeps it; no delay at all removes it, never the busy one.
-    let week = tepui_agent::gc::GcConfig::default();
+    // No headroom: the age allowed shrinks as the machine's disk fills (the
+    // gc unit tests check that), and a build machine's disk may be nearly
+    // full (with the default headroom a 90% full disk allows no age).
+    let week = tepui_agent::gc::GcConfig {
+        disk_headroom: 0.0,
+        ..Default::default()
+    };
     assert!(f.runner.collect_garbage(&week).is_empty());
     assert!(done.exists());
     let now = tepui_agent::gc::GcConfig {
