@@ -185,14 +185,14 @@ impl Containerizer {
 
     /// Lets every container use these devices too, besides the default
     /// ones (the agent's `--allowed_devices`).
-    pub fn allow_devices(mut self, extra: &[DeviceRule]) -> Result<Self, DeviceError> {
+    pub fn allow_devices(&mut self, extra: &[DeviceRule]) -> Result<(), DeviceError> {
         let rules: Vec<DeviceRule> = devices::DEFAULT_RULES
             .iter()
             .chain(extra)
             .copied()
             .collect();
         self.devices = Arc::new(Filter::load(&rules)?);
-        Ok(self)
+        Ok(())
     }
 
     /// The controllers containers can have limits from.

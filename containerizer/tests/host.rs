@@ -706,3 +706,53 @@ fn device_filter_launch_cost() {
         median(attach)
     );
 }
+
+#[tokio::test]
+async fn an_allowed_device_can_be_read_and_nothing_more() {
+    use tepui_isolators::cgroups::devices::{Access, DeviceRule};
+    let mut f = Fixture::new();
+    let (major, minor) = host_block_device();
+    let host_node = std::fs::read_dir("/sys/block")
+        .unwrap()
+        .flatten()
+        .find(|e| {
+            std::fs::read_to_string(e.path().join("dev"))
+                .unwrap_or_default()
+                .trim()
+                == format!("{major}:{minor}")
+        })
+        .map(|e| Path::new("/dev").join(e.file_name()))
+        .unwrap();
+    let read_only = Access {
+        read: true,
+        ..Access::default()
+    };
+    let rule = DeviceRule::for_path(&host_node, read_only).unwrap();
+    f.containerizer.allow_devices(&[rule]).unwrap();
+    let node = std::ffi::CString::new(f.rootfs.join("hostdisk").to_str().unwrap()).unwrap();
+    // SAFETY: mknod(2) on a NUL-terminated path we own.
+    let made = unsafe {
+        libc::mknod(
+            node.as_ptr(),
+            libc::S_IFBLK | 0o600,
+            libc::makedev(major, minor),
+        )
+    };
+    assert_eq!(made, 0, "{}", std::io::Error::last_os_error());
+    let (status, out) = f
+        .run(
+            "allowed",
+            f.spec(
+                "head -c 1 /hostdisk >/dev/null; echo read=$?; \
+                 (: >>/hostdisk); echo write=$?",
+            ),
+        )
+        .await;
+    assert_eq!(
+        status,
+        Some(ExitStatus::Exited(0)),
+        "stderr: {}",
+        f.stderr()
+    );
+    assert_eq!(out, "read=0\nwrite=1\n", "stderr: {}", f.stderr());
+}
