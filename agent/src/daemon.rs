@@ -59,6 +59,13 @@ pub struct Flags {
     /// cgroup v2 subtree for containers [default: tepui under the cgroup2 mount].
     #[arg(long, env = "TEPUI_CGROUP_ROOT")]
     pub cgroup_root: Option<PathBuf>,
+    /// Devices every container may use besides the default ones (null,
+    /// zero, full, random, urandom, tty, console, ptmx, pts): Mesos's JSON,
+    /// `{"allowed_devices": [{"device": {"path": "/dev/fuse"}, "access":
+    /// {"read": true, "write": true, "mknod": false}}]}`, or `file:///path`
+    /// to it. Every other device is denied by a cgroup BPF device filter.
+    #[arg(long, env = "TEPUI_ALLOWED_DEVICES", alias = "allowed_devices")]
+    pub allowed_devices: Option<String>,
     /// Where container state is kept (tmpfs: it does not outlive a reboot).
     #[arg(
         long,
@@ -409,11 +416,18 @@ pub async fn run(mut flags: Flags) -> Result<()> {
         .map_err(anyhow::Error::msg)?,
     );
     let provisioner = Arc::new(flags.images.provisioner()?);
-    let containerizer = Arc::new(Containerizer::new(Config {
+    let mut containerizer = Containerizer::new(Config {
         cgroup_root,
         state_dir: flags.container_state_dir,
         provisioner: Some(provisioner.clone()),
-    })?);
+    })?;
+    if let Some(devices) = &flags.allowed_devices {
+        let rules = crate::allowed_devices::parse(devices).context("--allowed-devices")?;
+        containerizer
+            .allow_devices(&rules)
+            .context("--allowed-devices")?;
+    }
+    let containerizer = Arc::new(containerizer);
     if flags.executor_heartbeat_interval.is_zero() {
         anyhow::bail!("--executor-heartbeat-interval must be more than 0");
     }

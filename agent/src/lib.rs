@@ -2,6 +2,7 @@
 //! status update manager, checkpoints and recovery, the fetcher, sandbox
 //! garbage collection and the HTTP endpoints.
 
+pub mod allowed_devices;
 pub mod attributes;
 pub mod authentication;
 pub mod checkpoint;

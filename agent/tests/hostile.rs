@@ -534,3 +534,60 @@ fn in_image() -> tepui_proto::v1::ContainerInfo {
         ..Default::default()
     }
 }
+
+/// A block device of this host that this test itself can open (a v1
+/// devices cgroup or an outer runtime may deny some), so only the task's
+/// device filter can be what stops it; a disk when there is one.
+fn openable_block_device() -> PathBuf {
+    let mut found: Vec<PathBuf> = std::fs::read_dir("/sys/block")
+        .unwrap()
+        .flatten()
+        .map(|e| Path::new("/dev").join(e.file_name()))
+        .filter(|dev| std::fs::File::open(dev).is_ok())
+        .collect();
+    found.sort_by_key(|dev| {
+        let name = dev.to_string_lossy().into_owned();
+        (name.contains("loop") || name.contains("zram"), name)
+    });
+    found
+        .into_iter()
+        .next()
+        .expect("no block device this test can open")
+}
+
+/// Pattern: a root task keeping CAP_MKNOD makes a node of the host's disk
+/// (or opens one it can see) and reads the disk under every filesystem
+/// permission (runc's and crun's device cgroup exists for this). The
+/// cgroup BPF device filter denies both: mknod of a block device and
+/// opening the host's block device fail with EPERM; /dev/null works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_root_task_can_neither_make_nor_open_a_host_block_device() {
+    let mut cluster = Cluster::start("mknod", "root", &[]).await;
+    let canary = Canary::new(cluster.dir.path());
+    let disk = openable_block_device();
+    // Opened for writing, never written: the disk must stay untouched
+    // even were the filter missing.
+    let script = format!(
+        "mknod ./sda b 8 0 && echo MADE || echo NOMKNOD; \
+         head -c 1 {disk} >/dev/null && echo READ || echo NOREAD; \
+         (: >>{disk}) && echo OPENW || echo NOOPENW; \
+         echo x >/dev/null && echo NULL",
+        disk = disk.display()
+    );
+    let (state, message, sandbox) = cluster.run(task("mknod", &script, vec![])).await;
+    let out = stdout_of(&sandbox);
+    let err = std::fs::read_to_string(sandbox.join("stderr")).unwrap_or_default();
+    assert_eq!(state, TaskState::TaskFinished, "{message} {out}");
+    for word in ["NOMKNOD", "NOREAD", "NOOPENW", "NULL"] {
+        assert!(
+            out.lines().any(|l| l == word),
+            "{word} missing: {out}\n{err}"
+        );
+    }
+    assert!(
+        err.matches("Operation not permitted").count() >= 3,
+        "EPERM expected for mknod, read and open for write:\n{err}"
+    );
+    assert!(!sandbox.join("sda").exists());
+    canary.untouched("mknod", &sandbox);
+}

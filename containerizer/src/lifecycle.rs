@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use tepui_isolators::capabilities;
+use tepui_isolators::cgroups::devices::{self, DeviceError, DeviceRule, Filter};
 use tepui_isolators::cgroups::{
     CgroupError, ContainerCgroup, Controllers, Hierarchy, Limitation, Limits, Usage,
 };
@@ -53,6 +54,9 @@ pub enum ErrorKind {
     /// A cgroup operation.
     #[error(transparent)]
     Cgroup(#[from] CgroupError),
+    /// The device filter.
+    #[error(transparent)]
+    Devices(#[from] DeviceError),
     /// The filesystem plan.
     #[error(transparent)]
     Filesystem(#[from] FsError),
@@ -125,6 +129,7 @@ pub struct Containerizer {
     hierarchy: Hierarchy,
     state_dir: PathBuf,
     provisioner: Option<Arc<Provisioner>>,
+    devices: Arc<Filter>,
     running: Mutex<HashMap<String, Arc<Running>>>,
 }
 
@@ -153,14 +158,20 @@ pub fn valid_id(id: &str) -> bool {
 }
 
 impl Containerizer {
-    /// Opens the cgroup subtree and the state directory.
-    pub fn new(config: Config) -> Result<Self, CgroupError> {
-        let hierarchy = Hierarchy::open(&config.cgroup_root)?;
-        std::fs::create_dir_all(&config.state_dir).map_err(|error| CgroupError::Io {
-            action: "creating",
-            path: config.state_dir.clone(),
-            error,
-        })?;
+    /// Opens the cgroup subtree and the state directory, and loads the
+    /// device filter every container gets (the default devices only).
+    pub fn new(config: Config) -> Result<Self, ContainerError> {
+        // Not about one container: the error names none ("*").
+        let fail = |kind: ErrorKind| error("*")(kind);
+        let devices = Filter::load(&devices::DEFAULT_RULES).map_err(|e| fail(e.into()))?;
+        let hierarchy = Hierarchy::open(&config.cgroup_root).map_err(|e| fail(e.into()))?;
+        std::fs::create_dir_all(&config.state_dir)
+            .map_err(|error| CgroupError::Io {
+                action: "creating",
+                path: config.state_dir.clone(),
+                error,
+            })
+            .map_err(|e| fail(e.into()))?;
         tracing::info!(
             cgroup_root = %hierarchy.root().display(),
             controllers = %hierarchy.controllers(),
@@ -171,8 +182,21 @@ impl Containerizer {
             hierarchy,
             state_dir: config.state_dir,
             provisioner: config.provisioner,
+            devices: Arc::new(devices),
             running: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// Lets every container use these devices too, besides the default
+    /// ones (the agent's `--allowed_devices`).
+    pub fn allow_devices(&mut self, extra: &[DeviceRule]) -> Result<(), DeviceError> {
+        let rules: Vec<DeviceRule> = devices::DEFAULT_RULES
+            .iter()
+            .chain(extra)
+            .copied()
+            .collect();
+        self.devices = Arc::new(Filter::load(&rules)?);
+        Ok(())
     }
 
     /// The controllers containers can have limits from.
@@ -229,13 +253,15 @@ impl Containerizer {
                 .push((crate::spec::TASK_ROOTFS_ENV.to_owned(), rootfs));
         }
         let hierarchy = self.hierarchy.clone();
+        let devices = self.devices.clone();
         let state_dir = self.state_dir.join(id);
         let owned_id = id.to_owned();
-        let started =
-            tokio::task::spawn_blocking(move || start(&hierarchy, &owned_id, &spec, &state_dir))
-                .await
-                .map_err(blocking_failed(id))?
-                .map_err(error(id));
+        let started = tokio::task::spawn_blocking(move || {
+            start(&hierarchy, &devices, &owned_id, &spec, &state_dir)
+        })
+        .await
+        .map_err(blocking_failed(id))?
+        .map_err(error(id));
         let (cgroup, spawned) = match started {
             Ok(started) => started,
             Err(e) => {
@@ -467,6 +493,7 @@ impl Containerizer {
 /// Creates the cgroup, builds the plan, spawns, checkpoints. Blocking.
 fn start(
     hierarchy: &Hierarchy,
+    devices: &Filter,
     id: &str,
     spec: &ContainerSpec,
     state_dir: &Path,
@@ -479,6 +506,9 @@ fn start(
     })?;
     let result = (|| {
         cgroup.apply(&spec.limits)?;
+        // Before any process is in it: the first one already finds the
+        // device filter in force.
+        devices.attach(cgroup.path())?;
         let plan = plan(id, spec)?.cgroup(CgroupJoin::CloneInto(cgroup.leaf_fd()?));
         let spawned = match tepui_launcher::spawn(&plan) {
             Err(LaunchError::CloneIntoCgroup(errno)) => {

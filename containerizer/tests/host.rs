@@ -586,3 +586,173 @@ async fn recover_reattaches_destroys_orphans_and_reports_the_missing() {
     assert!(!f.cgroup_root.join("keep").exists());
     assert!(restarted.checkpointed().is_empty());
 }
+
+/// A block device of this host (major, minor from /sys/block) that this
+/// test can open itself (a v1 devices cgroup or an outer runtime may deny
+/// some), so that only the container's filter can be what denies it; a
+/// disk when there is one, else a loop or zram device.
+fn host_block_device() -> (u32, u32) {
+    let mut found: Vec<(String, u32, u32)> = std::fs::read_dir("/sys/block")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            std::fs::File::open(Path::new("/dev").join(&name)).ok()?;
+            let dev = std::fs::read_to_string(e.path().join("dev")).ok()?;
+            let (major, minor) = dev.trim().split_once(':')?;
+            Some((name, major.parse().ok()?, minor.parse().ok()?))
+        })
+        .collect();
+    found.sort_by_key(|(name, ..)| {
+        (
+            name.starts_with("loop") || name.starts_with("zram"),
+            name.clone(),
+        )
+    });
+    let (_, major, minor) = found
+        .first()
+        .cloned()
+        .expect("no block device in /sys/block that this test can open");
+    (major, minor)
+}
+
+#[tokio::test]
+async fn the_device_filter_denies_block_devices_and_keeps_the_default_ones() {
+    let f = Fixture::new();
+    // A node of a host disk, made from outside in the container's rootfs:
+    // what a task that got one (a bind mount, a leaked node) could open.
+    let (major, minor) = host_block_device();
+    let node = std::ffi::CString::new(f.rootfs.join("hostdisk").to_str().unwrap()).unwrap();
+    // SAFETY: mknod(2) on a NUL-terminated path we own.
+    let made = unsafe {
+        libc::mknod(
+            node.as_ptr(),
+            libc::S_IFBLK | 0o600,
+            libc::makedev(major, minor),
+        )
+    };
+    assert_eq!(
+        made,
+        0,
+        "mknod {major}:{minor}: {}",
+        std::io::Error::last_os_error()
+    );
+    let mut spec = f.spec(
+        "mknod /tmp/sda b 8 0; echo mknod=$?; \
+         head -c 1 /hostdisk >/dev/null; echo read=$?; \
+         (: >>/hostdisk); echo write=$?; \
+         echo null=$(echo x >/dev/null && echo ok); \
+         echo zero=$(head -c 4 /dev/zero | wc -c); \
+         echo urandom=$(head -c 4 /dev/urandom | wc -c); \
+         mknod /tmp/null c 1 3 && echo x >/tmp/null && echo mknod_null=ok",
+    );
+    // Opened for writing, never written: were the filter missing, the
+    // host's disk must not be touched. CAP_MKNOD (27) whatever the default set: the filter, not a missing
+    // capability, must be what stops it.
+    spec.capabilities = Some(tepui_isolators::capabilities::default_mask() | 1 << 27);
+    let (status, out) = f.run("devices", spec).await;
+    let err = f.stderr();
+    assert_eq!(status, Some(ExitStatus::Exited(0)), "stderr: {err}");
+    for line in [
+        "mknod=1",
+        "read=1",
+        "write=1",
+        "null=ok",
+        "zero=4",
+        "urandom=4",
+        "mknod_null=ok",
+    ] {
+        assert!(
+            out.lines().any(|l| l == line),
+            "{line} missing in:\n{out}\nstderr: {err}"
+        );
+    }
+    assert!(
+        err.matches("Operation not permitted").count() >= 3,
+        "mknod, read and write must fail with EPERM:\n{err}"
+    );
+}
+
+#[test]
+fn device_filter_launch_cost() {
+    use tepui_isolators::cgroups::devices::{DEFAULT_RULES, Filter};
+    let root = Hierarchy::default_root()
+        .unwrap()
+        .with_file_name(format!("tepui-test-{}-devcost", std::process::id()));
+    std::fs::create_dir_all(&root).unwrap();
+    let median = |mut v: Vec<std::time::Duration>| {
+        v.sort();
+        v[v.len() / 2]
+    };
+    let (mut load, mut attach) = (Vec::new(), Vec::new());
+    let shared = Filter::load(&DEFAULT_RULES).unwrap();
+    for i in 0..200 {
+        let cgroup = root.join(format!("c{i}"));
+        std::fs::create_dir(&cgroup).unwrap();
+        let t = std::time::Instant::now();
+        let filter = Filter::load(&DEFAULT_RULES).unwrap();
+        load.push(t.elapsed());
+        drop(filter);
+        let t = std::time::Instant::now();
+        shared.attach(&cgroup).unwrap();
+        attach.push(t.elapsed());
+        std::fs::remove_dir(&cgroup).unwrap();
+    }
+    std::fs::remove_dir(&root).unwrap();
+    // Printed, not asserted: the containerizer loads once and attaches per launch.
+    println!(
+        "device filter: BPF_PROG_LOAD median {:?}, BPF_PROG_ATTACH median {:?} (over 200)",
+        median(load),
+        median(attach)
+    );
+}
+
+#[tokio::test]
+async fn an_allowed_device_can_be_read_and_nothing_more() {
+    use tepui_isolators::cgroups::devices::{Access, DeviceRule};
+    let mut f = Fixture::new();
+    let (major, minor) = host_block_device();
+    let host_node = std::fs::read_dir("/sys/block")
+        .unwrap()
+        .flatten()
+        .find(|e| {
+            std::fs::read_to_string(e.path().join("dev"))
+                .unwrap_or_default()
+                .trim()
+                == format!("{major}:{minor}")
+        })
+        .map(|e| Path::new("/dev").join(e.file_name()))
+        .unwrap();
+    let read_only = Access {
+        read: true,
+        ..Access::default()
+    };
+    let rule = DeviceRule::for_path(&host_node, read_only).unwrap();
+    f.containerizer.allow_devices(&[rule]).unwrap();
+    let node = std::ffi::CString::new(f.rootfs.join("hostdisk").to_str().unwrap()).unwrap();
+    // SAFETY: mknod(2) on a NUL-terminated path we own.
+    let made = unsafe {
+        libc::mknod(
+            node.as_ptr(),
+            libc::S_IFBLK | 0o600,
+            libc::makedev(major, minor),
+        )
+    };
+    assert_eq!(made, 0, "{}", std::io::Error::last_os_error());
+    let (status, out) = f
+        .run(
+            "allowed",
+            f.spec(
+                "head -c 1 /hostdisk >/dev/null; echo read=$?; \
+                 (: >>/hostdisk); echo write=$?",
+            ),
+        )
+        .await;
+    assert_eq!(
+        status,
+        Some(ExitStatus::Exited(0)),
+        "stderr: {}",
+        f.stderr()
+    );
+    assert_eq!(out, "read=0\nwrite=1\n", "stderr: {}", f.stderr());
+}

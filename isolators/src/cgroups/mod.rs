@@ -1,11 +1,13 @@
 //! cgroup v2: the agent's subtree, one cgroup per container with a `leaf`
 //! child holding its processes (the no-internal-process rule), a module
-//! per controller, and kill/wait/remove for the whole tree.
+//! per controller, the device filter, and kill/wait/remove for the whole
+//! tree.
 
 mod container;
 pub mod controllers;
 pub mod cpu;
 pub mod delegation;
+pub mod devices;
 pub mod io;
 pub mod memory;
 pub mod mount;

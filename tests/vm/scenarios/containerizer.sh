@@ -82,4 +82,21 @@ detail="cgroup dir $(ls -d "$cg/survivor" 2>&1 | head -1), pid $pid $(test -e /p
 check "destroying the recovered container leaves no cgroup or process" \
     test ! -e "$cg/survivor" -a ! -e "/proc/$pid"
 
+# 6. The device filter: a block device made inside (mknod) or put in the
+# rootfs from outside (a node of the guest's first disk) cannot be opened,
+# while /dev/null and /dev/urandom work. The node is opened for writing
+# but never written.
+disk=$(ls /sys/block | grep -v -e '^loop' -e '^zram' -e '^ram' | head -1)
+rm -f "$rootfs/hostdisk"
+mknod "$rootfs/hostdisk" b $(tr : ' ' <"/sys/block/$disk/dev")
+out=$(tepui run --id devices --rootfs "$rootfs" -- sh -c \
+    'mknod /tmp/sda b 8 0; echo mknod=$?; head -c 1 /hostdisk >/dev/null; echo read=$?;
+     (: >>/hostdisk); echo write=$?; echo x >/dev/null && echo null=ok;
+     echo urandom=$(head -c 4 /dev/urandom | wc -c)' 2>&1)
+rm -f "$rootfs/hostdisk"
+detail="$disk ($(cat "/sys/block/$disk/dev")): $(echo "$out" | tr '\n' ' ')"
+check "the device filter denies mknod and opening a host disk, keeps /dev/null and /dev/urandom" \
+    test "$(echo "$out" | grep -c -e '^mknod=1$' -e '^read=1$' -e '^write=1$' -e '^null=ok$' -e '^urandom=4$')" = 5 \
+        -a "$(echo "$out" | grep -c 'Operation not permitted')" -ge 3
+
 summary
