@@ -68,14 +68,18 @@ async fn a_task_launched_while_the_agent_died_is_lost_and_its_idle_executor_shut
     // Killed once the container's pid is recorded: killed before that, the
     // restarted agent rightly cannot tell the executor is its own.
     let recorded = dir.path().join("containers");
-    until("the executor's container, recorded", Duration::from_secs(30), || {
-        !containers(&cgroup).is_empty()
-            && std::fs::read_dir(&recorded)
-                .into_iter()
-                .flatten()
-                .flatten()
-                .any(|e| e.path().join("run").exists())
-    })
+    until(
+        "the executor's container, recorded",
+        Duration::from_secs(30),
+        || {
+            !containers(&cgroup).is_empty()
+                && std::fs::read_dir(&recorded)
+                    .into_iter()
+                    .flatten()
+                    .flatten()
+                    .any(|e| e.path().join("run").exists())
+        },
+    )
     .await;
     agent.kill().await.unwrap();
     let _ = agent.wait().await;
