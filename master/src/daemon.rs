@@ -275,6 +275,10 @@ fn advertised(flags: &Flags, port: u16) -> String {
 /// written yet.
 pub async fn run(flags: Flags) -> Result<()> {
     let authentication = authentication(&flags)?;
+    let acls = Arc::new(match &flags.acls {
+        Some(flag) => Acls::from_flag(flag)?,
+        None => Acls::default(),
+    });
     let listener = tokio::net::TcpListener::bind(SocketAddr::new(flags.ip, flags.port))
         .await
         .with_context(|| format!("listening on {}:{}", flags.ip, flags.port))?;
@@ -290,10 +294,7 @@ pub async fn run(flags: Flags) -> Result<()> {
         heartbeat_interval: flags.heartbeat_interval,
         weights: weights(&flags.weights)?,
         min_allocatable: min_allocatable(&flags.min_allocatable_resources)?,
-        acls: Arc::new(match &flags.acls {
-            Some(flag) => Acls::from_flag(flag)?,
-            None => Acls::default(),
-        }),
+        acls,
     };
     std::fs::create_dir_all(&config.work_dir)
         .with_context(|| format!("creating {}", config.work_dir.display()))?;
