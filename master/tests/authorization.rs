@@ -444,6 +444,10 @@ fn a_task_whose_user_the_principal_may_not_run_as_gets_task_error_naming_the_use
         .find(|s| s.task_id.value == "as-root")
         .expect("no update for the refused task");
     assert_eq!(error.state, TaskState::TaskError as i32);
+    assert_eq!(
+        error.reason,
+        Some(tepui_proto::v1::task_status::Reason::TaskUnauthorized as i32)
+    );
     let message = error.message.clone().unwrap_or_default();
     assert!(message.contains("'root'"), "{message}");
     let f = &master.frameworks[&framework];

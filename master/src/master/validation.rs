@@ -153,7 +153,9 @@ pub(super) fn plan(
         match unit_plan.unit(tasks, executor) {
             Ok(launch) => planned.launches.push(launch),
             Err(refusal) => {
-                let reason = if group {
+                let reason = if matches!(refusal, Refusal::Forbidden(_)) {
+                    task_status::Reason::TaskUnauthorized
+                } else if group {
                     task_status::Reason::TaskGroupInvalid
                 } else {
                     task_status::Reason::TaskInvalid
@@ -206,7 +208,7 @@ impl UnitPlan<'_> {
         if self.acls.authorized(Action::RunTask, principal, Some(user)) {
             return Ok(());
         }
-        Err(bad(format!(
+        Err(Refusal::Forbidden(format!(
             "Task {} is not authorized to launch as user '{user}': {}",
             task.task_id.value,
             denied(Action::RunTask, principal, Some(user))
