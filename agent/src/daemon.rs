@@ -216,6 +216,14 @@ pub struct Flags {
     /// API /api/v1) are served; others get 401.
     #[arg(long, env = "TEPUI_AUTHENTICATE_HTTP_READWRITE", default_value_t = false, num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set, aliases = ["authenticate_http_readwrite", "authenticate_http", "authenticate-http"])]
     pub authenticate_http_readwrite: bool,
+    /// Mesos's local authorizer ACLs, JSON (inline, or a path or
+    /// `file://` URL): on the agent, who may read which sandboxes through
+    /// /files (access_sandboxes, by the executor's or framework's user),
+    /// see which frameworks, executors and tasks in /state (view_*) and
+    /// its flags (view_flags), and GET /containers, /monitor/statistics
+    /// and /metrics/snapshot (get_endpoints). A denied request is 403.
+    #[arg(long, env = "TEPUI_ACLS", value_name = "JSON|PATH")]
+    pub acls: Option<String>,
     /// Only executors presenting their own token (a JWT the agent signs
     /// with --jwt-secret-key and gives each executor in
     /// MESOS_EXECUTOR_AUTHENTICATION_TOKEN) may use the executor API, and
@@ -511,6 +519,10 @@ pub async fn run(mut flags: Flags) -> Result<()> {
         work_dir: flags.work_dir.clone(),
         started: std::time::SystemTime::now(),
         authentication,
+        acls: match &flags.acls {
+            Some(flag) => tepui_proto::acls::Acls::from_flag(flag)?,
+            None => tepui_proto::acls::Acls::default(),
+        },
     });
     if let Some(interval) = flags.executor_reregistration_retry_interval {
         tracing::info!(

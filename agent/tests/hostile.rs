@@ -591,3 +591,85 @@ async fn a_root_task_can_neither_make_nor_open_a_host_block_device() {
     assert!(!sandbox.join("sda").exists());
     canary.untouched("mknod", &sandbox);
 }
+
+/// GET `path` from the agent at `endpoint` as `principal` (secret
+/// `<principal>-secret`): (status, body).
+async fn get_as(endpoint: &str, path: &str, principal: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let credential = tepui_proto::authentication::Credential {
+        principal: principal.into(),
+        secret: format!("{principal}-secret"),
+    };
+    let mut stream = tokio::net::TcpStream::connect(endpoint).await.unwrap();
+    let head = format!(
+        "GET {path} HTTP/1.0\r\nHost: agent\r\nAuthorization: {}\r\n\r\n",
+        credential.basic_header()
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await.unwrap();
+    let text = String::from_utf8_lossy(&response).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    (status, body.to_owned())
+}
+
+/// Pattern: any principal reads every framework's sandbox through
+/// /files (the agent asked no authorizer). With `--acls` granting
+/// access_sandboxes of `nobody`'s runs to `ops` only, `mallory` (a
+/// known principal of another framework) gets 403 and none of the file,
+/// for a file and for the sandbox's listing; `ops` reads it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_framework_s_sandbox_is_refused_through_files() {
+    let secrets = tempfile::tempdir().unwrap();
+    let credentials = secrets.path().join("http.json");
+    std::fs::write(
+        &credentials,
+        r#"{"credentials":[{"principal":"ops","secret":"ops-secret"},{"principal":"mallory","secret":"mallory-secret"}]}"#,
+    )
+    .unwrap();
+    let acls = r#"{"access_sandboxes":[
+        {"principals":{"values":["ops"]},"users":{"values":["nobody"]}},
+        {"principals":{"type":"ANY"},"users":{"type":"NONE"}}]}"#;
+    let mut cluster = Cluster::start(
+        "files-acl",
+        "nobody",
+        &[
+            "--authenticate_http_readonly",
+            "--http_credentials",
+            credentials.to_str().unwrap(),
+            "--acls",
+            acls,
+        ],
+    )
+    .await;
+    let (state, message, sandbox) = cluster
+        .run(task("secret", "echo THE-SANDBOX-SECRET", vec![]))
+        .await;
+    assert_eq!(state, TaskState::TaskFinished, "{message}");
+    let endpoint = {
+        let master = cluster._server.lock();
+        master
+            .agents
+            .values()
+            .next()
+            .unwrap()
+            .endpoint
+            .clone()
+            .unwrap()
+    };
+    let stdout = format!("/files/read?path={}/stdout&offset=0", sandbox.display());
+    let listing = format!("/files/browse?path={}", sandbox.display());
+    for path in [&stdout, &listing] {
+        let (status, body) = get_as(&endpoint, path, "mallory").await;
+        assert_eq!(status, 403, "{path}: {body}");
+        assert!(body.contains("access_sandboxes"), "{body}");
+        assert!(
+            !body.contains("THE-SANDBOX-SECRET") && !body.contains("stdout\""),
+            "{body}"
+        );
+    }
+    let (status, body) = get_as(&endpoint, &stdout, "ops").await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("THE-SANDBOX-SECRET"), "{body}");
+}

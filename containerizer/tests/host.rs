@@ -649,7 +649,11 @@ async fn the_device_filter_denies_block_devices_and_keeps_the_default_ones() {
     // Opened for writing, never written: were the filter missing, the
     // host's disk must not be touched. CAP_MKNOD (27) whatever the default set: the filter, not a missing
     // capability, must be what stops it.
-    spec.capabilities = Some(tepui_isolators::capabilities::default_mask() | 1 << 27);
+    let with_mknod = tepui_isolators::capabilities::default_mask() | 1 << 27;
+    spec.capabilities = Some(tepui_launcher::Capabilities {
+        effective: with_mknod,
+        bounding: with_mknod,
+    });
     let (status, out) = f.run("devices", spec).await;
     let err = f.stderr();
     assert_eq!(status, Some(ExitStatus::Exited(0)), "stderr: {err}");

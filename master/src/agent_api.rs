@@ -10,10 +10,12 @@ use std::sync::Arc;
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
 use prost::Message as _;
+use tepui_proto::acls::Action;
 use tepui_proto::http::{self, Body};
 use tepui_proto::internal::{AgentToMaster, agent_to_master};
 use tepui_proto::media::PROTOBUF;
 
+use crate::authorization::Viewer;
 use crate::master::{Master, Refusal};
 use crate::refused;
 use crate::server::Server;
@@ -59,6 +61,7 @@ pub async fn handle(
     match message.message {
         Some(M::RegisterAgent(register)) => {
             register_or_reregister(&server, principal, |m, link| {
+                may_register(m, principal)?;
                 m.register_agent(register, link)
             })
         }
@@ -71,6 +74,7 @@ pub async fn handle(
                     .map(|i| i.value.clone())
                     .unwrap_or_default();
                 m.check_agent_principal(&id, principal)?;
+                may_register(m, principal)?;
                 m.reregister_agent(reregister, link)
             })
         }
@@ -124,4 +128,11 @@ fn register_or_reregister(
         }
         Err(refusal) => refused::answer(refusal),
     }
+}
+
+/// register_agents: whether the ACLs let `principal` (re-)register an
+/// agent (Mesos's REGISTER_AGENT object is always ANY).
+fn may_register(master: &Master, principal: Option<&str>) -> Result<(), Refusal> {
+    let acls = master.config.acls.clone();
+    Viewer::new(&acls, principal).may(Action::RegisterAgent, None)
 }

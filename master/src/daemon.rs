@@ -6,6 +6,7 @@ use clap::Parser;
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::authentication::{Authentication, Required};
@@ -13,6 +14,7 @@ use crate::master::Config;
 use crate::resources::Bundle;
 use crate::server::Server;
 use anyhow::{Context, Result, bail};
+use tepui_proto::acls::Acls;
 use tepui_proto::authentication::BasicAuthenticator;
 
 /// The tepui master: offers agents' resources to Mesos frameworks.
@@ -120,6 +122,16 @@ pub struct Flags {
         alias = "http_framework_authenticators"
     )]
     pub http_framework_authenticators: Option<String>,
+    /// Mesos's local authorizer ACLs, JSON
+    /// `{"permissive":true,"run_tasks":[{"principals":{..},"users":{..}}],..}`,
+    /// inline or as a path or `file://` URL: who may register frameworks
+    /// (register_frameworks), run tasks as which user (run_tasks), tear
+    /// down frameworks (teardown_frameworks), mark agents gone
+    /// (mark_agents_gone), register agents (register_agents), view
+    /// frameworks, tasks, executors and flags (view_*), and GET
+    /// /metrics/snapshot (get_endpoints). A denied request is 403.
+    #[arg(long, env = "TEPUI_ACLS", value_name = "JSON|PATH")]
+    pub acls: Option<String>,
 }
 
 /// Lets every flag also be read from `MESOS_<NAME>` when `TEPUI_<NAME>`
@@ -263,6 +275,10 @@ fn advertised(flags: &Flags, port: u16) -> String {
 /// written yet.
 pub async fn run(flags: Flags) -> Result<()> {
     let authentication = authentication(&flags)?;
+    let acls = Arc::new(match &flags.acls {
+        Some(flag) => Acls::from_flag(flag)?,
+        None => Acls::default(),
+    });
     let listener = tokio::net::TcpListener::bind(SocketAddr::new(flags.ip, flags.port))
         .await
         .with_context(|| format!("listening on {}:{}", flags.ip, flags.port))?;
@@ -278,6 +294,7 @@ pub async fn run(flags: Flags) -> Result<()> {
         heartbeat_interval: flags.heartbeat_interval,
         weights: weights(&flags.weights)?,
         min_allocatable: min_allocatable(&flags.min_allocatable_resources)?,
+        acls,
     };
     std::fs::create_dir_all(&config.work_dir)
         .with_context(|| format!("creating {}", config.work_dir.display()))?;

@@ -5,6 +5,7 @@
 pub mod agent_api;
 pub mod allocator;
 pub mod authentication;
+pub mod authorization;
 pub mod clock;
 pub mod daemon;
 pub mod endpoints;

@@ -10,6 +10,9 @@ use tepui_proto::http::{self, Body};
 use tepui_proto::v1::TimeInfo;
 use tepui_proto::v1::master::{Call, Response as Answer, call, response};
 
+use tepui_proto::acls::Action;
+
+use crate::authorization::Viewer;
 use crate::master::Master;
 use crate::refused;
 use crate::server::Server;
@@ -73,26 +76,31 @@ fn framework(f: &Framework, master: &Master) -> response::get_frameworks::Framew
     }
 }
 
-fn frameworks(master: &Master) -> response::GetFrameworks {
+fn frameworks(master: &Master, viewer: &Viewer) -> response::GetFrameworks {
     response::GetFrameworks {
         frameworks: master
             .frameworks
             .values()
+            .filter(|f| viewer.framework(&f.info))
             .map(|f| framework(f, master))
             .collect(),
         completed_frameworks: master
             .completed_frameworks
             .iter()
+            .filter(|f| viewer.framework(&f.info))
             .map(|f| framework(f, master))
             .collect(),
         ..Default::default()
     }
 }
 
-fn tasks(master: &Master) -> response::GetTasks {
+fn tasks(master: &Master, viewer: &Viewer) -> response::GetTasks {
     let mut out = response::GetTasks::default();
+    let seen = |f: &Framework, t: &tepui_proto::v1::Task| {
+        viewer.framework(&f.info) && viewer.task(t, &f.info)
+    };
     for f in master.frameworks.values() {
-        for t in f.tasks.values() {
+        for t in f.tasks.values().filter(|t| seen(f, &t.task)) {
             if t.task.state == tepui_proto::v1::TaskState::TaskUnreachable as i32 {
                 out.unreachable_tasks.push(t.task.clone());
             } else {
@@ -100,23 +108,25 @@ fn tasks(master: &Master) -> response::GetTasks {
             }
         }
         out.completed_tasks
-            .extend(f.completed_tasks.iter().cloned());
+            .extend(f.completed_tasks.iter().filter(|t| seen(f, t)).cloned());
     }
     for f in &master.completed_frameworks {
         out.completed_tasks
-            .extend(f.completed_tasks.iter().cloned());
+            .extend(f.completed_tasks.iter().filter(|t| seen(f, t)).cloned());
     }
     out
 }
 
-fn executors(master: &Master) -> response::GetExecutors {
+fn executors(master: &Master, viewer: &Viewer) -> response::GetExecutors {
     response::GetExecutors {
         executors: master
             .frameworks
             .values()
+            .filter(|f| viewer.framework(&f.info))
             .flat_map(|f| {
                 f.executors
                     .iter()
+                    .filter(|(_, e)| viewer.executor(&e.info, &f.info))
                     .map(|((agent, _), e)| response::get_executors::Executor {
                         executor_info: e.info.clone(),
                         agent_id: tepui_proto::v1::AgentId {
@@ -136,8 +146,13 @@ fn answer(kind: response::Type) -> Answer {
     }
 }
 
-/// Serves one operator call.
-pub async fn handle(server: Arc<Server>, request: Request<Incoming>) -> Response<Body> {
+/// Serves one operator call from `principal` (none: unauthenticated),
+/// as far as the ACLs allow it.
+pub async fn handle(
+    server: Arc<Server>,
+    request: Request<Incoming>,
+    principal: Option<String>,
+) -> Response<Body> {
     let (encoding, accept) = match negotiate(&request) {
         Ok(e) => e,
         Err(e) => return e.response(),
@@ -155,6 +170,8 @@ pub async fn handle(server: Arc<Server>, request: Request<Incoming>) -> Response
     };
     let out = {
         let mut master = server.lock();
+        let acls = master.config.acls.clone();
+        let viewer = Viewer::new(&acls, principal.as_deref());
         match kind {
             T::GetHealth => Answer {
                 get_health: Some(response::GetHealth { healthy: true }),
@@ -168,9 +185,9 @@ pub async fn handle(server: Arc<Server>, request: Request<Incoming>) -> Response
             },
             T::GetState => Answer {
                 get_state: Some(response::GetState {
-                    get_tasks: Some(tasks(&master)),
-                    get_executors: Some(executors(&master)),
-                    get_frameworks: Some(frameworks(&master)),
+                    get_tasks: Some(tasks(&master, &viewer)),
+                    get_executors: Some(executors(&master, &viewer)),
+                    get_frameworks: Some(frameworks(&master, &viewer)),
                     get_agents: Some(agents(&master)),
                 }),
                 ..answer(response::Type::GetState)
@@ -180,15 +197,15 @@ pub async fn handle(server: Arc<Server>, request: Request<Incoming>) -> Response
                 ..answer(response::Type::GetAgents)
             },
             T::GetFrameworks => Answer {
-                get_frameworks: Some(frameworks(&master)),
+                get_frameworks: Some(frameworks(&master, &viewer)),
                 ..answer(response::Type::GetFrameworks)
             },
             T::GetTasks => Answer {
-                get_tasks: Some(tasks(&master)),
+                get_tasks: Some(tasks(&master, &viewer)),
                 ..answer(response::Type::GetTasks)
             },
             T::GetExecutors => Answer {
-                get_executors: Some(executors(&master)),
+                get_executors: Some(executors(&master, &viewer)),
                 ..answer(response::Type::GetExecutors)
             },
             T::GetMaster => Answer {
@@ -207,11 +224,16 @@ pub async fn handle(server: Arc<Server>, request: Request<Incoming>) -> Response
                     );
                 };
                 let id = teardown.framework_id.value;
-                if !master.frameworks.contains_key(&id) {
+                let Some(f) = master.frameworks.get(&id) else {
                     return http::text(
                         StatusCode::BAD_REQUEST,
                         format!("framework {id} is not known"),
                     );
+                };
+                // Mesos's TEARDOWN_FRAMEWORK object: the framework's principal.
+                let owner = f.info.principal.clone().unwrap_or_default();
+                if let Err(refusal) = viewer.may(Action::TeardownFramework, Some(&owner)) {
+                    return refused::answer(refusal);
                 }
                 master.teardown(&id);
                 return http::text(StatusCode::OK, "");
@@ -223,6 +245,9 @@ pub async fn handle(server: Arc<Server>, request: Request<Incoming>) -> Response
                         "expecting 'mark_agent_gone' to be present",
                     );
                 };
+                if let Err(refusal) = viewer.may(Action::MarkAgentGone, None) {
+                    return refused::answer(refusal);
+                }
                 return match master.mark_agent_gone(&mark.agent_id.value) {
                     Ok(()) => http::text(StatusCode::OK, ""),
                     Err(refusal) => refused::answer(refusal),

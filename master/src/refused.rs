@@ -23,7 +23,8 @@ pub fn status(refusal: &Refusal) -> StatusCode {
         | Refusal::NotAgentStream(_)
         | Refusal::AgentGone(_)
         | Refusal::PrincipalChanged(_)
-        | Refusal::AgentPrincipal(_) => StatusCode::FORBIDDEN,
+        | Refusal::AgentPrincipal(_)
+        | Refusal::Forbidden(_) => StatusCode::FORBIDDEN,
         Refusal::UnknownTask(_) | Refusal::UnknownAgent(_) => StatusCode::NOT_FOUND,
     }
 }

@@ -80,10 +80,10 @@ pub async fn route(server: Arc<Server>, request: Request<Incoming>) -> Response<
     };
     match handler {
         Handler::Scheduler => scheduler_api::handle(server, request, principal).await,
-        Handler::Operator => operator_api::handle(server, request).await,
+        Handler::Operator => operator_api::handle(server, request, principal).await,
         Handler::Agent => agent_api::handle(server, request, principal).await,
         Handler::Kill => endpoints::kill(&server, &request),
-        Handler::Read => endpoints::read(&server, &request, &path),
+        Handler::Read => endpoints::read(&server, &request, &path, principal.as_deref()),
     }
 }
 

@@ -80,3 +80,30 @@ fn authentication_flags_are_read_in_every_spelling_and_refused_when_unusable() {
     );
     assert!(err.contains("\"jwt\" is not supported"), "{err}");
 }
+
+#[test]
+fn acls_are_read_from_the_flag_a_file_or_the_environment_and_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("acls.json");
+    std::fs::write(&file, r#"{"reserve_resources":[]}"#).unwrap();
+    let url = format!("file://{}", file.display());
+    let path = file.display().to_string();
+    for (args, env) in [
+        (vec!["--acls", r#"{"reserve_resources":[]}"#], vec![]),
+        (vec!["--acls", path.as_str()], vec![]),
+        (vec!["--acls", url.as_str()], vec![]),
+        (vec![], vec![("MESOS_ACLS", path.as_str())]),
+        (vec![], vec![("TEPUI_ACLS", url.as_str())]),
+    ] {
+        let err = refused(&args, &env);
+        assert!(
+            err.contains("'reserve_resources' is a Mesos ACL that tepui does not enforce"),
+            "{args:?} {env:?}: {err}"
+        );
+    }
+    let err = refused(
+        &["--acls", r#"{"run_tasks":[{"principals":{"type":"ANY"}}]}"#],
+        &[],
+    );
+    assert!(err.contains("run_tasks[0]: 'users' is required"), "{err}");
+}

@@ -2,6 +2,7 @@
 //! Mesos writes and reads, RecordIO framing for event streams, and tepui's
 //! own master <-> agent messages.
 
+pub mod acls;
 pub mod authentication;
 pub mod descriptor;
 pub mod duration;

@@ -22,7 +22,8 @@ use crate::authentication::{Authentication, Realm};
 use crate::executor_api::{self, ExecutorHost};
 use crate::http::{self, Body};
 use crate::operator_api;
-use crate::runner::Runner;
+use crate::runner::{RunView, Runner};
+use tepui_proto::acls::{Acls, Action, denied};
 
 /// What the endpoints report besides the runner's view.
 pub struct Endpoints {
@@ -40,6 +41,19 @@ pub struct Endpoints {
     pub started: SystemTime,
     /// Which realms require a credential, and the credentials.
     pub authentication: Authentication,
+    /// The local authorizer's ACLs (`--acls`).
+    pub acls: Acls,
+}
+
+/// The user a run's sandbox and executor belong to, as Mesos's
+/// ACCESS_SANDBOX and VIEW_EXECUTOR objects: the executor's command
+/// user, else the framework's.
+pub(crate) fn run_user(run: &RunView) -> &str {
+    run.info
+        .command
+        .as_ref()
+        .and_then(|c| c.user.as_deref())
+        .unwrap_or(&run.framework.user)
 }
 
 /// A JSON response.
@@ -123,14 +137,17 @@ impl Endpoints {
             return http::text(StatusCode::NOT_FOUND, format!("no endpoint {path}"));
         };
         let admitted = match realm {
-            Realm::Executor => self.authentication.executor_claims(request.headers()),
+            Realm::Executor => self
+                .authentication
+                .executor_claims(request.headers())
+                .map(|claims| (claims, None)),
             _ => self
                 .authentication
                 .check(realm, request.headers())
-                .map(|_| None),
+                .map(|principal| (None, principal)),
         };
-        let claims = match admitted {
-            Ok(claims) => claims,
+        let (claims, principal) = match admitted {
+            Ok(admitted) => admitted,
             Err(refused) => {
                 tracing::info!(%path, realm = realm.name(), why = %refused.why, "unauthenticated request refused");
                 return refused.response();
@@ -148,10 +165,15 @@ impl Endpoints {
             return not_get();
         }
         let query = query::parse(request.uri().query().unwrap_or(""));
+        let principal = principal.as_deref();
+        if let Err(denied) = self.authorize(handler, &path, &query, principal) {
+            tracing::info!(%path, principal = principal.unwrap_or("<none>"), "refused by the ACLs");
+            return http::text(StatusCode::FORBIDDEN, denied);
+        }
         match handler {
             Handler::Health => http::text(StatusCode::OK, ""),
             Handler::Version => json(&serde_json::json!({ "version": env!("CARGO_PKG_VERSION") })),
-            Handler::State => json(&state::state(&self)),
+            Handler::State => json(&state::state(&self, principal)),
             Handler::MetricsSnapshot => json(&monitor::snapshot_json(&self)),
             Handler::Metrics => {
                 let mut r = http::text(StatusCode::OK, monitor::prometheus(&self));
@@ -169,6 +191,43 @@ impl Endpoints {
             Handler::Executor | Handler::Operator => {
                 http::text(StatusCode::INTERNAL_SERVER_ERROR, "not a GET endpoint")
             }
+        }
+    }
+}
+
+impl Endpoints {
+    /// What the ACLs say of a read: get_endpoints for the paths Mesos
+    /// authorizes by path, access_sandboxes for /files (by the user of
+    /// the run whose sandbox holds the path; ANY for a path in none).
+    fn authorize(
+        &self,
+        handler: Handler,
+        path: &str,
+        query: &std::collections::HashMap<String, String>,
+        principal: Option<&str>,
+    ) -> Result<(), String> {
+        let (action, object) = match handler {
+            Handler::MetricsSnapshot | Handler::Containers | Handler::Statistics => {
+                let path = path.trim_end_matches(".json");
+                (Action::GetEndpoint, Some(path.to_owned()))
+            }
+            Handler::Browse | Handler::Read | Handler::Download => {
+                let asked = std::path::Path::new(query.get("path").map_or("", String::as_str));
+                let owner = self
+                    .runner
+                    .runs()
+                    .into_iter()
+                    .chain(self.runner.completed_runs())
+                    .find(|run| asked.starts_with(&run.sandbox))
+                    .map(|run| run_user(&run).to_owned());
+                (Action::AccessSandbox, owner)
+            }
+            _ => return Ok(()),
+        };
+        if self.acls.authorized(action, principal, object.as_deref()) {
+            Ok(())
+        } else {
+            Err(denied(action, principal, object.as_deref()))
         }
     }
 }

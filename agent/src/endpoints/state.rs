@@ -8,7 +8,9 @@ use tepui_proto::v1::FrameworkInfo;
 
 use super::Endpoints;
 use super::json;
+use crate::runner::RunView;
 use crate::runner::framework_id;
+use tepui_proto::acls::Action;
 
 // Mesos still reports the deprecated `source` and `role` for older clients.
 #[allow(deprecated)]
@@ -28,12 +30,25 @@ fn framework(info: &FrameworkInfo, executors: Vec<Value>, completed: Vec<Value>)
     })
 }
 
-/// The whole `/state` document.
-pub fn state(endpoints: &Endpoints) -> Value {
+/// Whether `principal` may see `run` under the ACLs: its framework
+/// (view_frameworks, by the framework's user) and its executor
+/// (view_executors, by the executor's user, else the framework's).
+fn seen(endpoints: &Endpoints, principal: Option<&str>, run: &RunView) -> bool {
+    let acls = &endpoints.acls;
+    acls.authorized(Action::ViewFramework, principal, Some(&run.framework.user))
+        && acls.authorized(Action::ViewExecutor, principal, Some(super::run_user(run)))
+}
+
+/// The whole `/state` document, as `principal` may see it.
+pub fn state(endpoints: &Endpoints, principal: Option<&str>) -> Value {
     let runner = &endpoints.runner;
     let agent_id = runner.id();
     let mut live: BTreeMap<String, (FrameworkInfo, Vec<Value>, Vec<Value>)> = BTreeMap::new();
-    for run in runner.runs() {
+    for run in runner
+        .runs()
+        .into_iter()
+        .filter(|r| seen(endpoints, principal, r))
+    {
         let entry = live
             .entry(framework_id(&run.framework))
             .or_insert_with(|| (run.framework.clone(), Vec::new(), Vec::new()));
@@ -42,7 +57,11 @@ pub fn state(endpoints: &Endpoints) -> Value {
     // Ended runs go under their framework when it still runs here, else
     // under completed_frameworks.
     let mut gone: BTreeMap<String, (FrameworkInfo, Vec<Value>, Vec<Value>)> = BTreeMap::new();
-    for run in runner.completed_runs() {
+    for run in runner
+        .completed_runs()
+        .into_iter()
+        .filter(|r| seen(endpoints, principal, r))
+    {
         let id = framework_id(&run.framework);
         let executor: Value = json::executor(&run, &agent_id);
         match live.get_mut(&id) {
@@ -66,7 +85,7 @@ pub fn state(endpoints: &Endpoints) -> Value {
         .started
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0.0, |d| d.as_secs_f64());
-    json!({
+    let mut doc = json!({
         "version": env!("CARGO_PKG_VERSION"),
         "start_time": start_time,
         "id": agent_id,
@@ -80,5 +99,13 @@ pub fn state(endpoints: &Endpoints) -> Value {
         "flags": { "work_dir": endpoints.work_dir.display().to_string(), "master": endpoints.master },
         "frameworks": frameworks,
         "completed_frameworks": completed_frameworks,
-    })
+    });
+    if !endpoints
+        .acls
+        .authorized(Action::ViewFlags, principal, None)
+        && let Some(doc) = doc.as_object_mut()
+    {
+        doc.remove("flags");
+    }
+    doc
 }

@@ -11,7 +11,10 @@ use hyper::{Method, Request, Response, StatusCode};
 use serde_json::{Value, json};
 use tepui_proto::http::{self, Body};
 
+use tepui_proto::acls::Action;
+
 use crate::MESOS_VERSION;
+use crate::authorization::Viewer;
 use crate::refused;
 use crate::server::Server;
 
@@ -46,12 +49,26 @@ pub fn kill(server: &Server, request: &Request<Incoming>) -> Response<Body> {
 }
 
 /// Serves a GET (or HEAD) of a read-only endpoint at `path` (without a
-/// trailing slash); anything else is 405, an unknown path 404.
-pub fn read(server: &Server, request: &Request<Incoming>, path: &str) -> Response<Body> {
+/// trailing slash) for `principal`, showing what the ACLs let it see;
+/// anything else is 405, an unknown path 404.
+pub fn read(
+    server: &Server,
+    request: &Request<Incoming>,
+    path: &str,
+    principal: Option<&str>,
+) -> Response<Body> {
     if request.method() != Method::GET && request.method() != Method::HEAD {
         return http::text(StatusCode::METHOD_NOT_ALLOWED, "expecting a 'GET' request");
     }
     let master = server.lock();
+    let acls = master.config.acls.clone();
+    let viewer = Viewer::new(&acls, principal);
+    // Mesos authorizes GET_ENDPOINT_WITH_PATH for these paths only.
+    if path == "/metrics/snapshot"
+        && let Err(refusal) = viewer.may(Action::GetEndpoint, Some(path))
+    {
+        return refused::answer(refusal);
+    }
     match path {
         "/health" | "/master/health" => http::text(StatusCode::OK, ""),
         "/version" => json_response(&json!({
@@ -60,11 +77,13 @@ pub fn read(server: &Server, request: &Request<Incoming>, path: &str) -> Respons
             "build_user": "tepui",
         })),
         "/state" | "/master/state" | "/state.json" | "/master/state.json" => {
-            json_response(&state::state(&master))
+            json_response(&state::state_seen(&master, &viewer))
         }
-        "/master/frameworks" | "/frameworks" => json_response(&state::frameworks_doc(&master)),
+        "/master/frameworks" | "/frameworks" => {
+            json_response(&state::frameworks_seen(&master, &viewer))
+        }
         "/master/slaves" | "/slaves" => json_response(&state::slaves_doc(&master)),
-        "/master/tasks" | "/tasks" => json_response(&state::tasks_doc(&master)),
+        "/master/tasks" | "/tasks" => json_response(&state::tasks_seen(&master, &viewer)),
         "/metrics/snapshot" => json_response(&metrics::snapshot(&master)),
         "/metrics" => {
             let mut response = http::text(StatusCode::OK, metrics::prometheus(&master));

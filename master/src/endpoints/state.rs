@@ -1,6 +1,7 @@
 //! `/master/state` and its parts in the JSON shape of Mesos's master
 //! (its `master/http.cpp` and `common/http.cpp` models).
 
+use crate::authorization::Viewer;
 use std::collections::HashMap;
 
 use serde_json::{Value, json};
@@ -79,12 +80,15 @@ fn task(task: &Task, role: &str) -> Value {
 
 /// One framework as `/master/state` shows it.
 #[allow(deprecated)]
-pub fn framework(f: &Framework, master: &Master) -> Value {
+pub fn framework(f: &Framework, master: &Master, viewer: &Viewer) -> Value {
     let role = f.roles.first().cloned().unwrap_or_else(|| "*".to_owned());
     let mut running = Vec::new();
     let mut unreachable = Vec::new();
     let mut used = Vec::new();
     for t in f.tasks.values() {
+        if !viewer.task(&t.task, &f.info) {
+            continue;
+        }
         let entry = task(&t.task, &t.role);
         if t.task.state == TaskState::TaskUnreachable as i32 {
             unreachable.push(entry);
@@ -95,7 +99,12 @@ pub fn framework(f: &Framework, master: &Master) -> Value {
             running.push(entry);
         }
     }
-    let completed: Vec<Value> = f.completed_tasks.iter().map(|t| task(t, &role)).collect();
+    let completed: Vec<Value> = f
+        .completed_tasks
+        .iter()
+        .filter(|t| viewer.task(t, &f.info))
+        .map(|t| task(t, &role))
+        .collect();
     let outstanding: Vec<_> = f
         .offers
         .iter()
@@ -188,13 +197,28 @@ pub fn slave(a: &Agent, master: &Master, offered: Option<&Bundle>) -> Value {
     })
 }
 
-/// `/master/frameworks`.
+/// `/master/frameworks`, all of it.
 pub fn frameworks_doc(master: &Master) -> Value {
-    let mut frameworks: Vec<&Framework> = master.frameworks.values().collect();
+    frameworks_seen(master, &Viewer::everything())
+}
+
+/// `/master/frameworks` as `viewer` may see it (view_frameworks,
+/// view_tasks).
+pub fn frameworks_seen(master: &Master, viewer: &Viewer) -> Value {
+    let mut frameworks: Vec<&Framework> = master
+        .frameworks
+        .values()
+        .filter(|f| viewer.framework(&f.info))
+        .collect();
     frameworks.sort_by(|a, b| a.id().cmp(b.id()));
     json!({
-        "frameworks": frameworks.iter().map(|f| framework(f, master)).collect::<Vec<_>>(),
-        "completed_frameworks": master.completed_frameworks.iter().map(|f| framework(f, master)).collect::<Vec<_>>(),
+        "frameworks": frameworks.iter().map(|f| framework(f, master, viewer)).collect::<Vec<_>>(),
+        "completed_frameworks": master
+            .completed_frameworks
+            .iter()
+            .filter(|f| viewer.framework(&f.info))
+            .map(|f| framework(f, master, viewer))
+            .collect::<Vec<_>>(),
         "unregistered_frameworks": [],
     })
 }
@@ -225,17 +249,23 @@ pub fn slaves_doc(master: &Master) -> Value {
 
 /// `/master/tasks`: every task, running and ended.
 pub fn tasks_doc(master: &Master) -> Value {
+    tasks_seen(master, &Viewer::everything())
+}
+
+/// `/master/tasks` as `viewer` may see it (view_frameworks, view_tasks).
+pub fn tasks_seen(master: &Master, viewer: &Viewer) -> Value {
     let mut tasks = Vec::new();
     for f in master
         .frameworks
         .values()
         .chain(&master.completed_frameworks)
+        .filter(|f| viewer.framework(&f.info))
     {
-        for t in f.tasks.values() {
+        for t in f.tasks.values().filter(|t| viewer.task(&t.task, &f.info)) {
             tasks.push(task(&t.task, &t.role));
         }
         let role = f.roles.first().cloned().unwrap_or_default();
-        for t in &f.completed_tasks {
+        for t in f.completed_tasks.iter().filter(|t| viewer.task(t, &f.info)) {
             tasks.push(task(t, &role));
         }
     }
@@ -244,13 +274,19 @@ pub fn tasks_doc(master: &Master) -> Value {
 
 /// The whole `/master/state` document.
 pub fn state(master: &Master) -> Value {
+    state_seen(master, &Viewer::everything())
+}
+
+/// `/master/state` as `viewer` may see it: its frameworks and tasks
+/// (view_frameworks, view_tasks), and the flags only with view_flags.
+pub fn state_seen(master: &Master, viewer: &Viewer) -> Value {
     let info = &master.info;
     let hostname = info.hostname.clone().unwrap_or_default();
     let active = master.agents.values().filter(|a| a.link.is_some()).count();
-    let frameworks = frameworks_doc(master);
+    let frameworks = frameworks_seen(master, viewer);
     let slaves = slaves_doc(master);
     let pid = info.pid.clone().unwrap_or_default();
-    json!({
+    let mut doc = json!({
         "version": MESOS_VERSION,
         "build_user": "tepui",
         "start_time": master.start_time,
@@ -275,5 +311,11 @@ pub fn state(master: &Master) -> Value {
         "completed_frameworks": frameworks["completed_frameworks"],
         "orphan_tasks": [],
         "unregistered_frameworks": [],
-    })
+    });
+    if !viewer.flags()
+        && let Some(doc) = doc.as_object_mut()
+    {
+        doc.remove("flags");
+    }
+    doc
 }

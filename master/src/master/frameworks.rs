@@ -3,6 +3,7 @@
 //! UPDATE_FRAMEWORK.
 
 use std::time::{Duration, Instant};
+use tepui_proto::acls::{Action, denied};
 
 use tepui_proto::internal::{self, master_to_agent};
 use tepui_proto::v1::scheduler::call;
@@ -55,6 +56,20 @@ impl Master {
             ));
         }
         let roles = checked_roles(&info)?;
+        let principal = info.principal.as_deref();
+        for role in &roles {
+            if !self
+                .config
+                .acls
+                .authorized(Action::RegisterFramework, principal, Some(role))
+            {
+                tracing::warn!(principal = principal.unwrap_or("<none>"), %role, "refusing a SUBSCRIBE the ACLs do not authorize");
+                return Err(Refusal::Forbidden(format!(
+                    "Not authorized to subscribe with role '{role}': {}",
+                    denied(Action::RegisterFramework, principal, Some(role))
+                )));
+            }
+        }
         if info.user.is_empty() {
             return Err(bad("'framework_info.user' must not be empty"));
         }

@@ -25,8 +25,10 @@ pub use refusal::Refusal;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use tepui_proto::acls::Acls;
 use tepui_proto::internal::{MasterToAgent, master_to_agent};
 use tepui_proto::v1::{AgentInfo, MasterInfo, TaskState, task_status};
 
@@ -61,6 +63,8 @@ pub struct Config {
     pub weights: HashMap<String, f64>,
     /// The least an offer may hold (any one of these).
     pub min_allocatable: Vec<Bundle>,
+    /// The local authorizer's ACLs (`--acls`; none: everything allowed).
+    pub acls: Arc<Acls>,
 }
 
 impl Config {
@@ -78,6 +82,7 @@ impl Config {
             heartbeat_interval: Duration::from_secs(15),
             weights: HashMap::new(),
             min_allocatable: default_min_allocatable(),
+            acls: Arc::default(),
         }
     }
 }

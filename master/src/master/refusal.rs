@@ -59,4 +59,7 @@ pub enum Refusal {
     /// unreachable.
     #[error("agent {0} is neither registered nor unreachable")]
     UnknownAgent(String),
+    /// The ACLs (`--acls`) do not let the principal do this: the reason.
+    #[error("{0}")]
+    Forbidden(String),
 }

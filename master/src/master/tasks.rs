@@ -37,8 +37,14 @@ impl Master {
                 return Ok(());
             }
         };
-        let validation::Planned { launches, invalid } =
-            validation::plan(framework, f, &agent, &accept.operations, &offered)?;
+        let validation::Planned { launches, invalid } = validation::plan(
+            framework,
+            f,
+            &agent,
+            &accept.operations,
+            &offered,
+            &self.config.acls,
+        )?;
         if let Some(f) = self.frameworks.get(framework) {
             for (task, reason, why) in invalid {
                 tracing::info!(framework = %framework, task = %task, why = %why, "task refused (TASK_ERROR)");

@@ -7,6 +7,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use tepui_proto::acls::{Acls, Action, denied};
 use tepui_proto::v1::{ExecutorInfo, FrameworkId, OfferId, TaskInfo, offer, task_status};
 
 use super::{Refusal, bad, describe};
@@ -118,6 +119,7 @@ pub(super) fn plan(
     agent: &str,
     operations: &[offer::Operation],
     offered: &Bundle,
+    acls: &Acls,
 ) -> Result<Planned, Refusal> {
     use offer::operation::Type as Op;
     let mut units = Vec::new();
@@ -156,6 +158,7 @@ pub(super) fn plan(
         framework,
         f,
         agent,
+        acls,
         remaining: offered.clone(),
         seen_tasks: Vec::new(),
         planned_executors: Vec::new(),
@@ -170,7 +173,9 @@ pub(super) fn plan(
         match unit_plan.unit(tasks, executor) {
             Ok(launch) => planned.launches.push(launch),
             Err(refusal) => {
-                let reason = if group {
+                let reason = if matches!(refusal, Refusal::Forbidden(_)) {
+                    task_status::Reason::TaskUnauthorized
+                } else if group {
                     task_status::Reason::TaskGroupInvalid
                 } else {
                     task_status::Reason::TaskInvalid
@@ -189,6 +194,8 @@ struct UnitPlan<'a> {
     framework: &'a str,
     f: &'a Framework,
     agent: &'a str,
+    /// Which users the framework's principal may run tasks as.
+    acls: &'a Acls,
     /// What the offers still hold.
     remaining: Bundle,
     /// Task ids seen so far in this call.
@@ -204,6 +211,28 @@ impl UnitPlan<'_> {
             .contains_key(&(self.agent.to_owned(), id.to_owned()))
             || self.planned_executors.iter().any(|e| e == id)
             || new.contains_key(id)
+    }
+
+    /// Refuses a task whose user (its command's, else its executor's,
+    /// else the framework's, as Mesos's RUN_TASK object) the framework's
+    /// principal may not run as under `run_tasks`.
+    fn may_run(&self, task: &TaskInfo, executor: Option<&ExecutorInfo>) -> Result<(), Refusal> {
+        let executor = task.executor.as_ref().or(executor);
+        let user = task
+            .command
+            .as_ref()
+            .and_then(|c| c.user.as_deref())
+            .or_else(|| executor.and_then(|e| e.command.as_ref()?.user.as_deref()))
+            .unwrap_or(&self.f.info.user);
+        let principal = self.f.info.principal.as_deref();
+        if self.acls.authorized(Action::RunTask, principal, Some(user)) {
+            return Ok(());
+        }
+        Err(Refusal::Forbidden(format!(
+            "Task {} is not authorized to launch as user '{user}': {}",
+            task.task_id.value,
+            denied(Action::RunTask, principal, Some(user))
+        )))
     }
 
     /// Validates one launch: one task, or one task group with its
@@ -265,6 +294,7 @@ impl UnitPlan<'_> {
                 )));
             }
             seen.push(id.clone());
+            self.may_run(&task, group_executor.as_ref())?;
             if task.agent_id.value.is_empty() {
                 task.agent_id.value = agent.to_owned();
             }
@@ -510,6 +540,7 @@ mod tests {
             "a1",
             &[launch(vec![task("t1", "cpus:1;mem:32")])],
             &offered,
+            &Acls::default(),
         )
         .unwrap();
         assert_eq!((planned.launches.len(), planned.invalid.len()), (1, 0));
@@ -528,6 +559,7 @@ mod tests {
                 task("t2", "cpus:1;mem:32"),
             ])],
             &offered,
+            &Acls::default(),
         )
         .unwrap();
         assert_eq!(planned.launches.len(), 1);
@@ -561,6 +593,7 @@ mod tests {
                 "a1",
                 &[launch(vec![task("t1", resources)])],
                 &offered,
+                &Acls::default(),
             )
             .unwrap();
             assert!(planned.launches.is_empty(), "{resources:?} launched");
