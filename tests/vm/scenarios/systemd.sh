@@ -89,8 +89,9 @@ check "a task past its memory limit ends TASK_FAILED with the memory reason" \
     sh -c "test $code -ne 0 && grep -q 'TASK_FAILED (REASON_CONTAINER_LIMITATION_MEMORY)' '$work/run3.err'"
 
 # 3b. A fork bomb stays inside its container: pids.max (the agent's
-# --container_pids_max) stops it there, the guest can still start
-# processes, and the task ends; memory.oom.group is set on the way.
+# --container_pids_max) stops it there (busybox sh gives up at the first
+# fork the kernel refuses), the guest can still start processes, and the
+# task ends; memory.oom.group is set on the way.
 tepui run --image 127.0.0.1:5000/busybox:latest --mem 256 -- \
     sh -c 'i=0; while [ $i -lt 400 ]; do sleep 30 & i=$((i + 1)); done; sleep 3; echo bomb done' \
     >"$work/bomb.out" 2>"$work/bomb.err" &
@@ -119,7 +120,7 @@ code=$?
 detail="pids.max $pids_max, peak pids.current $peak, memory.oom.group $oom_group, guest forks: $guest_forks, exit $code, out '$(cat "$work/bomb.out")', fork refusals $(grep -c "can't fork" "$work/bomb.err")"
 check "a fork bomb is held at the container's pids.max and the guest keeps working" \
     test "$pids_max" = 256 -a "$peak" -le 256 -a "$peak" -ge 200 -a "$oom_group" = 1 \
-    -a "$guest_forks" = yes -a "$code" = 0 -a "$(cat "$work/bomb.out")" = "bomb done"
+    -a "$guest_forks" = yes -a "$(grep -c "can't fork" "$work/bomb.err")" -ge 1
 
 # 4 and 5. A long task writes a counter to its sandbox every 100 ms; the
 # agent restarts under it (NAME, then the COMMAND that causes it).
