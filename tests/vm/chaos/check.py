@@ -233,31 +233,37 @@ def main():
         return out
 
     disagree, compared, lagging = [], 0, 0
-    try:
-        m1, m2 = tasks_of("first-master.json", False), tasks_of("second-master.json", False)
-        g1, g2 = tasks_of("first-agent.json", True), tasks_of("second-agent.json", True)
-    except (OSError, ValueError) as e:
-        m1 = m2 = g1 = g2 = {}
-        disagree.append("no snapshot: %s" % e)
-    # What runs on the agent (steadily, in both looks) the master must know
-    # and must not think ended; what the master holds live (steadily) the
-    # agent must know. The master may lag behind the agent's newer state
-    # while that update waits for the one before it to be acknowledged, as
-    # in Mesos: counted, not a fault.
-    for t, s in g2.items():
-        if s not in TERMINAL and g1.get(t) == s:
-            compared += 1
-            if t not in m2:
-                disagree.append("%s: %s on the agent, unknown to the master" % (t, s))
-            elif m2[t] in TERMINAL:
-                disagree.append("%s: %s on the agent, %s on the master" % (t, s, m2[t]))
-            elif m2[t] != s:
-                lagging += 1
-    for t, s in m2.items():
-        if s not in TERMINAL and m1.get(t) == s and t not in g2:
-            disagree.append("%s: %s on the master, unknown to the agent" % (t, s))
-    check("the master's and the agent's views of the %d steady live tasks agree (%d with the "
-          "master one update behind)" % (compared, lagging),
+    pairs = sorted(int(n.split("-")[1].split(".")[0]) for n in os.listdir(a.work)
+                   if n.startswith("first-") and n.endswith("-master.json"))
+    looks = []
+    for n in pairs:
+        try:
+            looks.append((tasks_of("first-%d-master.json" % n, False),
+                          tasks_of("second-%d-master.json" % n, False),
+                          tasks_of("first-%d-agent.json" % n, True),
+                          tasks_of("second-%d-agent.json" % n, True)))
+        except (OSError, ValueError) as e:
+            disagree.append("look after event %d unreadable: %s" % (n, e))
+    for m1, m2, g1, g2 in looks:
+        # What runs on the agent (steadily, in both looks) the master must know
+        # and must not think ended; what the master holds live (steadily) the
+        # agent must know. The master may lag behind the agent's newer state
+        # while that update waits for the one before it to be acknowledged, as
+        # in Mesos: counted, not a fault.
+        for t, s in g2.items():
+            if s not in TERMINAL and g1.get(t) == s:
+                compared += 1
+                if t not in m2:
+                    disagree.append("%s: %s on the agent, unknown to the master" % (t, s))
+                elif m2[t] in TERMINAL:
+                    disagree.append("%s: %s on the agent, %s on the master" % (t, s, m2[t]))
+                elif m2[t] != s:
+                    lagging += 1
+        for t, s in m2.items():
+            if s not in TERMINAL and m1.get(t) == s and t not in g2:
+                disagree.append("%s: %s on the master, unknown to the agent" % (t, s))
+    check("the master's and the agent's views agree in %d looks (%d steady live tasks, %d with "
+          "the master one update behind)" % (len(looks), compared, lagging),
           disagree + ([] if compared else ["no live task to compare"]))
 
     recov = {}

@@ -99,7 +99,7 @@ for _ in $(seq "$agent_kills"); do events+=(kill-agent); done
 for _ in $(seq "$master_kills"); do events+=(kill-master); done
 events+=(restart-agent restart-master disk-full)
 mapfile -t events < <(printf '%s\n' "${events[@]}" | shuf)
-# Two looks at both daemons' views 3 s apart after the fourth event,
+# Two looks at both daemons' views 3 s apart after every third event,
 # while tasks run, for check.py to compare (what is steady must agree).
 snap() {
     timeout 10 busybox wget -qO "$work/$1-master.json" http://127.0.0.1:5050/master/state
@@ -109,11 +109,11 @@ snap() {
 done_events=0
 for event in "${events[@]}"; do
     done_events=$((done_events + 1))
-    if [ "$done_events" = 5 ]; then
+    if [ $((done_events % 3)) = 1 ] && [ "$done_events" -gt 1 ]; then
         wait_for 60 master_up
-        snap first
+        snap "first-$done_events"
         sleep 3
-        snap second
+        snap "second-$done_events"
     fi
     sleep "$(shuf -i 2-9 -n 1).$(shuf -i 0-9 -n 1)"
     t0=$(now_ms)
