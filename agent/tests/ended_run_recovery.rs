@@ -14,7 +14,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tepui_proto::internal::StatusUpdate;
 use tepui_proto::v1::{CommandInfo, TaskId, TaskInfo, TaskState};
@@ -23,7 +23,7 @@ use tepui_proto::v1::{CommandInfo, TaskId, TaskInfo, TaskState};
 mod agent_process;
 #[path = "support/master.rs"]
 mod master;
-use agent_process::{agent_command, scratch};
+use agent_process::{agent_command, scratch, until};
 use master::{Master, free_port, master_with};
 
 fn finished(master: &Master) -> Vec<StatusUpdate> {
@@ -36,14 +36,6 @@ fn finished(master: &Master) -> Vec<StatusUpdate> {
         .filter(|u| u.status.state == TaskState::TaskFinished as i32)
         .cloned()
         .collect()
-}
-
-async fn until(what: &str, limit: Duration, check: impl Fn() -> bool) {
-    let deadline = Instant::now() + limit;
-    while !check() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
 }
 
 /// The executor.sentinel files under the agent's checkpoints.

@@ -13,7 +13,7 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tepui_proto::internal::StatusUpdate;
 use tepui_proto::v1::{CommandInfo, ExecutorId, ExecutorInfo, TaskId, TaskInfo, TaskState};
@@ -22,19 +22,11 @@ use tepui_proto::v1::{CommandInfo, ExecutorId, ExecutorInfo, TaskId, TaskInfo, T
 mod agent_process;
 #[path = "support/master.rs"]
 mod master;
-use agent_process::{agent_command, containers, scratch};
+use agent_process::{agent_command, containers, scratch, until};
 use master::{Master, free_port, master_with};
 
 fn updates(master: &Master) -> Vec<StatusUpdate> {
     master.state.lock().unwrap().updates.clone()
-}
-
-async fn until(what: &str, limit: Duration, check: impl Fn() -> bool) {
-    let deadline = Instant::now() + limit;
-    while !check() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
 }
 
 /// A tmpfs of 16 MiB on `dir`, unmounted on drop.

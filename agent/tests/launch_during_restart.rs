@@ -11,7 +11,7 @@
 // A panic is how a test reports failure.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tepui_proto::internal::StatusUpdate;
 use tepui_proto::v1::task_status::{Reason, Source};
@@ -21,19 +21,11 @@ use tepui_proto::v1::{CommandInfo, ExecutorId, ExecutorInfo, TaskId, TaskInfo, T
 mod agent_process;
 #[path = "support/master.rs"]
 mod master;
-use agent_process::{agent_command, containers, scratch};
+use agent_process::{agent_command, containers, scratch, until};
 use master::{Master, free_port, master_with};
 
 fn updates(master: &Master) -> Vec<StatusUpdate> {
     master.state.lock().unwrap().updates.clone()
-}
-
-async fn until(what: &str, limit: Duration, check: impl Fn() -> bool) {
-    let deadline = Instant::now() + limit;
-    while !check() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
 }
 
 #[tokio::test]

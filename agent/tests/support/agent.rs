@@ -5,6 +5,19 @@
 // Not every test that includes this file uses every helper.
 #![allow(dead_code)]
 
+/// Polls `check` every 25 ms until it holds; fails the test naming `what`
+/// once `limit` has passed.
+pub async fn until(what: &str, limit: std::time::Duration, check: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + limit;
+    while !check() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+}
+
 /// Kills and removes a test's cgroup subtree when the test ends, passed
 /// or failed, so no task outlives it.
 pub struct Cleanup(pub std::path::PathBuf);
