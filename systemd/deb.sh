@@ -36,7 +36,7 @@ Package: tepui
 Version: $version
 Architecture: $arch
 Maintainer: tepui developers <tepui@localhost>
-Depends: libc6 (>= 2.34)
+Depends: libc6 (>= 2.34), libseccomp2 (>= 2.5)
 Recommends: systemd
 Installed-Size: $size
 Section: admin

@@ -592,5 +592,12 @@ pub fn profile() -> Profile {
     Profile {
         default_action: Action::Errno(libc::EPERM as u32),
         rules,
+        // Docker's archMap: 32-bit x86 and x32 beside x86_64, 32-bit Arm
+        // beside arm64.
+        sub_architectures: match std::env::consts::ARCH {
+            "x86_64" => names(&["SCMP_ARCH_X86", "SCMP_ARCH_X32"]),
+            "aarch64" => names(&["SCMP_ARCH_ARM"]),
+            _ => Vec::new(),
+        },
     }
 }

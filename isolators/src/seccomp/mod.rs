@@ -5,7 +5,7 @@
 //!
 //! - `profile`: the JSON format and the parsed form.
 //! - `default`: the built-in default profile.
-//! - `compile`: a profile made into BPF with seccompiler.
+//! - `compile`: a profile made into BPF with libseccomp (binary trees).
 
 mod compile;
 mod default;

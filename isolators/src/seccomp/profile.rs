@@ -108,6 +108,42 @@ pub struct Profile {
     pub default_action: Action,
     /// The rules, in order.
     pub rules: Vec<Rule>,
+    /// The other ABIs of this machine that the profile filters too
+    /// (libseccomp names: `SCMP_ARCH_X86`, `SCMP_ARCH_X32`); a call
+    /// through an ABI not named gets EPERM.
+    pub sub_architectures: Vec<String>,
+}
+
+/// This machine's architecture as libseccomp names it in profiles.
+pub fn native_scmp_arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "SCMP_ARCH_X86_64",
+        "aarch64" => "SCMP_ARCH_AARCH64",
+        "riscv64" => "SCMP_ARCH_RISCV64",
+        _ => "SCMP_ARCH_NATIVE",
+    }
+}
+
+/// The ABIs besides the native one that a profile's `archMap` (or, when
+/// it has none, its `architectures`) lists for this machine, as Docker
+/// reads them.
+fn sub_architectures(
+    architectures: Option<Vec<String>>,
+    arch_map: Option<Vec<JsonArchMap>>,
+) -> Vec<String> {
+    let native = native_scmp_arch();
+    let listed: Vec<String> = match arch_map {
+        Some(map) if !map.is_empty() => map
+            .into_iter()
+            .filter(|entry| entry.architecture == native)
+            .flat_map(|entry| entry.sub_architectures.unwrap_or_default())
+            .collect(),
+        _ => architectures.unwrap_or_default(),
+    };
+    let mut subs: Vec<String> = listed.into_iter().filter(|a| a != native).collect();
+    subs.sort();
+    subs.dedup();
+    subs
 }
 
 #[derive(Deserialize)]
@@ -132,7 +168,6 @@ struct JsonProfile {
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-#[allow(dead_code)] // Read for validation only: tepui filters the native architecture.
 struct JsonArchMap {
     architecture: String,
     #[serde(default)]
@@ -271,10 +306,7 @@ impl Profile {
                 "listenerPath/listenerMetadata: tepui has no seccomp notify listener".into(),
             ));
         }
-        // The architectures named only widen what libseccomp would filter;
-        // tepui filters the native one and kills a call made through
-        // another ABI (32-bit x86 on x86_64, for one).
-        let _ = (json.architectures, json.arch_map);
+        let sub_architectures = sub_architectures(json.architectures, json.arch_map);
         let default_errno = json.default_errno_ret.unwrap_or(libc::EPERM as u32);
         let default_action = action(&json.default_action, None, default_errno)?;
         let mut rules = Vec::new();
@@ -303,6 +335,7 @@ impl Profile {
         Ok(Self {
             default_action,
             rules,
+            sub_architectures,
         })
     }
 }
