@@ -5,6 +5,7 @@
 //! `gc_delay * max(0, 1 - gc_disk_headroom - disk usage)`.
 //! A path the runner reports live is never removed.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
@@ -38,10 +39,12 @@ pub fn disk_usage(path: &Path) -> Option<f64> {
     crate::disk::stat(path).map(|d| d.usage())
 }
 
-/// Directories scheduled for removal, with when they became eligible.
+/// Directories scheduled for removal, with when they became eligible:
+/// a map, so that scheduling the runs of a thousand ended executors is
+/// not a thousand scans of the schedule.
 #[derive(Debug, Default)]
 pub struct Gc {
-    scheduled: Mutex<Vec<(SystemTime, PathBuf)>>,
+    scheduled: Mutex<HashMap<PathBuf, SystemTime>>,
 }
 
 impl Gc {
@@ -53,8 +56,7 @@ impl Gc {
     /// Schedules `path` (finished at `since`) for removal.
     pub fn schedule(&self, path: PathBuf, since: SystemTime) {
         if let Ok(mut scheduled) = self.scheduled.lock() {
-            scheduled.retain(|(_, p)| *p != path);
-            scheduled.push((since, path));
+            scheduled.insert(path, since);
         }
     }
 
@@ -66,17 +68,24 @@ impl Gc {
         max_age: Duration,
         live: impl Fn(&Path) -> bool,
     ) -> Vec<PathBuf> {
-        let due: Vec<PathBuf> = match self.scheduled.lock() {
+        let mut due: Vec<(SystemTime, PathBuf)> = match self.scheduled.lock() {
             Ok(mut scheduled) => {
-                let (due, keep): (Vec<_>, Vec<_>) =
-                    scheduled.drain(..).partition(|(since, path)| {
-                        now.duration_since(*since).unwrap_or_default() >= max_age && !live(path)
-                    });
-                *scheduled = keep;
-                due.into_iter().map(|(_, p)| p).collect()
+                let mut due = Vec::new();
+                scheduled.retain(|path, since| {
+                    let ripe =
+                        now.duration_since(*since).unwrap_or_default() >= max_age && !live(path);
+                    if ripe {
+                        due.push((*since, path.clone()));
+                    }
+                    !ripe
+                });
+                due
             }
             Err(_) => Vec::new(),
         };
+        // Oldest first, as they were scheduled.
+        due.sort();
+        let due = due.into_iter().map(|(_, path)| path);
         let mut removed = Vec::new();
         for path in due {
             match std::fs::remove_dir_all(&path) {
