@@ -282,6 +282,10 @@ pub struct Runner {
     awaiting_acks: Mutex<Vec<completion::EndedRun>>,
     /// The agent's own updates not yet checkpointed (take_agent_update).
     unrecorded: Mutex<Vec<Unrecorded>>,
+    /// Checkpoints of updates are failing (a full disk): logged once when
+    /// they start failing and once when they succeed again, not at every
+    /// retry.
+    checkpoints_failing: std::sync::atomic::AtomicBool,
     /// Frameworks shut down: nobody acknowledges their updates any more.
     shut_down_frameworks: Mutex<std::collections::HashSet<String>>,
 }
@@ -329,6 +333,7 @@ impl Runner {
             completed: Mutex::new(std::collections::VecDeque::new()),
             awaiting_acks: Mutex::new(Vec::new()),
             unrecorded: Mutex::new(Vec::new()),
+            checkpoints_failing: std::sync::atomic::AtomicBool::new(false),
             shut_down_frameworks: Mutex::new(std::collections::HashSet::new()),
         })
     }
@@ -510,10 +515,10 @@ impl Runner {
         executor: &str,
         status: TaskStatus,
     ) {
-        if let Err(status_update::UpdateError::Checkpoint(e)) =
+        if let Err(status_update::UpdateError::Checkpoint(_)) =
             self.take_update(framework_id, framework, container, executor, status.clone())
         {
-            tracing::warn!(framework = %framework_id, task = %status.task_id.value, error = %e, "the agent's own update is kept until it can be checkpointed");
+            tracing::debug!(framework = %framework_id, task = %status.task_id.value, "the agent's own update is kept until it can be checkpointed");
             lock(&self.unrecorded).push(Unrecorded {
                 framework_id: framework_id.to_owned(),
                 framework: framework.clone(),
@@ -562,11 +567,28 @@ impl Runner {
         drop(updates);
         match taken {
             Ok(forward) => {
+                if self
+                    .checkpoints_failing
+                    .swap(false, std::sync::atomic::Ordering::SeqCst)
+                {
+                    tracing::warn!("status updates are checkpointed again");
+                }
                 self.counters.update(previous, state);
                 if let Some(forward) = forward {
                     self.forward(forward);
                 }
                 Ok(())
+            }
+            Err(e @ status_update::UpdateError::Checkpoint(_)) => {
+                // Retried (by the executor, or by the agent for its own
+                // updates) until it is written: one line when it starts.
+                if !self
+                    .checkpoints_failing
+                    .swap(true, std::sync::atomic::Ordering::SeqCst)
+                {
+                    tracing::error!(error = %e, "status updates cannot be checkpointed; they are refused until they can be, and retried");
+                }
+                Err(e)
             }
             Err(e) => {
                 self.counters.invalid_update();
