@@ -76,6 +76,19 @@ impl Tar {
     fn hardlink(self, name: &str, target: &str) -> Self {
         self.add(name, b'1', target, b"", 0o644)
     }
+    /// A PAX extended header for the next entry.
+    fn pax(self, records: &[(&str, &str)]) -> Self {
+        let mut data = String::new();
+        for (key, value) in records {
+            let body = format!(" {key}={value}\n");
+            let mut len = body.len() + 1;
+            while format!("{len}{body}").len() != len {
+                len += 1;
+            }
+            data.push_str(&format!("{len}{body}"));
+        }
+        self.add("PaxHeader", b'x', "", data.as_bytes(), 0o644)
+    }
     fn bytes(mut self) -> Vec<u8> {
         self.0.extend_from_slice(&[0u8; 1024]);
         self.0
@@ -204,6 +217,70 @@ fn refuses_every_hostile_layer_and_writes_nothing_outside() {
                     .bytes()
             }),
             "entry a/.wh.secret: refused: the path leads out of the layer through a symlink",
+        ),
+        (
+            "an xattr of overlayfs's own",
+            Box::new(|_| {
+                Tar::default()
+                    .pax(&[("SCHILY.xattr.trusted.overlay.redirect", "/canary")])
+                    .dir("d/")
+                    .bytes()
+            }),
+            "entry d/: refused: xattr trusted.overlay.redirect: this namespace is not unpacked from layers",
+        ),
+        (
+            "an xattr of no namespace unpacked",
+            Box::new(|_| {
+                Tar::default()
+                    .pax(&[("SCHILY.xattr.system.nfs4_acl", "x")])
+                    .file("f", "x")
+                    .bytes()
+            }),
+            "entry f: refused: xattr system.nfs4_acl: this namespace is not unpacked from layers",
+        ),
+        (
+            "PAX sparse 0.0",
+            Box::new(|_| {
+                Tar::default()
+                    .pax(&[
+                        ("GNU.sparse.size", "10"),
+                        ("GNU.sparse.numblocks", "1"),
+                        ("GNU.sparse.offset", "0"),
+                        ("GNU.sparse.numbytes", "1"),
+                    ])
+                    .file("f", "x")
+                    .bytes()
+            }),
+            "entry f: refused: a sparse file in a PAX sparse format other than GNU 0.1 or 1.0",
+        ),
+        (
+            "a PAX sparse run past the file's size",
+            Box::new(|_| {
+                Tar::default()
+                    .pax(&[
+                        ("GNU.sparse.name", "f"),
+                        ("GNU.sparse.size", "10"),
+                        ("GNU.sparse.map", "0,100"),
+                    ])
+                    .file("placeholder", "x")
+                    .bytes()
+            }),
+            "entry f: corrupt archive: sparse runs out of order or past the size",
+        ),
+        (
+            "a PAX sparse name up and out",
+            Box::new(|_| {
+                Tar::default()
+                    .pax(&[
+                        ("GNU.sparse.major", "1"),
+                        ("GNU.sparse.minor", "0"),
+                        ("GNU.sparse.name", "../canary/secret"),
+                        ("GNU.sparse.realsize", "1"),
+                    ])
+                    .file("placeholder", "x")
+                    .bytes()
+            }),
+            "entry ../canary/secret: refused: a '..' component leaves the layer",
         ),
     ];
     for (what, layer, want) in cases {
@@ -389,5 +466,45 @@ fn whiteouts_become_overlayfs_whiteouts_and_devices_pass_when_allowed() {
             .mode()
             & 0o7777,
         0o4755
+    );
+}
+
+#[test]
+fn gnu_sparse_files_keep_their_holes() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    std::fs::create_dir(&src).unwrap();
+    let file = std::fs::File::create(src.join("holey")).unwrap();
+    file.set_len(32 << 20).unwrap();
+    std::os::unix::fs::FileExt::write_all_at(&file, b"in the middle", 16 << 20).unwrap();
+    drop(file);
+    let tar = dir.path().join("sparse.tar");
+    let status = std::process::Command::new("tar")
+        .args(["--format=gnu", "--sparse", "-C"])
+        .arg(&src)
+        .arg("-cf")
+        .arg(&tar)
+        .arg("holey")
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let place = Place::new();
+    extract(
+        "sha256:sparse",
+        std::fs::File::open(&tar).unwrap(),
+        &place.target(),
+        &Options::default(),
+    )
+    .unwrap();
+    let out = place.target().join("holey");
+    let meta = std::fs::metadata(&out).unwrap();
+    assert_eq!(meta.len(), 32 << 20);
+    let data = std::fs::read(&out).unwrap();
+    assert_eq!(&data[16 << 20..(16 << 20) + 13], b"in the middle");
+    assert!(data[..16 << 20].iter().all(|b| *b == 0));
+    assert!(
+        meta.blocks() * 512 < 1 << 20,
+        "holes were written as zeros: {} blocks",
+        meta.blocks()
     );
 }

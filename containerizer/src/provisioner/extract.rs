@@ -3,7 +3,13 @@
 //! the directory by `..`, an absolute path, a symlink or a hardlink; device
 //! nodes and setuid bits pass only when allowed; the bytes written are
 //! capped against decompression bombs. OCI whiteouts become the overlayfs
-//! kind. Every refusal names the layer and the entry.
+//! kind. Owners, modes (setuid, setgid and sticky bits included when
+//! allowed), times and xattrs are restored as the entry says, every one
+//! through an fd or relative to the parent's fd: data, then owner (which
+//! clears setuid and file capabilities), then mode, then xattrs, then
+//! times; a directory's times once the whole layer is written, deepest
+//! first, since writing into a directory changes its mtime. GNU sparse
+//! files keep their holes. Every refusal names the layer and the entry.
 
 use std::ffi::{CString, OsStr, OsString};
 use std::fmt;
@@ -13,6 +19,8 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use tepui_isolators::beneath::Beneath;
+
+use super::metadata::{self, Meta};
 
 /// Limits and permissions of an extraction.
 #[derive(Debug, Clone, Copy)]
@@ -31,6 +39,9 @@ pub struct Options {
     /// Give entries the owners the archive names (image layers); else
     /// they belong to the extracting process.
     pub keep_owners: bool,
+    /// Restore PAX `SCHILY.xattr.*` records (image layers); else they
+    /// are dropped, as `tar` without `--xattrs` does.
+    pub xattrs: bool,
 }
 
 impl Default for Options {
@@ -42,6 +53,7 @@ impl Default for Options {
             allow_setuid: false,
             whiteouts: true,
             keep_owners: true,
+            xattrs: true,
         }
     }
 }
@@ -54,6 +66,22 @@ impl Options {
             max_bytes,
             whiteouts: false,
             keep_owners: false,
+            xattrs: false,
+            allow_devices: false,
+            allow_setuid: false,
+            ..Self::default()
+        }
+    }
+
+    /// For image layers as the provisioner unpacks them: as Docker and
+    /// the OCI layer spec do, setuid and setgid bits are kept, and device
+    /// nodes and fifos are made when running as root (the store's layer
+    /// directories are private to root, see `Store::open`).
+    pub fn image_layer() -> Self {
+        Self {
+            allow_setuid: true,
+            // SAFETY: geteuid has no preconditions.
+            allow_devices: unsafe { libc::geteuid() } == 0,
             ..Self::default()
         }
     }
@@ -91,6 +119,15 @@ pub enum Refusal {
     Unsupported(char),
     /// The archive or its compression is corrupt.
     Corrupt(String),
+    /// An extended attribute that cannot or may not be set.
+    Xattr {
+        /// The attribute's name.
+        name: String,
+        /// Why it was refused.
+        why: String,
+    },
+    /// A file in a PAX sparse format tepui does not read (GNU 0.0).
+    Sparse,
     /// A filesystem operation failed.
     Io(io::Error),
 }
@@ -110,6 +147,10 @@ impl fmt::Display for Refusal {
             Refusal::BadWhiteout => f.write_str("refused: a whiteout that names no entry"),
             Refusal::Unsupported(kind) => write!(f, "refused: unsupported entry type {kind:?}"),
             Refusal::Corrupt(why) => write!(f, "corrupt archive: {why}"),
+            Refusal::Xattr { name, why } => write!(f, "refused: xattr {name}: {why}"),
+            Refusal::Sparse => f.write_str(
+                "refused: a sparse file in a PAX sparse format other than GNU 0.1 or 1.0",
+            ),
             Refusal::Io(e) => write!(f, "{e}"),
         }
     }
@@ -248,9 +289,16 @@ pub(crate) fn extract_beneath(
     let entries = archive
         .entries()
         .map_err(|e| fail(None, Refusal::Corrupt(e.to_string())))?;
+    let mut dirs = Vec::new();
     for entry in entries {
         let mut entry = entry.map_err(|e| fail(None, Refusal::Corrupt(e.to_string())))?;
-        let path = entry.path_bytes().into_owned();
+        let header_path = entry.path_bytes().into_owned();
+        let meta =
+            metadata::read(&mut entry, options.xattrs).map_err(|r| fail(Some(&header_path), r))?;
+        let path = match &meta.sparse {
+            Some(sparse) => sparse.name.clone(),
+            None => header_path,
+        };
         summary.entries += 1;
         if summary.entries > options.max_entries {
             return Err(fail(
@@ -258,17 +306,51 @@ pub(crate) fn extract_beneath(
                 Refusal::TooManyEntries(options.max_entries),
             ));
         }
-        apply(root, &mut entry, &path, options, &mut summary).map_err(|r| fail(Some(&path), r))?;
+        apply(
+            root,
+            &mut entry,
+            &path,
+            meta,
+            options,
+            &mut summary,
+            &mut dirs,
+        )
+        .map_err(|r| fail(Some(&path), r))?;
     }
+    set_dir_times(root, dirs).map_err(|(path, r)| fail(Some(&path), r))?;
     Ok(summary)
+}
+
+/// A directory whose times wait for the end of its layer.
+struct DirTimes {
+    path: Vec<u8>,
+    parts: Vec<OsString>,
+    meta: Meta,
+}
+
+/// Sets the directories' times, deepest first, the last entry of a path
+/// winning.
+fn set_dir_times(root: &Beneath, mut dirs: Vec<DirTimes>) -> Result<(), (Vec<u8>, Refusal)> {
+    // Stable: among entries of one depth, later ones come later, and a
+    // later entry for the same path is applied after (so wins).
+    dirs.sort_by_key(|d| std::cmp::Reverse(d.parts.len()));
+    for dir in dirs {
+        let fd = root
+            .dir(&dir.parts, false)
+            .map_err(|e| (dir.path.clone(), resolve_error(e)))?;
+        metadata::set_times(fd.as_raw_fd(), &dir.meta).map_err(|r| (dir.path.clone(), r))?;
+    }
+    Ok(())
 }
 
 fn apply(
     root: &Beneath,
     entry: &mut tar::Entry<'_, Box<dyn Read + '_>>,
     path: &[u8],
+    meta: Meta,
     options: &Options,
     summary: &mut Summary,
+    dirs: &mut Vec<DirTimes>,
 ) -> Result<(), Refusal> {
     let kind = entry.header().entry_type();
     if kind.is_pax_global_extensions() {
@@ -289,17 +371,7 @@ fn apply(
     {
         summary.whiteouts += 1;
         if hidden == b".wh..opq" {
-            // SAFETY: fsetxattr on a directory fd we own, with a 1-byte value.
-            return check(unsafe {
-                libc::fsetxattr(
-                    dir,
-                    c"trusted.overlay.opaque".as_ptr(),
-                    b"y".as_ptr().cast(),
-                    1,
-                    0,
-                )
-            })
-            .map_err(Refusal::Io);
+            return set_opaque(dir).map_err(Refusal::Io);
         }
         if hidden.is_empty() || hidden == b"." || hidden == b".." {
             return Err(Refusal::BadWhiteout);
@@ -331,18 +403,39 @@ fn apply(
         T::Regular | T::Continuous | T::GNUSparse => {
             let file = open_file(dir, &c_name).map_err(Refusal::Io)?;
             let mut file = std::fs::File::from(file);
-            copy_capped(entry, &mut file, options.max_bytes, &mut summary.bytes)?;
+            if let Some(sparse) = &meta.sparse {
+                copy_pax_sparse(
+                    entry,
+                    &mut file,
+                    sparse,
+                    options.max_bytes,
+                    &mut summary.bytes,
+                )?;
+            } else if kind == T::GNUSparse {
+                copy_sparse(entry, &mut file, options.max_bytes, &mut summary.bytes)?;
+            } else {
+                copy_capped(entry, &mut file, options.max_bytes, &mut summary.bytes)?;
+            }
             set_owner_and_mode(file.as_raw_fd(), owner, mode)?;
+            metadata::set_xattrs(file.as_raw_fd(), &meta)?;
+            metadata::set_times(file.as_raw_fd(), &meta)?;
         }
         T::Directory => {
-            // SAFETY: mkdirat relative to our parent fd.
-            let ret = unsafe { libc::mkdirat(dir, c_name.as_ptr(), 0o755) };
-            if ret < 0 && io::Error::last_os_error().raw_os_error() != Some(libc::EEXIST) {
-                return Err(Refusal::Io(io::Error::last_os_error()));
-            }
+            let opaque = make_entry_dir(dir, &c_name)?;
             parts.push(name);
             let made = root.dir(&parts, false).map_err(resolve_error)?;
             set_owner_and_mode(made.as_raw_fd(), owner, mode)?;
+            metadata::set_xattrs(made.as_raw_fd(), &meta)?;
+            if opaque {
+                // The directory replaces a whiteout of this same layer:
+                // it hides what lower layers had at its path.
+                set_opaque(made.as_raw_fd()).map_err(Refusal::Io)?;
+            }
+            dirs.push(DirTimes {
+                path: path.to_vec(),
+                parts,
+                meta,
+            });
         }
         T::Symlink => {
             let target = entry
@@ -361,6 +454,8 @@ fn apply(
                 })
                 .map_err(Refusal::Io)?;
             }
+            metadata::set_xattrs_no_follow(dir, &c_name, &meta)?;
+            metadata::set_times_no_follow(dir, &c_name, &meta)?;
         }
         T::Link => {
             let target = entry
@@ -406,10 +501,63 @@ fn apply(
                 )
             })
             .map_err(Refusal::Io)?;
+            if let Some((uid, gid)) = owner {
+                // SAFETY: fchownat (not following) relative to our fd.
+                check(unsafe {
+                    libc::fchownat(dir, c_name.as_ptr(), uid, gid, libc::AT_SYMLINK_NOFOLLOW)
+                })
+                .map_err(Refusal::Io)?;
+            }
+            // The umask narrowed mknodat's mode; the node was just made
+            // here, in a directory only this extraction writes.
+            // SAFETY: fchmodat relative to our fd.
+            check(unsafe { libc::fchmodat(dir, c_name.as_ptr(), mode, 0) }).map_err(Refusal::Io)?;
+            metadata::set_xattrs_no_follow(dir, &c_name, &meta)?;
+            metadata::set_times_no_follow(dir, &c_name, &meta)?;
         }
         other => return Err(Refusal::Unsupported(other.as_byte() as char)),
     }
     Ok(())
+}
+
+/// Makes the directory `name` in `dir`, replacing what else is there;
+/// true when that was a whiteout (the 0:0 character device).
+fn make_entry_dir(dir: RawFd, name: &CString) -> Result<bool, Refusal> {
+    // SAFETY: mkdirat relative to our parent fd.
+    if unsafe { libc::mkdirat(dir, name.as_ptr(), 0o755) } == 0 {
+        return Ok(false);
+    }
+    let e = io::Error::last_os_error();
+    if e.raw_os_error() != Some(libc::EEXIST) {
+        return Err(Refusal::Io(e));
+    }
+    // SAFETY: a zeroed stat is a valid out-buffer.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: fstatat (not following) relative to our fd into a live struct.
+    check(unsafe { libc::fstatat(dir, name.as_ptr(), &mut st, libc::AT_SYMLINK_NOFOLLOW) })
+        .map_err(Refusal::Io)?;
+    if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
+        return Ok(false);
+    }
+    let whiteout = st.st_mode & libc::S_IFMT == libc::S_IFCHR && st.st_rdev == 0;
+    clear(dir, name);
+    // SAFETY: mkdirat relative to our parent fd.
+    check(unsafe { libc::mkdirat(dir, name.as_ptr(), 0o755) }).map_err(Refusal::Io)?;
+    Ok(whiteout)
+}
+
+/// Marks the directory `fd` opaque, as overlayfs reads it.
+fn set_opaque(fd: RawFd) -> io::Result<()> {
+    // SAFETY: fsetxattr on a directory fd we own, with a 1-byte value.
+    check(unsafe {
+        libc::fsetxattr(
+            fd,
+            c"trusted.overlay.opaque".as_ptr(),
+            b"y".as_ptr().cast(),
+            1,
+            0,
+        )
+    })
 }
 
 /// Gives an entry's fd its owner (when kept) and its mode.
@@ -477,6 +625,106 @@ fn open_file(dir: RawFd, name: &CString) -> io::Result<OwnedFd> {
         clear(dir, name);
         tried_clear = true;
     }
+}
+
+/// Copies a sparse entry's data like `copy_capped`, leaving its holes
+/// (the runs of zeros the tar reader yields for them) unwritten.
+fn copy_sparse(
+    from: &mut impl Read,
+    to: &mut std::fs::File,
+    max: u64,
+    written: &mut u64,
+) -> Result<(), Refusal> {
+    use std::io::{Seek, SeekFrom};
+    let mut buf = vec![0u8; 128 * 1024];
+    let mut size = 0u64;
+    loop {
+        let n = from
+            .read(&mut buf)
+            .map_err(|e| Refusal::Corrupt(e.to_string()))?;
+        if n == 0 {
+            return to.set_len(size).map_err(Refusal::Io);
+        }
+        *written += n as u64;
+        size += n as u64;
+        if *written > max {
+            return Err(Refusal::TooLarge(max));
+        }
+        if buf[..n].iter().all(|b| *b == 0) {
+            to.seek(SeekFrom::Current(n as i64)).map_err(Refusal::Io)?;
+        } else {
+            to.write_all(&buf[..n]).map_err(Refusal::Io)?;
+        }
+    }
+}
+
+/// The sparse map at the head of a PAX 1.0 sparse entry's data: decimal
+/// numbers, one a line (the count, then offset and length pairs), padded
+/// to a 512-byte block.
+fn read_sparse_map(from: &mut impl Read) -> Result<Vec<(u64, u64)>, Refusal> {
+    let corrupt = |why: &str| Refusal::Corrupt(format!("sparse map: {why}"));
+    let mut consumed = 0usize;
+    let mut next = || -> Result<u64, Refusal> {
+        let mut digits = Vec::new();
+        loop {
+            let mut byte = [0u8];
+            from.read_exact(&mut byte)
+                .map_err(|_| corrupt("ends early"))?;
+            consumed += 1;
+            match byte[0] {
+                b'\n' => break,
+                b @ b'0'..=b'9' if digits.len() < 20 => digits.push(b),
+                _ => return Err(corrupt("not a decimal number")),
+            }
+        }
+        std::str::from_utf8(&digits)
+            .ok()
+            .and_then(|d| d.parse().ok())
+            .ok_or_else(|| corrupt("not a decimal number"))
+    };
+    let count = next()?;
+    if count > 1 << 20 {
+        return Err(corrupt("too many runs"));
+    }
+    let mut numbers = Vec::with_capacity(count as usize * 2);
+    for _ in 0..count * 2 {
+        numbers.push(next()?);
+    }
+    let pad = consumed.div_ceil(512) * 512 - consumed;
+    io::copy(&mut from.take(pad as u64), &mut io::sink()).map_err(|e| corrupt(&e.to_string()))?;
+    metadata::pairs(&numbers)
+}
+
+/// Writes a PAX sparse entry's data runs at their offsets, leaving holes
+/// between them, and gives the file its full size.
+fn copy_pax_sparse(
+    from: &mut impl Read,
+    to: &mut std::fs::File,
+    sparse: &metadata::Sparse,
+    max: u64,
+    written: &mut u64,
+) -> Result<(), Refusal> {
+    use std::io::{Seek, SeekFrom};
+    let map = match &sparse.map {
+        Some(map) => map.clone(),
+        None => read_sparse_map(from)?,
+    };
+    let mut end = 0u64;
+    for (offset, length) in map {
+        let stop = offset
+            .checked_add(length)
+            .filter(|stop| offset >= end && *stop <= sparse.size)
+            .ok_or_else(|| Refusal::Corrupt("sparse runs out of order or past the size".into()))?;
+        to.seek(SeekFrom::Start(offset)).map_err(Refusal::Io)?;
+        let mut run = from.take(length);
+        let before = *written;
+        copy_capped(&mut run, to, max, written)?;
+        if *written - before != length {
+            return Err(Refusal::Corrupt("a sparse run ends early".into()));
+        }
+        end = stop;
+    }
+    to.set_len(sparse.size).map_err(Refusal::Io)
 }
 
 /// Copies an entry's data, counting it against the layer's byte budget.

@@ -19,6 +19,7 @@ mod image;
 pub mod import;
 mod layer;
 mod lock;
+mod metadata;
 mod platform;
 pub mod progress;
 mod pull;
@@ -66,7 +67,7 @@ impl ProvisionerConfig {
             store,
             registry: RegistryOptions::default(),
             concurrency: 3,
-            extract: extract::Options::default(),
+            extract: extract::Options::image_layer(),
             backend: Backend::Auto,
             max_store_bytes: None,
         }

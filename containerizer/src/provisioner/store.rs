@@ -148,6 +148,13 @@ impl Store {
             let path = root.join(dir);
             fs::create_dir_all(&path).map_err(at(&path))?;
         }
+        // Layers keep their setuid binaries, file capabilities and device
+        // nodes: only the store's owner may reach them on the host.
+        for dir in ["layers", "tmp"] {
+            use std::os::unix::fs::PermissionsExt;
+            let path = root.join(dir);
+            fs::set_permissions(&path, fs::Permissions::from_mode(0o700)).map_err(at(&path))?;
+        }
         store.clear_tmp()?;
         Ok(store)
     }
