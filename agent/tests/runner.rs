@@ -86,6 +86,7 @@ impl Fixture {
                 switch_user: true,
                 executor_tokens: None,
                 linux: Arc::new(linux),
+                tls_env: Vec::new(),
             },
             containerizer.clone(),
             fetcher,
