@@ -597,6 +597,11 @@ fn plan(id: &str, spec: &ContainerSpec) -> Result<Plan, ErrorKind> {
                 plan = plan.fs_op(filesystem::proc_mount(Path::new("/proc"))?);
             }
             if let Some(sandbox) = &spec.mounts.sandbox {
+                // The sandbox bound on itself in the container's mount
+                // namespace, so that it is nosuid and nodev there too.
+                if ns.mount {
+                    plan = plan.fs_op(filesystem::sandbox_bind(sandbox, sandbox)?);
+                }
                 cwd = sandbox.clone();
             }
         }

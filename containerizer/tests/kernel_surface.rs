@@ -557,3 +557,89 @@ async fn the_cgroup_namespace_hides_the_host_path_and_interrupts_are_masked() {
     cgroup.remove().unwrap();
     assert!(text.lines().any(|l| l == "0::/"), "{text}");
 }
+
+/// The mount options of the mount at `point` in a mountinfo text.
+fn mount_options<'a>(mountinfo: &'a str, point: &str) -> &'a str {
+    mountinfo
+        .lines()
+        .find_map(|l| {
+            let mut fields = l.split(' ');
+            (fields.nth(4) == Some(point)).then(|| fields.next().unwrap_or(""))
+        })
+        .unwrap_or_else(|| panic!("no mount at {point} in:\n{mountinfo}"))
+}
+
+#[tokio::test]
+async fn device_nodes_and_setuid_in_the_sandbox_and_dev_do_not_work() {
+    use std::os::unix::fs::PermissionsExt;
+    let f = Fixture::new();
+    // The host side plants what a fetched archive or an earlier task could:
+    // a device node the device filter allows (1:5, /dev/zero) and a
+    // setuid-root busybox.
+    let sandbox = f.dir.path().join("sandbox");
+    std::fs::create_dir(&sandbox).unwrap();
+    std::fs::set_permissions(&sandbox, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let node = std::ffi::CString::new(sandbox.join("zero").to_str().unwrap()).unwrap();
+    // SAFETY: mknod of a path we own; the test runs as root.
+    let made = unsafe { libc::mknod(node.as_ptr(), libc::S_IFCHR | 0o666, libc::makedev(1, 5)) };
+    assert_eq!(made, 0, "mknod: {}", std::io::Error::last_os_error());
+    std::fs::copy(f.rootfs.join("bin/busybox"), sandbox.join("id")).unwrap();
+    std::fs::set_permissions(sandbox.join("id"), std::fs::Permissions::from_mode(0o4755)).unwrap();
+    let mknod = 1u64 << 27;
+    let default = tepui_isolators::capabilities::default_mask();
+
+    // In an image: the sandbox bind and /dev's tmpfs are nodev and nosuid;
+    // the node in the sandbox and one made in /dev (CAP_MKNOD given, the
+    // device filter allowing c 1:5) cannot be opened; /dev/null works.
+    let mut spec = f.busybox_spec(
+        "cat /proc/self/mountinfo; \
+         head -c1 /mnt/mesos/sandbox/zero >/dev/null 2>&1 && echo sandbox-node=open || echo sandbox-node=refused; \
+         mknod /dev/z c 1 5 && { head -c1 /dev/z >/dev/null 2>&1 && echo dev-node=open || echo dev-node=refused; }; \
+         echo ok > /dev/null && echo devnull=ok",
+    );
+    spec.mounts.sandbox = Some(sandbox.clone());
+    spec.capabilities = Some(Capabilities {
+        effective: default | mknod,
+        bounding: default | mknod,
+    });
+    let (_, out) = f.run("nodev-image", spec).await;
+    for line in ["sandbox-node=refused", "dev-node=refused", "devnull=ok"] {
+        assert!(
+            out.lines().any(|l| l == line),
+            "{line} missing from:\n{out}"
+        );
+    }
+    for point in ["/mnt/mesos/sandbox", "/dev"] {
+        let options: Vec<&str> = mount_options(&out, point).split(',').collect();
+        assert!(
+            options.contains(&"nodev") && options.contains(&"nosuid"),
+            "{point} is mounted {options:?}"
+        );
+    }
+
+    // A setuid-root binary in the sandbox run by nobody stays nobody
+    // (no_new_privs alone already makes sure; nosuid is the second lock).
+    let mut spec = f.busybox_spec("/mnt/mesos/sandbox/id -u");
+    spec.mounts.sandbox = Some(sandbox.clone());
+    spec.user = Some("nobody".into());
+    let (_, out) = f.run("nosuid-image", spec).await;
+    assert_eq!(out.trim(), "65534");
+
+    // On the host's filesystem the sandbox is bound on itself the same way.
+    let script = format!(
+        "grep ' {dir} ' /proc/self/mountinfo; \
+         head -c1 {dir}/zero >/dev/null 2>&1 && echo sandbox-node=open || echo sandbox-node=refused",
+        dir = sandbox.display()
+    );
+    let mut spec = f.host_spec(&["sh", "-c", &script]);
+    spec.mounts.sandbox = Some(sandbox.clone());
+    let (_, out) = f.run("nodev-host", spec).await;
+    assert!(out.lines().any(|l| l == "sandbox-node=refused"), "{out}");
+    let options: Vec<&str> = mount_options(&out, sandbox.to_str().unwrap())
+        .split(',')
+        .collect();
+    assert!(
+        options.contains(&"nodev") && options.contains(&"nosuid"),
+        "the sandbox is mounted {options:?}"
+    );
+}

@@ -189,6 +189,19 @@ pub fn proc_mount(target: &Path) -> Result<FsOp, FsError> {
     )?)
 }
 
+/// The sandbox bound at `target`, nosuid and nodev: the sandbox is
+/// written by the task, the fetcher and whoever can reach the agent's work
+/// directory, and neither a device node nor a setuid binary found there
+/// may work.
+pub fn sandbox_bind(sandbox: &Path, target: &Path) -> Result<FsOp, FsError> {
+    Ok(FsOp::bind_with(
+        sandbox,
+        target,
+        libc::MS_NOSUID | libc::MS_NODEV,
+        Create::Dir,
+    )?)
+}
+
 /// Device nodes bound from the host into the container's /dev.
 const DEVICES: [&str; 6] = ["null", "zero", "full", "random", "urandom", "tty"];
 
@@ -197,12 +210,15 @@ pub fn rootfs_ops(rootfs: &Path, mounts: &RootfsMounts) -> Result<Vec<FsOp>, FsE
     let at = |p: &str| resolve_in_root(rootfs, Path::new(p));
     let mut ops = vec![proc_mount(&at("/proc")?)?];
 
+    // nodev: a device node made in /dev (with CAP_MKNOD) cannot be
+    // opened; the nodes below are binds, each its own mount with the
+    // host /dev's flags.
     let dev = at("/dev")?;
     ops.push(FsOp::mount(
         "tmpfs",
         "tmpfs",
         &dev,
-        libc::MS_NOSUID | libc::MS_STRICTATIME,
+        libc::MS_NOSUID | libc::MS_NODEV | libc::MS_STRICTATIME,
         Some("mode=755,size=65536k"),
     )?);
     for name in DEVICES {
@@ -247,12 +263,7 @@ pub fn rootfs_ops(rootfs: &Path, mounts: &RootfsMounts) -> Result<Vec<FsOp>, FsE
     protect_kernel_files(&at("/")?, &mut ops)?;
 
     if let Some(sandbox) = &mounts.sandbox {
-        ops.push(FsOp::bind(
-            sandbox,
-            &at(SANDBOX_IN_CONTAINER)?,
-            false,
-            Create::Dir,
-        )?);
+        ops.push(sandbox_bind(sandbox, &at(SANDBOX_IN_CONTAINER)?)?);
     }
     for volume in &mounts.volumes {
         if !volume.container.is_absolute() {

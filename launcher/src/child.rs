@@ -6,7 +6,7 @@
 
 use std::os::fd::{AsRawFd, RawFd};
 
-use crate::plan::{CgroupJoin, Create, FsOp, Plan};
+use crate::plan::{BIND_REMOUNT_FLAGS, CgroupJoin, Create, FsOp, Plan};
 use crate::step::Step;
 
 /// Pointer arrays for execve, built by the parent before the clone.
@@ -334,9 +334,10 @@ unsafe fn fs_op(pipe: RawFd, index: u32, op: &FsOp) {
                     ),
                 );
                 let bind = flags & libc::MS_BIND != 0;
-                if bind && flags & libc::MS_RDONLY != 0 {
-                    let remount =
-                        libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY | (flags & libc::MS_REC);
+                if bind && flags & BIND_REMOUNT_FLAGS != 0 {
+                    let remount = libc::MS_BIND
+                        | libc::MS_REMOUNT
+                        | (flags & (BIND_REMOUNT_FLAGS | libc::MS_REC));
                     check(
                         pipe,
                         Step::Remount,

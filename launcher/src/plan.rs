@@ -131,12 +131,18 @@ pub enum Create {
     File,
 }
 
+/// The per-mount flags a bind gets through its remount (see
+/// [`FsOp::bind_with`]).
+pub(crate) const BIND_REMOUNT_FLAGS: libc::c_ulong =
+    libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
+
 /// One filesystem step in the child's new mount namespace, before
 /// pivot_root; paths are as the child sees them then (host paths).
 #[derive(Debug)]
 pub enum FsOp {
-    /// mount(2). A read-only bind is done as a bind, then a read-only
-    /// remount, since the kernel ignores MS_RDONLY on the first call.
+    /// mount(2). A bind with per-mount flags (read-only, nosuid, nodev,
+    /// noexec) is done as a bind, then a remount with them, since the
+    /// kernel ignores them on the first call.
     Mount {
         /// Source (device, path or fs name).
         source: Option<CString>,
@@ -186,10 +192,21 @@ impl FsOp {
         read_only: bool,
         create: Create,
     ) -> Result<Self, PlanError> {
-        let mut flags = libc::MS_BIND | libc::MS_REC;
-        if read_only {
-            flags |= libc::MS_RDONLY;
-        }
+        let flags = if read_only { libc::MS_RDONLY } else { 0 };
+        Self::bind_with(source, target, flags, create)
+    }
+
+    /// A bind mount of `source` on `target` whose mount then gets exactly
+    /// the per-mount flags in `flags` (any of MS_RDONLY, MS_NOSUID,
+    /// MS_NODEV, MS_NOEXEC; others are dropped): a bind cannot set them
+    /// itself, so the child remounts it with them.
+    pub fn bind_with(
+        source: &Path,
+        target: &Path,
+        flags: libc::c_ulong,
+        create: Create,
+    ) -> Result<Self, PlanError> {
+        let flags = libc::MS_BIND | libc::MS_REC | (flags & BIND_REMOUNT_FLAGS);
         Ok(Self::Mount {
             source: Some(cstring("bind source", source)?),
             target: cstring("bind target", target)?,

@@ -234,7 +234,7 @@ fn describe(plan: &Plan, step: Step, index: usize) -> String {
         Step::BindRootfs => format!("bind-mounting the root filesystem {}", lossy(&plan.rootfs)),
         Step::Create => op("creating the target to "),
         Step::Mount => op(""),
-        Step::Remount => op("read-only remount after "),
+        Step::Remount => op("remount (read-only, nosuid, nodev or noexec) after "),
         Step::Symlink => op(""),
         Step::PivotRoot => format!("pivot_root into {}", lossy(&plan.rootfs)),
         Step::DetachOldRoot => "detaching the old root".into(),

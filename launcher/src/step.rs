@@ -40,7 +40,7 @@ steps! {
     Create,
     /// A mount.
     Mount,
-    /// The read-only remount of a bind.
+    /// The remount of a bind with its per-mount flags.
     Remount,
     /// A symlink.
     Symlink,
