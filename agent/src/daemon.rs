@@ -89,6 +89,12 @@ pub struct Flags {
         alias = "container_pids_max"
     )]
     pub container_pids_max: u64,
+    /// Whether every container's cpus are also a hard cap (cpu.max, quota
+    /// = cpus × 100 ms per 100 ms period), not only a weight; a task's
+    /// `limits` cpus caps its container whatever this says. Mesos's flag,
+    /// off by default as in Mesos; needs the cpu controller.
+    #[arg(long, env = "TEPUI_CGROUPS_ENABLE_CFS", alias = "cgroups_enable_cfs", default_value_t = false, num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set)]
+    pub cgroups_enable_cfs: bool,
     /// How long a recovered executor has to subscribe again once the
     /// agent has recovered before it is destroyed and its tasks are LOST
     /// (REASON_EXECUTOR_REREGISTRATION_TIMEOUT); at most 15secs. Executors
@@ -525,6 +531,16 @@ pub async fn run(mut flags: Flags) -> Result<()> {
     let endpoint = SocketAddr::new(advertised, bound.port()).to_string();
     let hostname = flags.hostname.unwrap_or_else(hostname);
     let (to_master, outgoing) = tokio::sync::mpsc::unbounded_channel();
+    if flags.cgroups_enable_cfs
+        && !containerizer
+            .controllers()
+            .has(tepui_isolators::cgroups::Controller::Cpu)
+    {
+        anyhow::bail!(
+            "--cgroups_enable_cfs needs the cpu controller, which this machine's cgroup ({}) lacks",
+            containerizer.controllers()
+        );
+    }
     let runner = Runner::new(
         RunnerConfig {
             agent_id: String::new(),
@@ -540,6 +556,7 @@ pub async fn run(mut flags: Flags) -> Result<()> {
             registration_timeout: flags.executor_registration_timeout,
             reregistration_timeout: flags.executor_reregistration_timeout,
             pids_max: flags.container_pids_max,
+            enable_cfs: flags.cgroups_enable_cfs,
             switch_user: switch_user(flags.switch_user)?,
             executor_tokens,
             linux: linux.clone(),

@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use tepui_proto::resources::{self, ResourceError};
-use tepui_proto::v1::Resource;
+use tepui_proto::v1::{Resource, TaskInfo};
 
 /// Memory and disk the agent keeps back for the system: this much, or
 /// half, whichever is less (Mesos's rule).
@@ -77,20 +77,28 @@ pub fn total(given: Option<&str>, detected: Detected) -> Result<Vec<Resource>, R
 /// its tasks' cpus (a weight, as Mesos sets cpu shares) and mem
 /// (memory.max), for the controllers this machine has; the others are not
 /// enforced (the agent says which when it starts). `pids_max` (0 for none)
-/// caps its processes, so a fork bomb stays inside it.
+/// caps its processes, so a fork bomb stays inside it. A cpu cap
+/// (cpu.max) comes from [`cpu_max`] and is set whatever the controllers,
+/// so that a machine without the cpu controller refuses it.
 pub fn limits<'a>(
-    resources: impl IntoIterator<Item = &'a [Resource]>,
+    executor: &[Resource],
+    tasks: impl IntoIterator<Item = &'a TaskInfo> + Clone,
     controllers: tepui_isolators::cgroups::Controllers,
     pids_max: u64,
+    enable_cfs: bool,
 ) -> tepui_isolators::cgroups::Limits {
     use tepui_isolators::cgroups::Controller;
-    let (mut cpus, mut mem) = (0.0, 0.0);
-    for set in resources {
-        cpus += resources::scalar(set, "cpus");
-        mem += resources::scalar(set, "mem");
+    let (mut cpus, mut mem) = (
+        resources::scalar(executor, "cpus"),
+        resources::scalar(executor, "mem"),
+    );
+    for task in tasks.clone() {
+        cpus += resources::scalar(&task.resources, "cpus");
+        mem += resources::scalar(&task.resources, "mem");
     }
     tepui_isolators::cgroups::Limits {
         cpus: (cpus > 0.0 && controllers.has(Controller::Cpu)).then_some(cpus),
+        cpu_max: cpu_max(executor, tasks, enable_cfs),
         mem_bytes: (mem > 0.0 && controllers.has(Controller::Memory))
             .then_some((mem * 1024.0 * 1024.0) as u64),
         pids: (pids_max > 0 && controllers.has(Controller::Pids)).then_some(pids_max),
@@ -98,23 +106,105 @@ pub fn limits<'a>(
     }
 }
 
+/// The cpu cap of an executor's container, in cpus, as Mesos computes it
+/// (`Slave::computeExecutorLimits`, then the cgroups2 cpu controller):
+/// the sum of its tasks' `limits` cpus, plus the executor's cpus, plus the
+/// requests of its tasks without a limit when `enable_cfs` (without it,
+/// such a task leaves the container uncapped, so that it is not throttled
+/// by others' limits). No task with a limit: the whole request when
+/// `enable_cfs`, else no cap. An infinite limit is no cap.
+pub fn cpu_max<'a>(
+    executor: &[Resource],
+    tasks: impl IntoIterator<Item = &'a TaskInfo>,
+    enable_cfs: bool,
+) -> Option<f64> {
+    let executor_cpus = resources::scalar(executor, "cpus");
+    let (mut limit, mut unlimited, mut request) = (None::<f64>, 0.0, executor_cpus);
+    for task in tasks {
+        let cpus = resources::scalar(&task.resources, "cpus");
+        request += cpus;
+        match task.limits.get("cpus") {
+            // Mesos's setLimit: a sum, where infinity absorbs the rest.
+            Some(l) => limit = Some(limit.map_or(l.value, |sum| sum + l.value)),
+            None => unlimited += cpus,
+        }
+    }
+    let cap = match limit {
+        Some(sum) => {
+            let with_executor = sum + executor_cpus;
+            match (unlimited > 0.0, enable_cfs) {
+                (true, false) => None,
+                (true, true) => Some(with_executor + unlimited),
+                (false, _) => Some(with_executor),
+            }
+        }
+        None => (enable_cfs && request > 0.0).then_some(request),
+    };
+    cap.filter(|c| c.is_finite())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn task(resources: &str, cpu_limit: Option<f64>) -> TaskInfo {
+        TaskInfo {
+            resources: resources::parse(resources).unwrap(),
+            limits: cpu_limit
+                .map(|value| ("cpus".to_owned(), tepui_proto::v1::value::Scalar { value }))
+                .into_iter()
+                .collect(),
+            ..TaskInfo::default()
+        }
+    }
 
     #[test]
     fn limits_sum_the_executor_and_its_tasks_for_the_controllers_present() {
         use tepui_isolators::cgroups::Controllers;
         let executor = resources::parse("cpus:0.1;mem:32").unwrap();
-        let task = resources::parse("cpus:1;mem:64").unwrap();
+        let task = [task("cpus:1;mem:64", None)];
         let all = Controllers::parse("cpu memory pids");
-        let both = limits([executor.as_slice(), task.as_slice()], all, 4096);
+        let both = limits(&executor, &task, all, 4096, false);
         assert_eq!(both.mem_bytes, Some(96 << 20));
         assert_eq!(both.pids, Some(4096));
-        assert_eq!(limits([task.as_slice()], all, 0).pids, None);
+        assert_eq!(both.cpu_max, None);
+        assert_eq!(limits(&[], &task, all, 0, false).pids, None);
         assert!((both.cpus.unwrap() - 1.1).abs() < 1e-9);
-        let none = limits([task.as_slice()], Controllers::parse("hugetlb"), 4096);
+        let none = limits(&[], &task, Controllers::parse("hugetlb"), 4096, false);
         assert_eq!((none.cpus, none.mem_bytes, none.pids), (None, None, None));
+        // A cap asked for stays without the controller, to be refused.
+        let capped = limits(&[], &task, Controllers::parse("hugetlb"), 4096, true);
+        assert_eq!(capped.cpu_max, Some(1.0));
+    }
+
+    #[test]
+    fn the_cpu_cap_is_computed_as_mesos_computes_it() {
+        let executor = resources::parse("cpus:0.1;mem:32").unwrap();
+        let near = |got: Option<f64>, want: f64| {
+            assert!(
+                got.is_some_and(|g| (g - want).abs() < 1e-9),
+                "{got:?} != {want}"
+            );
+        };
+        // No limit: a cap only with --cgroups_enable_cfs, of the request.
+        let plain = [task("cpus:1;mem:64", None)];
+        assert_eq!(cpu_max(&executor, &plain, false), None);
+        near(cpu_max(&executor, &plain, true), 1.1);
+        // A limit: its value plus the executor's cpus, with or without cfs.
+        let limited = [task("cpus:1;mem:64", Some(2.0))];
+        near(cpu_max(&executor, &limited, false), 2.1);
+        near(cpu_max(&executor, &limited, true), 2.1);
+        // Infinity is no cap, even with cfs, even beside other limits.
+        let infinite = [
+            task("cpus:1;mem:64", Some(f64::INFINITY)),
+            task("cpus:1", Some(1.0)),
+        ];
+        assert_eq!(cpu_max(&executor, &infinite, true), None);
+        // A limited task beside an unlimited one: uncapped without cfs,
+        // the limit plus the other's request with it.
+        let mixed = [task("cpus:1", Some(2.0)), task("cpus:0.5", None)];
+        assert_eq!(cpu_max(&executor, &mixed, false), None);
+        near(cpu_max(&executor, &mixed, true), 2.6);
     }
 
     #[test]

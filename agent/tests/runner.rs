@@ -83,6 +83,7 @@ impl Fixture {
                 registration_timeout: Duration::from_secs(60),
                 reregistration_timeout: Duration::from_secs(2),
                 pids_max: 4096,
+                enable_cfs: false,
                 switch_user: true,
                 executor_tokens: None,
                 linux: Arc::new(linux),

@@ -98,7 +98,7 @@ impl LimitArgs {
     fn limits(&self) -> Result<Limits> {
         Ok(Limits {
             cpus: self.cpus,
-            cpu_hard: self.cpu_hard,
+            cpu_max: self.cpus.filter(|_| self.cpu_hard),
             mem_bytes: self.mem.as_deref().map(memory::parse_size).transpose()?,
             pids: self.pids,
             ..Limits::default()

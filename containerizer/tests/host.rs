@@ -491,7 +491,7 @@ async fn limits_are_set_or_refused_never_ignored() {
         mem_bytes: Some(64 << 20),
         pids: Some(16),
         cpus: Some(0.5),
-        cpu_hard: true,
+        cpu_max: Some(0.5),
         ..Limits::default()
     };
     let all = [Controller::Memory, Controller::Pids, Controller::Cpu]

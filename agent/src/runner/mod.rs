@@ -91,6 +91,8 @@ pub struct RunnerConfig {
     pub reregistration_timeout: Duration,
     /// pids.max of every container (0 for none).
     pub pids_max: u64,
+    /// Mesos's --cgroups_enable_cfs: cpus are a hard cap too (cpu.max).
+    pub enable_cfs: bool,
     /// Whether executors and tasks run as the task's user (Mesos's
     /// --switch_user), or as the agent's.
     pub switch_user: bool,
@@ -385,10 +387,11 @@ impl Runner {
     /// The limits of an executor run: its resources and its tasks'.
     fn limits_of(&self, run: &Executor) -> tepui_containerizer::Limits {
         crate::resources::limits(
-            std::iter::once(run.info.resources.as_slice())
-                .chain(run.infos.values().map(|t| t.resources.as_slice())),
+            &run.info.resources,
+            run.infos.values(),
             self.containerizer.controllers(),
             self.config.pids_max,
+            self.config.enable_cfs,
         )
     }
 

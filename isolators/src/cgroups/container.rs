@@ -13,10 +13,11 @@ use super::{
 /// The resource limits of a container; `None` leaves a limit unset.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Limits {
-    /// CPUs: the relative weight, and the hard cap when `cpu_hard` is set.
+    /// CPUs: the relative weight (cpu.weight).
     pub cpus: Option<f64>,
-    /// Enforce `cpus` as a bandwidth cap (cpu.max), not only a weight.
-    pub cpu_hard: bool,
+    /// A hard cap in CPUs (cpu.max, quota = cap × the 100 ms period);
+    /// `None` is no cap.
+    pub cpu_max: Option<f64>,
     /// memory.max in bytes.
     pub mem_bytes: Option<u64>,
     /// memory.high in bytes (reclaim pressure before the hard limit).
@@ -142,7 +143,14 @@ impl ContainerCgroup {
         let mut wanted = Vec::new();
         if let Some(cpus) = limits.cpus {
             cpu::validate(cpus)?;
-            wanted.push((Controller::Cpu, format!("a cpu limit of {cpus} cpus")));
+            wanted.push((Controller::Cpu, format!("a cpu weight of {cpus} cpus")));
+        }
+        if let Some(max) = limits.cpu_max {
+            cpu::validate(max)?;
+            wanted.push((
+                Controller::Cpu,
+                format!("a cpu limit (cpu.max) of {max} cpus"),
+            ));
         }
         if let Some(bytes) = limits.mem_bytes {
             wanted.push((
@@ -182,8 +190,8 @@ impl ContainerCgroup {
         if self.controllers.has(Controller::Memory) {
             memory::oom_group(&self.path)?;
         }
-        if let Some(cpus) = limits.cpus {
-            cpu::apply(&self.path, cpus, limits.cpu_hard)?;
+        if limits.cpus.is_some() || limits.cpu_max.is_some() {
+            cpu::apply(&self.path, limits.cpus, limits.cpu_max)?;
         }
         if let Some(bytes) = limits.mem_bytes {
             memory::apply(&self.path, bytes, limits.mem_high_bytes)?;

@@ -1,5 +1,5 @@
-//! The cpu controller: `cpus` as a relative weight, and as a hard
-//! bandwidth limit when asked; CPU time from cpu.stat.
+//! The cpu controller: `cpus` as a relative weight, and a hard bandwidth
+//! limit (cpu.max) when asked; CPU time from cpu.stat.
 
 use std::path::Path;
 
@@ -34,16 +34,21 @@ pub fn validate(cpus: f64) -> Result<(), CgroupError> {
     }
 }
 
-/// Sets the weight, and cpu.max when `hard` (else removes any cap).
-pub fn apply(dir: &Path, cpus: f64, hard: bool) -> Result<(), CgroupError> {
-    validate(cpus)?;
-    write(&dir.join("cpu.weight"), &weight(cpus).to_string())?;
-    let max = if hard {
-        max_line(cpus)
-    } else {
-        format!("max {PERIOD_USEC}")
+/// Sets the weight of `cpus` (when given) and cpu.max: a cap of `max`
+/// cpus, or none ("max") without one.
+pub fn apply(dir: &Path, cpus: Option<f64>, max: Option<f64>) -> Result<(), CgroupError> {
+    if let Some(cpus) = cpus {
+        validate(cpus)?;
+        write(&dir.join("cpu.weight"), &weight(cpus).to_string())?;
+    }
+    let line = match max {
+        Some(max) => {
+            validate(max)?;
+            max_line(max)
+        }
+        None => format!("max {PERIOD_USEC}"),
     };
-    write(&dir.join("cpu.max"), &max)
+    write(&dir.join("cpu.max"), &line)
 }
 
 /// The fields of cpu.stat tepui reports.
@@ -98,6 +103,23 @@ mod tests {
         assert_eq!(max_line(0.001), "1000 100000");
         assert!(validate(0.0).is_err());
         assert!(validate(f64::NAN).is_err());
+        assert_eq!(max_line(2.5), "250000 100000");
+    }
+
+    #[test]
+    fn writes_the_weight_and_the_cap_or_no_cap() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = |name: &str| std::fs::read_to_string(dir.path().join(name)).unwrap();
+        apply(dir.path(), Some(1.0), Some(1.5)).unwrap();
+        assert_eq!(
+            (file("cpu.weight"), file("cpu.max")),
+            ("39".into(), "150000 100000".into())
+        );
+        apply(dir.path(), Some(1.0), None).unwrap();
+        assert_eq!(file("cpu.max"), "max 100000");
+        apply(dir.path(), None, Some(0.0001)).unwrap();
+        assert_eq!(file("cpu.max"), "1000 100000", "at least the kernel's 1ms");
+        assert!(apply(dir.path(), None, Some(f64::INFINITY)).is_err());
     }
 
     #[test]

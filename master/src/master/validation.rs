@@ -326,6 +326,9 @@ impl UnitPlan<'_> {
                     }
                 }
             }
+            if let Some(why) = limits_refusal(&task, &resources, group_executor.is_some()) {
+                return Err(bad(format!("task {id}: {why}")));
+            }
             let mut needs = resources.clone();
             if group_executor.is_some() {
                 if task.executor.is_some() {
@@ -445,6 +448,50 @@ pub(super) fn refuse_of(filters: Option<&tepui_proto::v1::Filters>) -> Result<Du
             "'filters.refuse_seconds' must be a non-negative number",
         )),
     }
+}
+
+/// Why a task's `limits` cannot be honoured, as Mesos's
+/// `validateResourceLimits` says it: only cpus, each limit at least its
+/// request. A memory limit is refused (tepui sets memory.max from the
+/// request), and so is any limit in a task group, whose tasks share their
+/// executor's cgroup.
+fn limits_refusal(task: &TaskInfo, resources: &Bundle, in_group: bool) -> Option<String> {
+    if task.limits.is_empty() {
+        return None;
+    }
+    if in_group {
+        return Some(
+            "Resource limits may only be set for tasks within a task group when \
+             the 'share_cgroups' field is set to 'false', which tepui does not support"
+                .into(),
+        );
+    }
+    let mut names: Vec<&String> = task.limits.keys().collect();
+    names.sort();
+    if let Some(other) = names
+        .iter()
+        .find(|n| n.as_str() != "cpus" && n.as_str() != "mem")
+    {
+        return Some(format!(
+            "Only cpus and mem may be included in a task's resource limits, not '{other}'"
+        ));
+    }
+    if task.limits.contains_key("mem") {
+        return Some(
+            "a memory limit ('limits' mem) is not supported: memory.max is the mem request".into(),
+        );
+    }
+    let cpus = task.limits.get("cpus")?.value;
+    let request = resources.scalar("cpus");
+    if request <= 0.0 {
+        return Some("When a CPU limit is specified, a CPU request must also be specified".into());
+    }
+    if cpus.is_nan() || cpus < request {
+        return Some(format!(
+            "The cpu limit must be greater than or equal to the cpu request ({cpus} < {request})"
+        ));
+    }
+    None
 }
 
 #[cfg(test)]
@@ -570,6 +617,51 @@ mod tests {
             ("t1", task_status::Reason::TaskInvalid)
         );
         assert!(why.contains("exceed"), "{why}");
+    }
+
+    #[test]
+    fn task_limits_are_cpus_at_least_the_request_outside_task_groups() {
+        let scalar = |value: f64| tepui_proto::v1::value::Scalar { value };
+        let with = |limits: &[(&str, f64)]| {
+            let mut t = task("t1", "cpus:0.5;mem:32");
+            t.limits = limits
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), scalar(*v)))
+                .collect();
+            t
+        };
+        let resources = bundle("cpus:0.5;mem:32");
+        for fine in [
+            &[][..],
+            &[("cpus", 0.5)],
+            &[("cpus", 2.0)],
+            &[("cpus", f64::INFINITY)],
+        ] {
+            assert_eq!(
+                limits_refusal(&with(fine), &resources, false),
+                None,
+                "{fine:?}"
+            );
+        }
+        for (limits, why) in [
+            (
+                &[("cpus", 0.25)][..],
+                "greater than or equal to the cpu request",
+            ),
+            (
+                &[("cpus", f64::NAN)],
+                "greater than or equal to the cpu request",
+            ),
+            (&[("disk", 1.0)], "not 'disk'"),
+            (&[("mem", 64.0)], "memory limit"),
+        ] {
+            let got = limits_refusal(&with(limits), &resources, false).unwrap_or_default();
+            assert!(got.contains(why), "{limits:?}: {got:?}");
+        }
+        let no_cpus = limits_refusal(&with(&[("cpus", 1.0)]), &bundle("mem:32"), false);
+        assert!(no_cpus.is_some_and(|w| w.contains("a CPU request must also")));
+        let grouped = limits_refusal(&with(&[("cpus", 1.0)]), &resources, true);
+        assert!(grouped.is_some_and(|w| w.contains("task group")));
     }
 
     #[test]
