@@ -813,8 +813,9 @@ async fn a_task_gets_a_sane_open_file_limit_or_the_one_it_asks_for() {
     let out = finished_stdout(&mut f, "default").await;
     // Not the agent's own limit (raised to its hard limit at start): 1024
     // soft and 524288 hard, within what this process may set.
-    let (soft, hard) =
-        tepui_agent::rlimit_info::default_nofile(tepui_agent::rlimit_info::own_nofile_hard());
+    let (soft, hard) = tepui_agent::rlimit_info::default_nofile(
+        tepui_agent::rlimit_info::own_hard(libc::RLIMIT_NOFILE),
+    );
     assert!(out.contains(&format!("soft {soft} hard {hard}")), "{out}");
 
     let mut asked = task("asked", show, vec![]);
@@ -832,4 +833,35 @@ async fn a_task_gets_a_sane_open_file_limit_or_the_one_it_asks_for() {
     f.runner.run_task(framework(false), asked).unwrap();
     let out = finished_stdout(&mut f, "asked").await;
     assert!(out.contains("soft 64 hard 128"), "{out}");
+
+    // Above the agent's own hard limit (which root could set): refused,
+    // naming the limit, never capped or passed on.
+    for (kind, name) in [
+        (Type::RlmtNofile, "RLMT_NOFILE"),
+        (Type::RlmtMemlock, "RLMT_MEMLOCK"),
+    ] {
+        let resource = tepui_isolators::rlimits::resource(name).unwrap();
+        let own = tepui_agent::rlimit_info::own_hard(resource);
+        if own == libc::RLIM_INFINITY {
+            eprintln!("SKIPPED {name}: the agent's own hard limit is unlimited");
+            continue;
+        }
+        let mut greedy = task(&format!("greedy-{name}"), show, vec![]);
+        greedy.container = Some(ContainerInfo {
+            r#type: container_info::Type::Mesos as i32,
+            rlimit_info: Some(RLimitInfo {
+                rlimits: vec![RLimit {
+                    r#type: Some(kind as i32),
+                    soft: Some(64),
+                    hard: Some(own + 1),
+                }],
+            }),
+            ..Default::default()
+        });
+        let e = f.runner.run_task(framework(false), greedy).unwrap_err();
+        assert!(
+            e.why.contains(name) && e.why.contains("above the agent's own hard limit"),
+            "{e}"
+        );
+    }
 }

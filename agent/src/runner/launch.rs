@@ -228,7 +228,7 @@ impl Runner {
         };
         let rlimits = crate::rlimit_info::rlimits(
             container_of(&info, &launch).and_then(|c| c.rlimit_info.as_ref()),
-            crate::rlimit_info::own_nofile_hard(),
+            crate::rlimit_info::own_hard,
         )
         .map_err(|why| fail(&why))?;
         let linux_info = container_of(&info, &launch).and_then(|c| c.linux_info.as_ref());
