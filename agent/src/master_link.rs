@@ -23,6 +23,7 @@ use hyper::body::Incoming;
 use hyper::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE};
 use hyper::{Request, Uri};
 use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
 use prost::Message;
 use tepui_driver::record_stream::RecordStream;
 use tepui_proto::authentication::Credential;
@@ -59,8 +60,6 @@ pub struct LinkConfig {
     /// The agent's credential (`--credential`), presented on every
     /// message.
     pub credential: Option<Credential>,
-    /// Plain HTTP, or TLS with the master verified against the CA.
-    pub tls: tepui_proto::tls::Client,
 }
 
 /// A link failure (the loop logs it and tries again).
@@ -124,7 +123,7 @@ fn checkpoint_agent(layout: &Layout, info: &AgentInfo, id: &str) -> Result<(), L
 }
 
 struct Connection {
-    client: Client<tepui_proto::tls::Connector, Full<Bytes>>,
+    client: Client<HttpConnector, Full<Bytes>>,
     config: LinkConfig,
 }
 
@@ -141,13 +140,9 @@ impl Connection {
         message: &AgentToMaster,
         stream_id: Option<&str>,
     ) -> Result<hyper::Response<Incoming>, LinkError> {
-        let uri: Uri = format!(
-            "{}://{}{PATH}",
-            self.config.tls.scheme(),
-            self.config.master
-        )
-        .parse()
-        .map_err(|e| self.fail(format!("bad address: {e}")))?;
+        let uri: Uri = format!("http://{}{PATH}", self.config.master)
+            .parse()
+            .map_err(|e| self.fail(format!("bad address: {e}")))?;
         let mut request = Request::post(uri)
             .header(CONTENT_TYPE, PROTOBUF)
             .header(ACCEPT, PROTOBUF);
@@ -198,7 +193,7 @@ pub async fn run(
     mut outgoing: mpsc::UnboundedReceiver<AgentToMaster>,
 ) {
     let connection = Connection {
-        client: Client::builder(hyper_util::rt::TokioExecutor::new()).build(config.tls.connector()),
+        client: Client::builder(hyper_util::rt::TokioExecutor::new()).build_http(),
         config,
     };
     let mut backoff = Duration::from_millis(200);

@@ -176,7 +176,6 @@ impl Cluster {
                 implicit_acknowledgements: false,
                 subscribe_timeout: Duration::from_secs(30),
                 credential: None,
-                tls: tepui_proto::tls::Client::plain(),
             },
             Forward(tx),
         ));

@@ -8,6 +8,7 @@ use hyper::body::Incoming;
 use hyper::header::{ACCEPT, CONTENT_TYPE};
 use hyper::{Request, StatusCode, Uri};
 use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
 use tepui_proto::media::Encoding;
 
 /// Why a call failed, for the driver to wrap in its own error.
@@ -21,7 +22,7 @@ pub enum PostFailure {
 
 /// POSTs `call` to `uri` in `encoding`, with `headers`.
 pub async fn post<M: prost::Message + prost::Name>(
-    client: &Client<tepui_proto::tls::Connector, Full<Bytes>>,
+    client: &Client<HttpConnector, Full<Bytes>>,
     uri: &str,
     encoding: Encoding,
     call: &M,
