@@ -49,11 +49,15 @@ pub enum UpdateError {
         /// The task.
         task: String,
     },
-    /// The task's terminal update was acknowledged already.
-    #[error("task {task}: an update after its terminal update was acknowledged")]
-    Closed {
+    /// The task has ended: an update after its terminal one is dropped
+    /// (as a Mesos agent drops it), so that nothing follows the terminal
+    /// update and the task's latest state never goes back.
+    #[error("task {task} is already terminated with state {state}")]
+    Terminated {
         /// The task.
         task: String,
+        /// Its terminal state's name.
+        state: String,
     },
     /// No stream for the task.
     #[error("task {task} of framework {framework}: no status update stream")]
@@ -167,8 +171,11 @@ impl Manager {
             tracing::debug!(task = %key.task, "duplicate status update dropped");
             return Ok(None);
         }
-        if stream.ended {
-            return Err(UpdateError::Closed { task: key.task });
+        if let Some(latest) = stream.latest.filter(|s| is_terminal(*s)) {
+            return Err(UpdateError::Terminated {
+                task: key.task,
+                state: tepui_proto::model::state_name(latest),
+            });
         }
         stream.record(&StatusUpdateRecord {
             r#type: RecordType::Update as i32,
@@ -386,7 +393,7 @@ mod tests {
         );
         assert!(matches!(
             m.update(update("t", TaskState::TaskRunning, 9), None),
-            Err(UpdateError::Closed { .. })
+            Err(UpdateError::Terminated { .. })
         ));
         assert!(matches!(
             m.update(
@@ -401,6 +408,40 @@ mod tests {
             ),
             Err(UpdateError::NoUuid { .. })
         ));
+    }
+
+    #[test]
+    fn nothing_is_taken_after_the_terminal_update_even_before_its_acknowledgement() {
+        // An executor whose RUNNING the agent could not checkpoint (a full
+        // disk) sent its FINISHED first and the RUNNING again after it:
+        // the RUNNING is dropped, never forwarded after the FINISHED, and
+        // the task's latest state stays FINISHED.
+        let mut m = Manager::new();
+        m.update(update("t", TaskState::TaskStarting, 1), None)
+            .unwrap();
+        m.update(update("t", TaskState::TaskFinished, 3), None)
+            .unwrap();
+        let e = m
+            .update(update("t", TaskState::TaskRunning, 2), None)
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "task t is already terminated with state TASK_FINISHED"
+        );
+        assert_eq!(
+            m.latest_state(&key("t")),
+            Some(TaskState::TaskFinished as i32)
+        );
+        let a = m.acknowledge(&key("t"), &[1]).unwrap();
+        assert_eq!(a.next, Some(update("t", TaskState::TaskFinished, 3)));
+        let a = m.acknowledge(&key("t"), &[3]).unwrap();
+        assert!(a.ended && a.next.is_none());
+        // A terminal update's duplicate is still only a duplicate.
+        assert_eq!(
+            m.update(update("t", TaskState::TaskFinished, 3), None)
+                .unwrap(),
+            None
+        );
     }
 
     #[test]

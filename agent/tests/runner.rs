@@ -353,6 +353,69 @@ async fn a_kill_ends_the_task_through_its_executor_within_the_grace_period() {
     assert!(started.elapsed() < Duration::from_secs(5));
 }
 
+/// An executor update as the executor API takes it: a fresh uuid.
+fn executor_status(task: &str, state: TaskState, uuid: u8) -> tepui_proto::v1::TaskStatus {
+    tepui_proto::v1::TaskStatus {
+        task_id: TaskId { value: task.into() },
+        state: state as i32,
+        uuid: Some(vec![uuid; 16]),
+        source: Some(task_status::Source::Executor as i32),
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn nothing_reaches_the_master_after_a_tasks_terminal_update() {
+    // The chaos tier's failure: an executor's RUNNING refused on a full
+    // disk came again after its FINISHED; the agent forwarded RUNNING
+    // after FINISHED, and when the executor exited it failed the task it
+    // then thought running. Now what comes after the terminal update is
+    // dropped (and acknowledged to the executor), as in Mesos.
+    let mut f = Fixture::new("after-terminal").await;
+    f.runner
+        .run_task(framework(true), task("t9", "sleep 60", vec![]))
+        .unwrap();
+    assert_eq!(
+        f.next_update().await.status.state,
+        TaskState::TaskStarting as i32
+    );
+    assert_eq!(
+        f.next_update().await.status.state,
+        TaskState::TaskRunning as i32
+    );
+    let host: &dyn ExecutorHost = f.runner.as_ref();
+    host.update(
+        "fw-1",
+        "t9",
+        executor_status("t9", TaskState::TaskFinished, 7),
+    )
+    .unwrap();
+    assert_eq!(
+        host.update(
+            "fw-1",
+            "t9",
+            executor_status("t9", TaskState::TaskRunning, 8)
+        )
+        .ok(),
+        Some(()),
+        "an update after the terminal one is dropped, not refused"
+    );
+    let finished = f.next_update().await;
+    assert_eq!(finished.status.state, TaskState::TaskFinished as i32);
+    // The real executor still runs `sleep`: the kill makes it send
+    // TASK_KILLED and exit, and the agent then ends what it thinks
+    // unfinished. Neither may follow the FINISHED.
+    f.runner.kill_task("fw-1", "t9", None);
+    let mut after = Vec::new();
+    let until = tokio::time::Instant::now() + Duration::from_secs(5);
+    while let Ok(Some(m)) = tokio::time::timeout_at(until, f.master.recv()).await {
+        if let Some(agent_to_master::Message::StatusUpdate(u)) = m.message {
+            after.push(TaskState::try_from(u.status.state));
+        }
+    }
+    assert!(after.is_empty(), "updates after TASK_FINISHED: {after:?}");
+}
+
 #[tokio::test]
 async fn a_framework_shutdown_ends_its_executors() {
     let mut f = Fixture::new("shutdown").await;

@@ -180,9 +180,12 @@ pub struct ExecutorDriver {
     unacknowledged: Mutex<Vec<TaskStatus>>,
     /// Tasks launched that have had no update acknowledged yet.
     unacknowledged_tasks: Mutex<BTreeMap<String, TaskInfo>>,
-    /// Updates the agent could not take yet (it answered 503), to send
-    /// again with [`ExecutorDriver::resend_deferred`].
-    deferred: Mutex<Vec<TaskStatus>>,
+    /// Updates the agent could not take yet (it answered 503), in the
+    /// order they were made, to send again with
+    /// [`ExecutorDriver::resend_deferred`]. Held across each send, so that
+    /// a task's updates reach the agent in order: one made while an older
+    /// update of its task waits here waits behind it.
+    deferred: tokio::sync::Mutex<Vec<TaskStatus>>,
 }
 
 /// The event stream of one subscription.
@@ -226,7 +229,7 @@ impl ExecutorDriver {
             encoding: Encoding::Protobuf,
             unacknowledged: Mutex::new(Vec::new()),
             unacknowledged_tasks: Mutex::new(BTreeMap::new()),
-            deferred: Mutex::new(Vec::new()),
+            deferred: tokio::sync::Mutex::new(Vec::new()),
         }
     }
 
@@ -354,44 +357,64 @@ impl ExecutorDriver {
         if let Ok(mut pending) = self.unacknowledged.lock() {
             pending.push(status.clone());
         }
-        self.send_update(status).await
+        let mut deferred = self.deferred.lock().await;
+        if deferred.iter().any(|d| d.task_id == status.task_id) {
+            // Sent now, it would overtake its task's older update.
+            deferred.push(status);
+            return Ok(());
+        }
+        if !self.send_update(&status).await? {
+            deferred.push(status);
+        }
+        Ok(())
     }
 
-    /// POSTs an update; a 503 (the agent could not checkpoint it, or is
-    /// recovering) defers it, a broken connection leaves it to the next
-    /// subscription: neither is an error.
-    async fn send_update(&self, status: TaskStatus) -> Result<(), DriverError> {
+    /// POSTs an update. Returns false when the agent answered 503 (it
+    /// could not checkpoint it, or is recovering): the caller defers it. A
+    /// broken connection leaves it to the next subscription: neither is
+    /// an error.
+    async fn send_update(&self, status: &TaskStatus) -> Result<bool, DriverError> {
         let mut call = self.call(call::Type::Update);
         call.update = Some(call::Update {
             status: status.clone(),
         });
         match self.post(&call).await {
-            Ok(_) | Err(DriverError::Connection { .. }) => Ok(()),
+            Ok(_) | Err(DriverError::Connection { .. }) => Ok(true),
             Err(DriverError::Refused { status: code, .. })
                 if code == StatusCode::SERVICE_UNAVAILABLE =>
             {
                 tracing::warn!(task = %status.task_id.value, "the agent could not take an update yet; it goes again");
-                if let Ok(mut deferred) = self.deferred.lock() {
-                    deferred.push(status);
-                }
-                Ok(())
+                Ok(false)
             }
             Err(e) => Err(e),
         }
     }
 
     /// Sends again the updates the agent answered 503 (call it now and
-    /// then, e.g. on each HEARTBEAT); those it takes are acknowledged as
-    /// usual, the others stay deferred.
+    /// then, e.g. on each HEARTBEAT), oldest first; those it takes are
+    /// acknowledged as usual. One refused again stays deferred, and so do
+    /// the newer updates of its task, unsent, to keep their order.
     pub async fn resend_deferred(&self) -> Result<(), DriverError> {
-        let deferred = self
-            .deferred
-            .lock()
-            .map(|mut d| std::mem::take(&mut *d))
-            .unwrap_or_default();
-        for status in deferred {
-            self.send_update(status).await?;
+        let mut deferred = self.deferred.lock().await;
+        let mut waiting: Vec<TaskStatus> = Vec::new();
+        let mut queue = std::mem::take(&mut *deferred).into_iter();
+        while let Some(status) = queue.next() {
+            if waiting.iter().any(|w| w.task_id == status.task_id) {
+                waiting.push(status);
+                continue;
+            }
+            match self.send_update(&status).await {
+                Ok(true) => {}
+                Ok(false) => waiting.push(status),
+                Err(e) => {
+                    waiting.push(status);
+                    waiting.extend(queue);
+                    *deferred = waiting;
+                    return Err(e);
+                }
+            }
         }
+        *deferred = waiting;
         Ok(())
     }
 

@@ -329,17 +329,25 @@ impl ExecutorHost for Runner {
             executor,
             status.clone(),
         );
-        if let Err(UpdateError::Checkpoint(e)) = taken {
-            // Not acknowledged: the executor keeps it and sends it again.
+        if let Err(e) = taken {
+            // The run's view keeps the state the manager holds: an update
+            // not taken (not checkpointed, or after the task's terminal
+            // update) must not move it back.
             if let Some(state) = lock(&self.executors)
                 .get_mut(&key)
                 .and_then(|run| run.tasks.get_mut(&status.task_id.value))
             {
                 *state = previous;
             }
-            return Err(UpdateRefused::Unavailable(format!(
-                "the agent could not checkpoint the update; send it again: {e}"
-            )));
+            if let UpdateError::Checkpoint(e) = e {
+                // Not acknowledged: the executor keeps it and sends it again.
+                return Err(UpdateRefused::Unavailable(format!(
+                    "the agent could not checkpoint the update; send it again: {e}"
+                )));
+            }
+            // Anything else was dropped where it was refused, and is
+            // acknowledged below so the executor does not send it again
+            // (as a Mesos agent acknowledges an update it drops).
         }
         if let Some(sink) = sink {
             tokio::spawn(async move {
