@@ -578,23 +578,35 @@ fn plan(id: &str, spec: &ContainerSpec) -> Result<Plan, ErrorKind> {
             }
             if spec.enter_rootfs {
                 plan = plan.rootfs(rootfs)?;
-            } else if ns.pid {
-                plan = plan.fs_op(filesystem::proc_mount(Path::new("/proc"))?);
-            }
-            for op in filesystem::rootfs_ops(rootfs, &spec.mounts)? {
-                plan = plan.fs_op(op);
-            }
-            match &spec.mounts.sandbox {
-                Some(_) if spec.enter_rootfs => cwd = SANDBOX_IN_CONTAINER.into(),
-                Some(sandbox) => cwd = sandbox.clone(),
-                None => {}
+                for op in filesystem::rootfs_ops(rootfs, &spec.mounts)? {
+                    plan = plan.fs_op(op);
+                }
+                if spec.mounts.sandbox.is_some() {
+                    cwd = SANDBOX_IN_CONTAINER.into();
+                }
+            } else {
+                // The first process stays on the host's view (protected
+                // as below) and starts its tasks in the root filesystem,
+                // each in namespaces of its own that get their mounts
+                // there: nothing is mounted into it here.
+                for op in filesystem::host_ops(ns.pid)? {
+                    plan = plan.fs_op(op);
+                }
+                if let Some(sandbox) = &spec.mounts.sandbox {
+                    cwd = sandbox.clone();
+                }
             }
         }
         None => {
-            // On the host's filesystem, a new pid namespace still gets its
-            // own /proc, so the container sees only its processes.
-            if ns.pid && ns.mount {
-                plan = plan.fs_op(filesystem::proc_mount(Path::new("/proc"))?);
+            // On the host's filesystem (Mesos's semantics) in a mount
+            // namespace of its own: a /proc of its pid namespace, so the
+            // container sees only its processes, masked as in a root
+            // filesystem; /sys and the cgroup trees read-only; a private
+            // minimal /dev.
+            if ns.mount {
+                for op in filesystem::host_ops(ns.pid)? {
+                    plan = plan.fs_op(op);
+                }
             }
             if let Some(sandbox) = &spec.mounts.sandbox {
                 // The sandbox bound on itself in the container's mount

@@ -205,29 +205,60 @@ pub fn sandbox_bind(sandbox: &Path, target: &Path) -> Result<FsOp, FsError> {
 /// Device nodes bound from the host into the container's /dev.
 const DEVICES: [&str; 6] = ["null", "zero", "full", "random", "urandom", "tty"];
 
-/// The launch steps for a container rooted at `rootfs`, in order.
-pub fn rootfs_ops(rootfs: &Path, mounts: &RootfsMounts) -> Result<Vec<FsOp>, FsError> {
-    let at = |p: &str| resolve_in_root(rootfs, Path::new(p));
-    let mut ops = vec![proc_mount(&at("/proc")?)?];
+/// The character devices of a minimal /dev: name, major, minor (Docker's
+/// and runc's list, with the mode 0666 they all get).
+const DEVICE_NUMBERS: [(&str, u32, u32); 6] = [
+    ("null", 1, 3),
+    ("zero", 1, 5),
+    ("full", 1, 7),
+    ("random", 1, 8),
+    ("urandom", 1, 9),
+    ("tty", 5, 0),
+];
 
-    // nodev: a device node made in /dev (with CAP_MKNOD) cannot be
-    // opened; the nodes below are binds, each its own mount with the
-    // host /dev's flags.
-    let dev = at("/dev")?;
+/// How a minimal /dev gets its device nodes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Nodes {
+    /// Bound from the host's /dev (a root filesystem's /dev, elsewhere):
+    /// the tmpfs is nodev, so a node made in it with CAP_MKNOD cannot be
+    /// opened; each bound node is its own mount with the host /dev's flags.
+    BindHost,
+    /// Made with mknod (the host's /dev itself is covered first): the
+    /// tmpfs cannot be nodev, and the cgroup device filter is what stops
+    /// a node made there.
+    Make,
+}
+
+/// A private minimal /dev at `dev`: a tmpfs with the usual devices, a new
+/// devpts instance, /dev/shm and the fd links.
+fn dev_ops(dev: &Path, nodes: Nodes, ops: &mut Vec<FsOp>) -> Result<(), FsError> {
+    let nodev = match nodes {
+        Nodes::BindHost => libc::MS_NODEV,
+        Nodes::Make => 0,
+    };
     ops.push(FsOp::mount(
         "tmpfs",
         "tmpfs",
-        &dev,
-        libc::MS_NOSUID | libc::MS_NODEV | libc::MS_STRICTATIME,
+        dev,
+        libc::MS_NOSUID | nodev | libc::MS_STRICTATIME,
         Some("mode=755,size=65536k"),
     )?);
-    for name in DEVICES {
-        ops.push(FsOp::bind(
-            &Path::new("/dev").join(name),
-            &dev.join(name),
-            false,
-            Create::File,
-        )?);
+    match nodes {
+        Nodes::BindHost => {
+            for name in DEVICES {
+                ops.push(FsOp::bind(
+                    &Path::new("/dev").join(name),
+                    &dev.join(name),
+                    false,
+                    Create::File,
+                )?);
+            }
+        }
+        Nodes::Make => {
+            for (name, major, minor) in DEVICE_NUMBERS {
+                ops.push(FsOp::char_device(&dev.join(name), 0o666, major, minor)?);
+            }
+        }
     }
     ops.push(FsOp::mount(
         "devpts",
@@ -252,6 +283,32 @@ pub fn rootfs_ops(rootfs: &Path, mounts: &RootfsMounts) -> Result<Vec<FsOp>, FsE
     ] {
         ops.push(FsOp::symlink(target, &dev.join(link))?);
     }
+    Ok(())
+}
+
+/// The launch steps for a container that keeps the host's filesystem
+/// view (a task without an image, as in Mesos), in its own mount
+/// namespace: a /proc of its pid namespace (when it has one) with the
+/// host-revealing entries masked and the tunables read-only, /sys and
+/// every mount under it (the cgroup trees) read-only, and a private
+/// minimal /dev.
+pub fn host_ops(pid_namespace: bool) -> Result<Vec<FsOp>, FsError> {
+    let mut ops = Vec::new();
+    if pid_namespace {
+        ops.push(proc_mount(Path::new("/proc"))?);
+    }
+    let sys = Path::new("/sys");
+    ops.push(FsOp::bind(sys, sys, true, Create::Nothing)?);
+    protect_kernel_files(Path::new("/"), &mut ops)?;
+    dev_ops(Path::new("/dev"), Nodes::Make, &mut ops)?;
+    Ok(ops)
+}
+
+/// The launch steps for a container rooted at `rootfs`, in order.
+pub fn rootfs_ops(rootfs: &Path, mounts: &RootfsMounts) -> Result<Vec<FsOp>, FsError> {
+    let at = |p: &str| resolve_in_root(rootfs, Path::new(p));
+    let mut ops = vec![proc_mount(&at("/proc")?)?];
+    dev_ops(&at("/dev")?, Nodes::BindHost, &mut ops)?;
 
     ops.push(FsOp::mount(
         "sysfs",

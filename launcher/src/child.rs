@@ -334,7 +334,26 @@ unsafe fn fs_op(pipe: RawFd, index: u32, op: &FsOp) {
                     ),
                 );
                 let bind = flags & libc::MS_BIND != 0;
-                if bind && flags & BIND_REMOUNT_FLAGS != 0 {
+                if bind && flags & libc::MS_RDONLY != 0 && flags & libc::MS_REC != 0 {
+                    // Read-only all the way down: a recursive bind's
+                    // submounts (the cgroup tree under /sys) would stay
+                    // writable after a remount of the top alone.
+                    let attr = MountAttr {
+                        attr_set: mount_attrs(*flags),
+                        attr_clr: 0,
+                        propagation: 0,
+                        userns_fd: 0,
+                    };
+                    let ret = libc::syscall(
+                        libc::SYS_mount_setattr,
+                        libc::AT_FDCWD,
+                        target.as_ptr(),
+                        libc::AT_RECURSIVE as libc::c_uint,
+                        &attr as *const MountAttr,
+                        std::mem::size_of::<MountAttr>(),
+                    );
+                    check(pipe, Step::Remount, index, ret as libc::c_int);
+                } else if bind && flags & BIND_REMOUNT_FLAGS != 0 {
                     let remount = libc::MS_BIND
                         | libc::MS_REMOUNT
                         | (flags & (BIND_REMOUNT_FLAGS | libc::MS_REC));
@@ -352,6 +371,25 @@ unsafe fn fs_op(pipe: RawFd, index: u32, op: &FsOp) {
                     );
                 }
             }
+            FsOp::CharDevice {
+                path,
+                mode,
+                major,
+                minor,
+            } => {
+                check(
+                    pipe,
+                    Step::Mknod,
+                    index,
+                    libc::mknod(
+                        path.as_ptr(),
+                        libc::S_IFCHR | *mode,
+                        libc::makedev(*major, *minor),
+                    ),
+                );
+                // The node's mode, whatever the umask took from it.
+                check(pipe, Step::Mknod, index, libc::chmod(path.as_ptr(), *mode));
+            }
             FsOp::Symlink { target, link } => {
                 check(
                     pipe,
@@ -362,6 +400,32 @@ unsafe fn fs_op(pipe: RawFd, index: u32, op: &FsOp) {
             }
         }
     }
+}
+
+/// `struct mount_attr` of mount_setattr(2).
+#[repr(C)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+
+/// The mount_setattr(2) attributes for a bind's MS_RDONLY, MS_NOSUID,
+/// MS_NODEV and MS_NOEXEC (MOUNT_ATTR_RDONLY, _NOSUID, _NODEV, _NOEXEC).
+fn mount_attrs(flags: libc::c_ulong) -> u64 {
+    let mut attrs = 0;
+    for (flag, attr) in [
+        (libc::MS_RDONLY, 0x1),
+        (libc::MS_NOSUID, 0x2),
+        (libc::MS_NODEV, 0x4),
+        (libc::MS_NOEXEC, 0x8),
+    ] {
+        if flags & flag != 0 {
+            attrs |= attr;
+        }
+    }
+    attrs
 }
 
 /// `mkdir -p` of `path` (of its parent only, when `parent_only`), without

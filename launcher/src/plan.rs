@@ -157,6 +157,18 @@ pub enum FsOp {
         /// What to create at `target` first.
         create: Create,
     },
+    /// mknod(2) of a character device (for a /dev that cannot bind the
+    /// host's nodes, being mounted over them).
+    CharDevice {
+        /// Where the node is made.
+        path: CString,
+        /// Its permission bits.
+        mode: libc::mode_t,
+        /// Major and minor number.
+        major: u32,
+        /// Minor number.
+        minor: u32,
+    },
     /// symlink(2): `link` points at `target`.
     Symlink {
         /// What the link points to.
@@ -185,7 +197,9 @@ impl FsOp {
         })
     }
 
-    /// A bind mount of `source` on `target`, read-only if asked.
+    /// A bind mount of `source` on `target` with every mount under it,
+    /// read-only if asked (then the mounts under it too, through
+    /// mount_setattr(AT_RECURSIVE): a remount would leave them writable).
     pub fn bind(
         source: &Path,
         target: &Path,
@@ -217,6 +231,21 @@ impl FsOp {
         })
     }
 
+    /// A character device node `major:minor` at `path`.
+    pub fn char_device(
+        path: &Path,
+        mode: libc::mode_t,
+        major: u32,
+        minor: u32,
+    ) -> Result<Self, PlanError> {
+        Ok(Self::CharDevice {
+            path: cstring("device node", path)?,
+            mode,
+            major,
+            minor,
+        })
+    }
+
     /// A symbolic link at `link` pointing to `target`.
     pub fn symlink(target: &str, link: &Path) -> Result<Self, PlanError> {
         Ok(Self::Symlink {
@@ -242,6 +271,9 @@ impl FsOp {
                     .map_or(String::new(), |s| format!(" {}", s.to_string_lossy()));
                 format!("mount {kind}{source} on {}", target.to_string_lossy())
             }
+            FsOp::CharDevice {
+                path, major, minor, ..
+            } => format!("mknod {} c {major} {minor}", path.to_string_lossy()),
             FsOp::Symlink { target, link } => format!(
                 "symlink {} -> {}",
                 link.to_string_lossy(),

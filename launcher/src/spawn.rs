@@ -236,6 +236,7 @@ fn describe(plan: &Plan, step: Step, index: usize) -> String {
         Step::Mount => op(""),
         Step::Remount => op("remount (read-only, nosuid, nodev or noexec) after "),
         Step::Symlink => op(""),
+        Step::Mknod => op(""),
         Step::PivotRoot => format!("pivot_root into {}", lossy(&plan.rootfs)),
         Step::DetachOldRoot => "detaching the old root".into(),
         Step::Hostname => format!("sethostname {}", lossy(&plan.hostname)),

@@ -44,6 +44,8 @@ steps! {
     Remount,
     /// A symlink.
     Symlink,
+    /// A device node.
+    Mknod,
     /// pivot_root.
     PivotRoot,
     /// Detaching the old root.
