@@ -28,4 +28,5 @@ pub mod rotating_log;
 pub mod runner;
 pub mod status_update;
 pub mod task_image;
+pub mod task_isolation;
 pub mod task_process;

@@ -4,7 +4,8 @@
 //! the rest of its group with it. It reports TASK_STARTING, TASK_RUNNING
 //! and the terminal state with the exit status, honours the kill policy's
 //! grace period (SIGTERM, then SIGKILL to the task's process group), runs
-//! tasks inside the image's root filesystem when the container has one,
+//! tasks in the image's root filesystem when the container has one (each
+//! in mount and pid namespaces of its own, pivot_root'ed into it),
 //! keeps their stdout and stderr in the sandbox with size-based rotation,
 //! and when the agent restarts, waits up to MESOS_RECOVERY_TIMEOUT to
 //! subscribe again, re-sending what the agent had not acknowledged. It
@@ -18,7 +19,8 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use tepui_agent::rotating_log::{RotatingFile, Rotation};
-use tepui_agent::task_process::{self, Logs, Placement};
+use tepui_agent::task_isolation;
+use tepui_agent::task_process::{self, ImageIsolation, Logs, Placement};
 use tepui_driver::executor::{ExecutorDriver, ExecutorEnv};
 use tepui_proto::v1::executor::{Event, event};
 use tepui_proto::v1::{TaskId, TaskInfo, TaskState, TaskStatus, task_status};
@@ -398,6 +400,8 @@ fn task_env(placement: &Placement) -> Vec<(String, String)> {
         LOG_MAX_FILES_ENV,
         TASK_WORKDIR_ENV,
         tepui_containerizer::TASK_ROOTFS_ENV,
+        task_isolation::CAPABILITIES_ENV,
+        task_isolation::SECCOMP_ENV,
     ];
     let mut env: Vec<(String, String)> = std::env::vars()
         .filter(|(k, _)| !own.contains(&k.as_str()))
@@ -411,6 +415,23 @@ fn task_env(placement: &Placement) -> Vec<(String, String)> {
         }
     }
     env
+}
+
+/// What the agent chose for tasks in the image: their capabilities and
+/// seccomp filters.
+fn image_isolation() -> Result<ImageIsolation> {
+    let capabilities = match std::env::var(task_isolation::CAPABILITIES_ENV) {
+        Ok(text) => Some(task_isolation::decode_capabilities(&text)?),
+        Err(_) => None,
+    };
+    let seccomp = match std::env::var(task_isolation::SECCOMP_ENV) {
+        Ok(text) => task_isolation::decode_seccomp(&text)?,
+        Err(_) => Vec::new(),
+    };
+    Ok(ImageIsolation {
+        capabilities,
+        seccomp,
+    })
 }
 
 /// Executor log lines go to the sandbox's stderr, rotated with the task's.
@@ -436,6 +457,7 @@ async fn start() -> Result<()> {
         sandbox: PathBuf::from(&env.sandbox),
         rootfs: std::env::var_os(tepui_containerizer::TASK_ROOTFS_ENV).map(PathBuf::from),
         workdir: std::env::var_os(TASK_WORKDIR_ENV).map(PathBuf::from),
+        isolation: image_isolation()?,
     };
     let logs = open_logs(&placement.sandbox)?;
     let stderr = logs.stderr.clone();

@@ -237,17 +237,6 @@ impl Runner {
             .linux
             .resolve(linux_info)
             .map_err(|why| fail(&why))?;
-        // The built-in executor enters a task's image with chroot, so it
-        // needs that capability itself.
-        let chroot = tepui_isolators::capabilities::mask(["SYS_CHROOT"]).unwrap_or(0);
-        if info.command.is_none()
-            && image.is_some()
-            && isolation.capabilities.effective & chroot == 0
-        {
-            return Err(fail(
-                "linux_info.effective_capabilities: a command task in an image needs SYS_CHROOT (the built-in executor enters the image with chroot)",
-            ));
-        }
         let run = Executor {
             framework,
             info: info.clone(),

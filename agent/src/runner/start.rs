@@ -17,7 +17,7 @@ use tepui_proto::v1::{ExecutorInfo, TaskInfo, TaskState, task_status};
 use super::{ExecutorKey, Runner, Termination, lock};
 use crate::executor_env::{ExecutorEnvInput, executor_env, mesos_duration};
 use crate::linux_info::Isolation;
-use crate::{rotating_log, task_process};
+use crate::{rotating_log, task_isolation, task_process};
 
 /// What an executor run's ContainerInfo asks for, as checked when its
 /// first task arrived.
@@ -279,17 +279,34 @@ impl Runner {
         }
         // The run's user, unless root (then the image's USER may apply).
         let user = user.filter(|u| u != "root" && u != "0");
+        let mut capabilities = isolation.capabilities;
         if let Some(image) = image {
             if info.command.is_none() {
                 // The built-in executor stays on the host's filesystem and
-                // starts its tasks in the image (chroot, so it stays root
-                // until the launcher starts image tasks itself); each task
-                // runs as its user inside the image.
+                // starts each task in new mount and pid namespaces,
+                // pivot_root'ed into the image, with the task's own
+                // capabilities and seccomp filters on top of its own
+                // (which allow what that takes); each task runs as its
+                // user inside the image.
                 spec.enter_rootfs = false;
                 if let Some(dir) = runtime::working_dir(&image.config) {
                     spec.env
                         .push((task_process::WORKDIR_ENV.into(), dir.display().to_string()));
                 }
+                spec.env.push((
+                    task_isolation::CAPABILITIES_ENV.into(),
+                    task_isolation::encode_capabilities(capabilities),
+                ));
+                if let Some(profile) = &isolation.seccomp {
+                    let programs = profile
+                        .programs(capabilities.bounding)
+                        .map_err(|e| e.to_string())?;
+                    spec.env.push((
+                        task_isolation::SECCOMP_ENV.into(),
+                        task_isolation::encode_seccomp(&programs),
+                    ));
+                }
+                capabilities = task_isolation::executor_capabilities(capabilities);
             } else {
                 spec.user = user.or_else(|| runtime::user(&image.config));
                 spec.cwd = runtime::working_dir(&image.config);
@@ -300,7 +317,7 @@ impl Runner {
         }
         spec.limits = limits;
         spec.seccomp = isolation.seccomp;
-        spec.capabilities = Some(isolation.capabilities);
+        spec.capabilities = Some(capabilities);
         spec.mounts.sandbox = Some(sandbox.to_owned());
         spec.stdio = Stdio::Files {
             stdout: sandbox.join("stdout"),

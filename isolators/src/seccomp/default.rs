@@ -409,6 +409,10 @@ const BY_CAPABILITY: &[(&str, &[&str])] = &[
             "move_mount",
             "open_tree",
             "perf_event_open",
+            // Docker allows it to every container; here only with
+            // SYS_ADMIN, which it needs anyway (the built-in executor
+            // starts image tasks with it).
+            "pivot_root",
             "quotactl",
             "quotactl_fd",
             "setdomainname",
