@@ -564,7 +564,20 @@ fn openable_block_device() -> PathBuf {
 async fn a_root_task_can_neither_make_nor_open_a_host_block_device() {
     let mut cluster = Cluster::start("mknod", "root", &[]).await;
     let canary = Canary::new(cluster.dir.path());
-    let disk = openable_block_device();
+    let host_disk = openable_block_device();
+    // The task's /dev is its own (a tmpfs with the usual devices): the
+    // host's disk is reached through a node of it that the test makes in
+    // a directory the task can see.
+    let disk = cluster.dir.path().join("disk");
+    let rdev = std::fs::metadata(&host_disk).unwrap().rdev();
+    let made = std::process::Command::new("mknod")
+        .arg(&disk)
+        .arg("b")
+        .arg(libc::major(rdev).to_string())
+        .arg(libc::minor(rdev).to_string())
+        .status()
+        .unwrap();
+    assert!(made.success(), "mknod of {}", host_disk.display());
     // Opened for writing, never written: the disk must stay untouched
     // even were the filter missing.
     let script = format!(
@@ -672,4 +685,245 @@ async fn another_framework_s_sandbox_is_refused_through_files() {
     let (status, body) = get_as(&endpoint, &stdout, "ops").await;
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("THE-SANDBOX-SECRET"), "{body}");
+}
+
+/// The static probe of `support/escape_probe.c` (busybox has no applet
+/// for a chroot escape or ptrace), built into `dir`, as a URI the
+/// fetcher puts in the sandbox, executable.
+fn escape_probe(dir: &Path) -> command_info::Uri {
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/escape_probe.c");
+    let served = dir.join("probe");
+    std::fs::create_dir_all(&served).unwrap();
+    let binary = served.join("escape_probe");
+    let status = std::process::Command::new("cc")
+        .args(["-static", "-O1", "-o"])
+        .arg(&binary)
+        .arg(&source)
+        .status()
+        .unwrap();
+    assert!(status.success(), "building {}", source.display());
+    command_info::Uri {
+        value: format!("file://{}", binary.display()),
+        executable: Some(true),
+        ..Default::default()
+    }
+}
+
+/// The lines of a task's `ls` output.
+fn lines(out: &str) -> Vec<&str> {
+    out.lines().map(str::trim).collect()
+}
+
+/// Pattern: `/proc/1/root` from a chrooted task. The built-in executor
+/// chrooted the task and was pid 1 of its pid namespace, on the host's
+/// root, so `/proc/1/root/` was the host's `/` (the magic-link way out
+/// of runc's CVE-2019-5736 class, and the issue's `/etc/os-release`
+/// read). The task is now pid 1 of a pid namespace of its own,
+/// pivot_root'ed into the image, with a /proc of that namespace:
+/// `/proc/1/root/` lists the image's root and the canary is not there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_image_task_s_proc_1_root_is_the_image() {
+    let mut cluster = Cluster::start_with("proc1root", "root", &[], import_busybox).await;
+    let canary = Canary::new(cluster.dir.path());
+    let script = format!(
+        "echo pid $$; ls /proc/1/root/; cat /proc/1/root{} && echo READ || echo DENIED",
+        canary.file.display()
+    );
+    let mut t = task("proc1root", &script, vec![]);
+    t.container = Some(in_image());
+    let (state, message, sandbox) = cluster.run(t).await;
+    let out = stdout_of(&sandbox);
+    assert_eq!(state, TaskState::TaskFinished, "{message} {out}");
+    let seen = lines(&out);
+    assert!(seen.contains(&"pid 1"), "the task is pid 1: {out}");
+    for image_dir in ["bin", "etc", "mnt", "proc"] {
+        assert!(seen.contains(&image_dir), "{image_dir} missing: {out}");
+    }
+    // The busybox image has no /usr and no /lib; the host has both.
+    assert!(
+        !seen.contains(&"usr") && !seen.contains(&"lib"),
+        "/proc/1/root/ is the host's root: {out}"
+    );
+    assert!(seen.contains(&"DENIED"), "{out}");
+    canary.untouched("proc1root", &sandbox);
+}
+
+/// Pattern: the classic chroot escape (`mkdir x; chroot x; cd ../../..;
+/// chroot .`), open to any task keeping CAP_SYS_CHROOT that was merely
+/// chrooted: its working directory stayed outside the new root, `..`
+/// climbed to the host's `/` and a second chroot made it the root. In
+/// a mount namespace pivot_root'ed into the image with the old root
+/// detached, `..` stops at the image's root.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_chroot_escape_stays_in_the_image() {
+    let mut cluster = Cluster::start_with("chroot", "root", &[], import_busybox).await;
+    let canary = Canary::new(cluster.dir.path());
+    let probe = escape_probe(cluster.dir.path());
+    let script = format!(
+        "/mnt/mesos/sandbox/escape_probe chroot {}; ls /",
+        canary.file.display()
+    );
+    let mut t = task("chroot", &script, vec![probe]);
+    t.container = Some(in_image());
+    let (state, message, sandbox) = cluster.run(t).await;
+    let out = stdout_of(&sandbox);
+    assert_eq!(state, TaskState::TaskFinished, "{message} {out}");
+    assert!(
+        !out.contains("READ"),
+        "the escape read the host's canary: {out}"
+    );
+    assert!(
+        out.contains(&format!(
+            "open {}: No such file or directory",
+            canary.file.display()
+        )),
+        "the escape ended inside the image: {out}\n{}",
+        std::fs::read_to_string(sandbox.join("stderr")).unwrap_or_default()
+    );
+    canary.untouched("chroot", &sandbox);
+}
+
+/// Pattern: ptrace of pid 1, the executor (root, on the host's root,
+/// holding the executor's token), from its task: a task granted
+/// CAP_SYS_PTRACE attached to it and could run anything as it (the
+/// sibling-process attacks of runc's CVE-2019-5736 and CVE-2016-9962).
+/// The task's pid namespace holds only its own processes: the executor
+/// is neither listed nor reachable, and pid 1 is the task's own shell.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_image_task_can_neither_see_nor_ptrace_the_executor() {
+    use tepui_isolators::capabilities::{DEFAULT, number};
+    let mut names: Vec<&str> = DEFAULT.to_vec();
+    names.push("SYS_PTRACE");
+    let bounding = format!(
+        r#"{{"capabilities": [{}]}}"#,
+        names
+            .iter()
+            .map(|n| format!("\"{n}\""))
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    let mut cluster = Cluster::start_with(
+        "ptrace",
+        "root",
+        &["--bounding-capabilities", &bounding],
+        import_busybox,
+    )
+    .await;
+    let canary = Canary::new(cluster.dir.path());
+    let probe = escape_probe(cluster.dir.path());
+    // sh stays pid 1 (the probe is not its last command, so not exec'd).
+    let mut t = task(
+        "ptrace",
+        "/mnt/mesos/sandbox/escape_probe ptrace; echo probed",
+        vec![probe],
+    );
+    let mut container = in_image();
+    container.linux_info = Some(tepui_proto::v1::LinuxInfo {
+        effective_capabilities: Some(tepui_proto::v1::CapabilityInfo {
+            // Mesos numbers capabilities from 1000.
+            capabilities: names
+                .iter()
+                .map(|n| 1000 + number(n).unwrap() as i32)
+                .collect(),
+        }),
+        ..Default::default()
+    });
+    t.container = Some(container);
+    let (state, message, sandbox) = cluster.run(t).await;
+    let out = stdout_of(&sandbox);
+    assert_eq!(state, TaskState::TaskFinished, "{message} {out}");
+    assert!(out.contains("probed"), "{out}");
+    assert!(
+        !out.contains("tepui-executor"),
+        "the executor is visible from the task: {out}"
+    );
+    assert!(
+        out.lines().any(|l| l.starts_with("pid 1 [")
+            && l.contains("sh -c /mnt/mesos/sandbox/escape_probe ptrace")),
+        "pid 1 is the task's own shell: {out}\n{}",
+        std::fs::read_to_string(sandbox.join("stderr")).unwrap_or_default()
+    );
+    canary.untouched("ptrace", &sandbox);
+}
+
+/// The host's core_pattern, put back when the test ends (a failing run
+/// of the case below would otherwise leave the host's changed).
+struct CorePattern(Vec<u8>);
+
+const CORE_PATTERN: &str = "/proc/sys/kernel/core_pattern";
+
+impl Drop for CorePattern {
+    fn drop(&mut self) {
+        if std::fs::read(CORE_PATTERN).ok().as_deref() != Some(&self.0[..]) {
+            if let Err(e) = std::fs::write(CORE_PATTERN, &self.0) {
+                eprintln!("restoring {CORE_PATTERN}: {e}");
+            }
+        }
+    }
+}
+
+/// Pattern: a root task without an image writes the host's
+/// `/proc/sys/kernel/core_pattern` (a `|program` there runs as root on
+/// the host at the next crash: the core_pattern escape of CVE-2022-0492's
+/// write-ups and of Docker's masked paths). Its /proc/sys is read-only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_root_task_cannot_write_the_host_s_core_pattern() {
+    let mut cluster = Cluster::start("corepattern", "root", &[]).await;
+    let canary = Canary::new(cluster.dir.path());
+    let before = CorePattern(std::fs::read(CORE_PATTERN).unwrap());
+    let script = format!(
+        "id -u; echo core.tepui-hostile > {CORE_PATTERN} && echo WROTE || echo DENIED; \
+         cat {} >/dev/null && echo CANARY",
+        canary.file.display()
+    );
+    let (state, message, sandbox) = cluster.run(task("corepattern", &script, vec![])).await;
+    let out = stdout_of(&sandbox);
+    let err = std::fs::read_to_string(sandbox.join("stderr")).unwrap_or_default();
+    assert_eq!(state, TaskState::TaskFinished, "{message} {out}");
+    assert!(out.starts_with("0\n"), "the task runs as root: {out}");
+    assert_eq!(
+        std::fs::read(CORE_PATTERN).unwrap(),
+        before.0,
+        "the host's core_pattern changed"
+    );
+    assert!(lines(&out).contains(&"DENIED"), "{out}");
+    assert!(err.contains("Read-only file system"), "{err}");
+    // Root on the host's view still reads root's files (Mesos's
+    // semantics for a root task): the canary here is core_pattern.
+    assert!(lines(&out).contains(&"CANARY"), "{out}");
+    assert!(
+        canary.before == snapshot(&canary.dir, &canary.file),
+        "the canary changed"
+    );
+}
+
+/// Pattern: a root task without an image writes its pid into another
+/// cgroup's `cgroup.procs` on the host's cgroup tree, leaving its
+/// container's limits and accounting (and, with release_agent in v1,
+/// CVE-2022-0492's way out). /sys and every cgroup mount under it are
+/// read-only for the task, and the host cgroup stays empty.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_root_task_cannot_join_a_host_cgroup() {
+    let host = owned_cgroup("tepui-hostile-hostcg");
+    std::fs::create_dir_all(&host).unwrap();
+    let _host_cleanup = Cleanup(host.clone());
+    let mut cluster = Cluster::start("hostcg", "root", &[]).await;
+    let canary = Canary::new(cluster.dir.path());
+    let procs = host.join("cgroup.procs");
+    let script = format!(
+        "echo $$ > {} && echo MOVED || echo DENIED; cat /proc/self/cgroup",
+        procs.display()
+    );
+    let (state, message, sandbox) = cluster.run(task("hostcg", &script, vec![])).await;
+    let out = stdout_of(&sandbox);
+    let err = std::fs::read_to_string(sandbox.join("stderr")).unwrap_or_default();
+    assert_eq!(state, TaskState::TaskFinished, "{message} {out}");
+    assert!(lines(&out).contains(&"DENIED"), "{out}");
+    assert!(err.contains("Read-only file system"), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(&procs).unwrap(),
+        "",
+        "a task joined the host cgroup"
+    );
+    canary.untouched("hostcg", &sandbox);
 }
