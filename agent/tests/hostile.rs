@@ -854,10 +854,10 @@ const CORE_PATTERN: &str = "/proc/sys/kernel/core_pattern";
 
 impl Drop for CorePattern {
     fn drop(&mut self) {
-        if std::fs::read(CORE_PATTERN).ok().as_deref() != Some(&self.0[..]) {
-            if let Err(e) = std::fs::write(CORE_PATTERN, &self.0) {
-                eprintln!("restoring {CORE_PATTERN}: {e}");
-            }
+        if std::fs::read(CORE_PATTERN).ok().as_deref() != Some(&self.0[..])
+            && let Err(e) = std::fs::write(CORE_PATTERN, &self.0)
+        {
+            eprintln!("restoring {CORE_PATTERN}: {e}");
         }
     }
 }
