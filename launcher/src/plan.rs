@@ -164,7 +164,7 @@ pub enum FsOp {
         path: CString,
         /// Its permission bits.
         mode: libc::mode_t,
-        /// Major and minor number.
+        /// Major number.
         major: u32,
         /// Minor number.
         minor: u32,

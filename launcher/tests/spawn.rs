@@ -127,3 +127,68 @@ fn a_failed_exec_is_reported_and_memory_of_the_parent_is_untouched() {
     // The launcher still works after a child that failed.
     assert_eq!(run(&["/bin/echo", "ok"]), ("ok\n".to_owned(), 0));
 }
+
+/// Runs `script` with sh in a mount namespace of its own after `ops`.
+fn run_after(ops: Vec<tepui_launcher::FsOp>, script: &str) -> String {
+    let (read, write) = std::io::pipe().unwrap();
+    let stdin = OwnedFd::from(std::fs::File::open("/dev/null").unwrap());
+    let stderr = OwnedFd::from(std::fs::File::create("/dev/null").unwrap());
+    let mut plan = Plan::new(
+        &["sh", "-c", script],
+        &[("PATH", "/usr/bin:/bin")],
+        [stdin, OwnedFd::from(write), stderr],
+    )
+    .unwrap()
+    .namespaces(Namespaces {
+        mount: true,
+        ..no_namespaces()
+    });
+    for op in ops {
+        plan = plan.fs_op(op);
+    }
+    let spawned = spawn(&plan).unwrap();
+    drop(plan);
+    let mut out = String::new();
+    std::fs::File::from(OwnedFd::from(read))
+        .read_to_string(&mut out)
+        .unwrap();
+    pidfd::wait_blocking(spawned.pidfd.as_raw_fd()).unwrap();
+    out
+}
+
+/// A read-only recursive bind is read-only in the mounts under it too
+/// (a remount of the top alone left /sys/fs/cgroup writable under a
+/// read-only /sys).
+#[test]
+fn a_read_only_bind_is_read_only_all_the_way_down() {
+    use tepui_launcher::{Create, FsOp};
+    let dir = tempfile::tempdir().unwrap();
+    let top = dir.path().join("top");
+    let sub = top.join("sub");
+    std::fs::create_dir_all(&sub).unwrap();
+    let ops = vec![
+        FsOp::mount("tmpfs", "tmpfs", &sub, 0, None).unwrap(),
+        FsOp::bind(&top, &top, true, Create::Nothing).unwrap(),
+    ];
+    let script = format!(
+        "touch {0}/x && echo TOP || echo TOP-RO; touch {1}/x && echo SUB || echo SUB-RO",
+        top.display(),
+        sub.display()
+    );
+    assert_eq!(run_after(ops, &script), "TOP-RO\nSUB-RO\n");
+}
+
+/// A device node made in the child has its number and its whole mode.
+#[test]
+fn a_char_device_is_made_with_its_number_and_mode() {
+    use tepui_launcher::FsOp;
+    let dir = tempfile::tempdir().unwrap();
+    let dev = dir.path().join("dev");
+    let null = dev.join("null");
+    let ops = vec![
+        FsOp::mount("tmpfs", "tmpfs", &dev, 0, None).unwrap(),
+        FsOp::char_device(&null, 0o666, 1, 3).unwrap(),
+    ];
+    let script = format!("echo hi > {0} && stat -c '%t:%T %a' {0}", null.display());
+    assert_eq!(run_after(ops, &script), "1:3 666\n");
+}
