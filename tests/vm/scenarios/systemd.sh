@@ -97,22 +97,27 @@ tepui run --image 127.0.0.1:5000/busybox:latest --mem 256 -- \
     >"$work/bomb.out" 2>"$work/bomb.err" &
 bomb=$!
 bomb_cgroup=
+found=0
 find_bomb() {
     local dir
     for dir in "$cgroot"/*/; do
-        [ "$(cat "$dir/pids.current" 2>/dev/null || echo 0)" -ge 200 ] && bomb_cgroup=${dir%/} && return 0
+        found=$(cat "$dir/pids.current" 2>/dev/null || echo 0)
+        [ "$found" -ge 200 ] && bomb_cgroup=${dir%/} && return 0
     done
     return 1
 }
 wait_for 60 find_bomb
-peak=0
+# Read at once: the task's shell is pid 1 of its own pid namespace, so
+# when it gives up, the kernel ends every process it forked and the
+# container goes within moments.
+pids_max=$(cat "$bomb_cgroup/pids.max" 2>&1)
+oom_group=$(cat "$bomb_cgroup/memory.oom.group" 2>&1)
+peak=$found
 for _ in $(seq 10); do
     now=$(cat "$bomb_cgroup/pids.current" 2>/dev/null || echo 0)
     [ "$now" -gt "$peak" ] && peak=$now
     sleep 0.2
 done
-pids_max=$(cat "$bomb_cgroup/pids.max" 2>&1)
-oom_group=$(cat "$bomb_cgroup/memory.oom.group" 2>&1)
 guest_forks=no
 sh -c 'true' && guest_forks=yes
 wait "$bomb"
