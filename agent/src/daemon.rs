@@ -250,6 +250,47 @@ pub struct Flags {
         alias = "http_authenticators"
     )]
     pub http_authenticators: String,
+    /// TLS on every connection, the executor API's and the link to the
+    /// master included (libprocess's LIBPROCESS_SSL_ENABLED): a
+    /// plain-HTTP request to the port is refused, and the master is
+    /// reached over https, verified against --ssl-ca-file. Needs
+    /// --ssl-cert-file and --ssl-key-file. Executors are given the same
+    /// LIBPROCESS_SSL_* settings.
+    #[arg(long, env = "LIBPROCESS_SSL_ENABLED", default_value_t = false, num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new(), alias = "ssl_enabled")]
+    pub ssl_enabled: bool,
+    /// This agent's certificate chain, PEM (also presented to the master).
+    #[arg(
+        long,
+        env = "LIBPROCESS_SSL_CERT_FILE",
+        value_name = "PATH",
+        alias = "ssl_cert_file"
+    )]
+    pub ssl_cert_file: Option<PathBuf>,
+    /// This agent's private key, PEM.
+    #[arg(
+        long,
+        env = "LIBPROCESS_SSL_KEY_FILE",
+        value_name = "PATH",
+        alias = "ssl_key_file"
+    )]
+    pub ssl_key_file: Option<PathBuf>,
+    /// The CA certificates the master's and clients' certificates are
+    /// verified against, PEM [default for the master's: the system's roots].
+    #[arg(
+        long,
+        env = "LIBPROCESS_SSL_CA_FILE",
+        value_name = "PATH",
+        alias = "ssl_ca_file"
+    )]
+    pub ssl_ca_file: Option<PathBuf>,
+    /// Verify a client's certificate when it presents one (a client
+    /// without one is still served). Needs --ssl-ca-file.
+    #[arg(long, env = "LIBPROCESS_SSL_VERIFY_CERT", default_value_t = false, num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new(), alias = "ssl_verify_cert")]
+    pub ssl_verify_cert: bool,
+    /// Refuse a client (an executor too) without a certificate the CA
+    /// signed. Needs --ssl-ca-file.
+    #[arg(long, env = "LIBPROCESS_SSL_REQUIRE_CERT", default_value_t = false, num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new(), alias = "ssl_require_cert")]
+    pub ssl_require_cert: bool,
 }
 
 /// Lets every flag also be read from `MESOS_<NAME>` when `TEPUI_<NAME>`
@@ -273,6 +314,20 @@ pub fn with_mesos_env(mut command: clap::Command) -> clap::Command {
 }
 
 impl Flags {
+    /// The TLS settings the `--ssl-*` flags (or `LIBPROCESS_SSL_*`) give;
+    /// the other `LIBPROCESS_SSL_*` knobs are refused by name.
+    pub fn tls(&self) -> Result<tepui_proto::tls::Settings> {
+        tepui_proto::tls::refuse_unsupported_env()?;
+        Ok(tepui_proto::tls::Settings {
+            enabled: self.ssl_enabled,
+            cert_file: self.ssl_cert_file.clone(),
+            key_file: self.ssl_key_file.clone(),
+            ca_file: self.ssl_ca_file.clone(),
+            verify_cert: self.ssl_verify_cert,
+            require_cert: self.ssl_require_cert,
+        })
+    }
+
     /// The flags of this process: its arguments, then `TEPUI_*`, then
     /// `MESOS_*` variables.
     pub fn from_env() -> Self {
@@ -408,6 +463,9 @@ fn hostname() -> String {
 /// or until `--recover=cleanup` is done.
 pub async fn run(mut flags: Flags) -> Result<()> {
     let (authentication, credential, executor_tokens) = authentication(&flags)?;
+    let tls = flags.tls()?;
+    let tls_server = tls.server().context("TLS (--ssl-*)")?;
+    let tls_client = tls.client().context("TLS (--ssl-*) towards the master")?;
     let command_executor = command_executor(flags.command_executor.take())?;
     std::fs::create_dir_all(&flags.work_dir)
         .with_context(|| format!("creating {}", flags.work_dir.display()))?;
@@ -502,6 +560,7 @@ pub async fn run(mut flags: Flags) -> Result<()> {
             switch_user: switch_user(flags.switch_user)?,
             executor_tokens,
             linux: linux.clone(),
+            tls_env: tls.env(),
         },
         containerizer.clone(),
         fetcher,
@@ -510,6 +569,7 @@ pub async fn run(mut flags: Flags) -> Result<()> {
     tracing::info!(
         %endpoint,
         master = %flags.master,
+        tls = tls.enabled,
         work_dir = %flags.work_dir.display(),
         cpus = tepui_proto::resources::scalar(&total, "cpus"),
         mem_mib = tepui_proto::resources::scalar(&total, "mem"),
@@ -555,7 +615,7 @@ pub async fn run(mut flags: Flags) -> Result<()> {
     }
     let handler =
         Arc::new(move |request: Request<hyper::body::Incoming>| endpoints.clone().handle(request));
-    let server = tokio::spawn(http::serve(listener, handler));
+    let server = tokio::spawn(http::serve_tls(listener, handler, tls_server));
     if !(0.0..=1.0).contains(&flags.gc_disk_headroom) {
         anyhow::bail!("--gc-disk-headroom must be between 0 and 1");
     }
@@ -608,6 +668,7 @@ pub async fn run(mut flags: Flags) -> Result<()> {
             layout,
             backoff_max: flags.registration_backoff_max,
             credential,
+            tls: tls_client,
         },
         runner.clone(),
         outgoing,

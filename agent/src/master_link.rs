@@ -23,7 +23,6 @@ use hyper::body::Incoming;
 use hyper::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE};
 use hyper::{Request, Uri};
 use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
 use prost::Message;
 use tepui_driver::record_stream::RecordStream;
 use tepui_proto::authentication::Credential;
@@ -60,6 +59,8 @@ pub struct LinkConfig {
     /// The agent's credential (`--credential`), presented on every
     /// message.
     pub credential: Option<Credential>,
+    /// Plain HTTP, or TLS with the master verified against the CA.
+    pub tls: tepui_proto::tls::Client,
 }
 
 /// A link failure (the loop logs it and tries again).
@@ -123,7 +124,7 @@ fn checkpoint_agent(layout: &Layout, info: &AgentInfo, id: &str) -> Result<(), L
 }
 
 struct Connection {
-    client: Client<HttpConnector, Full<Bytes>>,
+    client: Client<tepui_proto::tls::Connector, Full<Bytes>>,
     config: LinkConfig,
 }
 
@@ -140,9 +141,13 @@ impl Connection {
         message: &AgentToMaster,
         stream_id: Option<&str>,
     ) -> Result<hyper::Response<Incoming>, LinkError> {
-        let uri: Uri = format!("http://{}{PATH}", self.config.master)
-            .parse()
-            .map_err(|e| self.fail(format!("bad address: {e}")))?;
+        let uri: Uri = format!(
+            "{}://{}{PATH}",
+            self.config.tls.scheme(),
+            self.config.master
+        )
+        .parse()
+        .map_err(|e| self.fail(format!("bad address: {e}")))?;
         let mut request = Request::post(uri)
             .header(CONTENT_TYPE, PROTOBUF)
             .header(ACCEPT, PROTOBUF);
@@ -193,7 +198,7 @@ pub async fn run(
     mut outgoing: mpsc::UnboundedReceiver<AgentToMaster>,
 ) {
     let connection = Connection {
-        client: Client::builder(hyper_util::rt::TokioExecutor::new()).build_http(),
+        client: Client::builder(hyper_util::rt::TokioExecutor::new()).build(config.tls.connector()),
         config,
     };
     let mut backoff = Duration::from_millis(200);

@@ -326,6 +326,7 @@ async fn the_scheduler_driver_subscribes_with_its_credential_only() {
         implicit_acknowledgements: true,
         subscribe_timeout: Duration::from_secs(10),
         credential,
+        tls: tepui_proto::tls::Client::plain(),
     };
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let refused = tepui_driver::scheduler::run(config(None), Subscribed(tx.clone()))

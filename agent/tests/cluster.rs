@@ -112,6 +112,7 @@ fn subscribe(
         implicit_acknowledgements: false,
         subscribe_timeout: Duration::from_secs(30),
         credential: None,
+        tls: tepui_proto::tls::Client::plain(),
     };
     tokio::spawn(scheduler::run(config, Forward(tx, wants_offers.clone())));
     rx

@@ -176,6 +176,7 @@ impl Cluster {
                 implicit_acknowledgements: false,
                 subscribe_timeout: Duration::from_secs(30),
                 credential: None,
+                tls: tepui_proto::tls::Client::plain(),
             },
             Forward(tx),
         ));

@@ -142,6 +142,7 @@ async fn a_task_cannot_reach_the_kernel_past_seccomp_and_its_capabilities() {
             implicit_acknowledgements: false,
             subscribe_timeout: Duration::from_secs(30),
             credential: None,
+            tls: tepui_proto::tls::Client::plain(),
         },
         Forward(tx),
     ));

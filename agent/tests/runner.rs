@@ -87,6 +87,7 @@ impl Fixture {
                 switch_user: true,
                 executor_tokens: None,
                 linux: Arc::new(linux),
+                tls_env: Vec::new(),
             },
             containerizer.clone(),
             fetcher,

@@ -1,6 +1,7 @@
-//! Plain HTTP GETs and POSTs to a master or agent for the CLI's commands,
+//! HTTP GETs and POSTs to a master or agent for the CLI's commands,
 //! with the invocation's credential (`--principal`/`--secret`) as HTTP
-//! Basic when it has one.
+//! Basic when it has one, over TLS when libprocess's LIBPROCESS_SSL_*
+//! variables say so (the server verified against LIBPROCESS_SSL_CA_FILE).
 
 use std::sync::OnceLock;
 
@@ -25,21 +26,33 @@ pub fn credential() -> Option<&'static Credential> {
     CREDENTIAL.get()
 }
 
-/// The body of `GET http://{address}{path}` (2xx only).
+static TLS: OnceLock<tepui_proto::tls::Client> = OnceLock::new();
+
+/// The invocation's TLS side, read once from LIBPROCESS_SSL_*.
+pub fn tls() -> Result<tepui_proto::tls::Client> {
+    if let Some(tls) = TLS.get() {
+        return Ok(tls.clone());
+    }
+    let tls = tepui_proto::tls::Client::from_env().context("TLS (LIBPROCESS_SSL_*)")?;
+    Ok(TLS.get_or_init(|| tls).clone())
+}
+
+/// The body of `GET {http,https}://{address}{path}` (2xx only).
 pub async fn get(address: &str, path: &str) -> Result<Bytes> {
     request(address, path, None).await
 }
 
-/// The body of `POST http://{address}{path}` (2xx only).
+/// The body of `POST {http,https}://{address}{path}` (2xx only).
 pub async fn post(address: &str, path: &str, body: Bytes) -> Result<Bytes> {
     request(address, path, Some(body)).await
 }
 
 async fn request(address: &str, path: &str, body: Option<Bytes>) -> Result<Bytes> {
-    let uri: Uri = format!("http://{address}{path}")
+    let tls = tls()?;
+    let uri: Uri = format!("{}://{address}{path}", tls.scheme())
         .parse()
         .with_context(|| format!("bad address {address}"))?;
-    let client = Client::builder(hyper_util::rt::TokioExecutor::new()).build_http();
+    let client = Client::builder(hyper_util::rt::TokioExecutor::new()).build(tls.connector());
     let mut builder = match &body {
         Some(_) => Request::post(uri.clone()),
         None => Request::get(uri.clone()),

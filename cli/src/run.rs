@@ -365,6 +365,7 @@ async fn run_async(args: RunArgs) -> Result<i32> {
         implicit_acknowledgements: false,
         subscribe_timeout: Duration::from_secs(args.timeout),
         credential: master_http::credential().cloned(),
+        tls: master_http::tls()?,
     };
     let scheduler = RunOne {
         task,

@@ -282,6 +282,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         // The master is killed and restarted during the run.
         subscribe_timeout: Duration::from_secs(600),
         credential: None,
+        tls: tepui_proto::tls::Client::plain(),
     };
     let chaos = Chaos {
         prefix: prefix.clone(),

@@ -13,7 +13,6 @@ use http_body_util::Full;
 use hyper::StatusCode;
 use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
 use tepui_proto::media::Encoding;
 
 use crate::http_call::{PostFailure, post};
@@ -96,6 +95,9 @@ pub struct ExecutorEnv {
     /// MESOS_EXECUTOR_AUTHENTICATION_TOKEN: sent as `Authorization:
     /// Bearer` on every call, when the agent gave one.
     pub authentication_token: Option<String>,
+    /// LIBPROCESS_SSL_*: plain HTTP, or TLS with the agent verified
+    /// against LIBPROCESS_SSL_CA_FILE.
+    pub tls: tepui_proto::tls::Client,
 }
 
 pub use tepui_proto::duration::parse as parse_duration;
@@ -142,6 +144,12 @@ impl ExecutorEnv {
                 .unwrap_or_else(|| ".".into()),
             authentication_token: get("MESOS_EXECUTOR_AUTHENTICATION_TOKEN")
                 .filter(|t| !t.is_empty()),
+            tls: tepui_proto::tls::Settings::from_lookup(&get)
+                .and_then(|settings| settings.client())
+                .map_err(|e| DriverError::Environment {
+                    name: "LIBPROCESS_SSL_*",
+                    why: e.to_string(),
+                })?,
         })
     }
 }
@@ -174,7 +182,7 @@ pub fn random_uuid() -> Vec<u8> {
 /// The executor's connection to its agent.
 pub struct ExecutorDriver {
     env: ExecutorEnv,
-    client: Client<HttpConnector, Full<Bytes>>,
+    client: Client<tepui_proto::tls::Connector, Full<Bytes>>,
     encoding: Encoding,
     /// Updates sent but not acknowledged, in the order they were sent.
     unacknowledged: Mutex<Vec<TaskStatus>>,
@@ -222,7 +230,8 @@ impl EventStream {
 impl ExecutorDriver {
     /// A driver for the executor `env` describes.
     pub fn new(env: ExecutorEnv) -> Self {
-        let client = Client::builder(hyper_util::rt::TokioExecutor::new()).build_http();
+        let client =
+            Client::builder(hyper_util::rt::TokioExecutor::new()).build(env.tls.connector());
         Self {
             env,
             client,
@@ -253,7 +262,7 @@ impl ExecutorDriver {
 
     async fn post(&self, call: &Call) -> Result<hyper::Response<Incoming>, DriverError> {
         let endpoint = &self.env.agent_endpoint;
-        let uri = format!("http://{endpoint}/api/v1/executor");
+        let uri = format!("{}://{endpoint}/api/v1/executor", self.env.tls.scheme());
         let bearer = self
             .env
             .authentication_token

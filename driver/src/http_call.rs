@@ -8,7 +8,6 @@ use hyper::body::Incoming;
 use hyper::header::{ACCEPT, CONTENT_TYPE};
 use hyper::{Request, StatusCode, Uri};
 use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
 use tepui_proto::media::Encoding;
 
 /// Why a call failed, for the driver to wrap in its own error.
@@ -22,7 +21,7 @@ pub enum PostFailure {
 
 /// POSTs `call` to `uri` in `encoding`, with `headers`.
 pub async fn post<M: prost::Message + prost::Name>(
-    client: &Client<HttpConnector, Full<Bytes>>,
+    client: &Client<tepui_proto::tls::Connector, Full<Bytes>>,
     uri: &str,
     encoding: Encoding,
     call: &M,

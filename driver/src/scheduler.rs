@@ -14,7 +14,6 @@ use http_body_util::Full;
 use hyper::StatusCode;
 use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
 use tepui_proto::authentication::Credential;
 use tepui_proto::media::Encoding;
 use tepui_proto::v1::scheduler::{Call, Event, call, event};
@@ -106,6 +105,10 @@ pub struct DriverConfig {
     /// The framework's credential, sent as HTTP Basic on every call (a
     /// master with `--authenticate_http_frameworks` needs it).
     pub credential: Option<Credential>,
+    /// Plain HTTP, or TLS with the master verified against the CA
+    /// (`tepui_proto::tls::Client::from_env()` reads libprocess's
+    /// LIBPROCESS_SSL_* variables).
+    pub tls: tepui_proto::tls::Client,
 }
 
 enum Command {
@@ -274,7 +277,9 @@ impl SchedulerDriver {
 }
 
 struct Connection {
-    client: Client<HttpConnector, Full<Bytes>>,
+    client: Client<tepui_proto::tls::Connector, Full<Bytes>>,
+    /// `http` or `https`.
+    scheme: &'static str,
     master: String,
     encoding: Encoding,
     /// `Authorization`, when the framework has a credential.
@@ -287,7 +292,7 @@ impl Connection {
         call: &Call,
         stream_id: Option<&str>,
     ) -> Result<hyper::Response<Incoming>, SchedulerError> {
-        let uri = format!("http://{}/api/v1/scheduler", self.master);
+        let uri = format!("{}://{}/api/v1/scheduler", self.scheme, self.master);
         let mut headers = Vec::with_capacity(2);
         if let Some(id) = stream_id {
             headers.push(("Mesos-Stream-Id", id));
@@ -326,7 +331,8 @@ pub async fn run<S: Scheduler>(
         stopped: Arc::new(AtomicBool::new(false)),
     };
     let connection = Connection {
-        client: Client::builder(hyper_util::rt::TokioExecutor::new()).build_http(),
+        client: Client::builder(hyper_util::rt::TokioExecutor::new()).build(config.tls.connector()),
+        scheme: config.tls.scheme(),
         master: config.master.clone(),
         encoding: Encoding::Protobuf,
         authorization: config.credential.as_ref().map(Credential::basic_header),

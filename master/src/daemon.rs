@@ -132,6 +132,43 @@ pub struct Flags {
     /// /metrics/snapshot (get_endpoints). A denied request is 403.
     #[arg(long, env = "TEPUI_ACLS", value_name = "JSON|PATH")]
     pub acls: Option<String>,
+    /// TLS on every connection (libprocess's LIBPROCESS_SSL_ENABLED): a
+    /// plain-HTTP request to the port is refused. Needs --ssl-cert-file
+    /// and --ssl-key-file.
+    #[arg(long, env = "LIBPROCESS_SSL_ENABLED", default_value_t = false, num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new(), alias = "ssl_enabled")]
+    pub ssl_enabled: bool,
+    /// This server's certificate chain, PEM.
+    #[arg(
+        long,
+        env = "LIBPROCESS_SSL_CERT_FILE",
+        value_name = "PATH",
+        alias = "ssl_cert_file"
+    )]
+    pub ssl_cert_file: Option<PathBuf>,
+    /// This server's private key, PEM.
+    #[arg(
+        long,
+        env = "LIBPROCESS_SSL_KEY_FILE",
+        value_name = "PATH",
+        alias = "ssl_key_file"
+    )]
+    pub ssl_key_file: Option<PathBuf>,
+    /// The CA certificates clients' certificates are verified against, PEM.
+    #[arg(
+        long,
+        env = "LIBPROCESS_SSL_CA_FILE",
+        value_name = "PATH",
+        alias = "ssl_ca_file"
+    )]
+    pub ssl_ca_file: Option<PathBuf>,
+    /// Verify a client's certificate when it presents one (a client
+    /// without one is still served). Needs --ssl-ca-file.
+    #[arg(long, env = "LIBPROCESS_SSL_VERIFY_CERT", default_value_t = false, num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new(), alias = "ssl_verify_cert")]
+    pub ssl_verify_cert: bool,
+    /// Refuse a client without a certificate the CA signed. Needs
+    /// --ssl-ca-file.
+    #[arg(long, env = "LIBPROCESS_SSL_REQUIRE_CERT", default_value_t = false, num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new(), alias = "ssl_require_cert")]
+    pub ssl_require_cert: bool,
 }
 
 /// Lets every flag also be read from `MESOS_<NAME>` when `TEPUI_<NAME>`
@@ -155,6 +192,20 @@ pub fn with_mesos_env(mut command: clap::Command) -> clap::Command {
 }
 
 impl Flags {
+    /// The TLS settings the `--ssl-*` flags (or `LIBPROCESS_SSL_*`) give;
+    /// the other `LIBPROCESS_SSL_*` knobs are refused by name.
+    pub fn tls(&self) -> Result<tepui_proto::tls::Settings> {
+        tepui_proto::tls::refuse_unsupported_env()?;
+        Ok(tepui_proto::tls::Settings {
+            enabled: self.ssl_enabled,
+            cert_file: self.ssl_cert_file.clone(),
+            key_file: self.ssl_key_file.clone(),
+            ca_file: self.ssl_ca_file.clone(),
+            verify_cert: self.ssl_verify_cert,
+            require_cert: self.ssl_require_cert,
+        })
+    }
+
     /// The flags of this process: its arguments, then `TEPUI_*`, then
     /// `MESOS_*` variables.
     pub fn from_env() -> Self {
@@ -275,6 +326,7 @@ fn advertised(flags: &Flags, port: u16) -> String {
 /// written yet.
 pub async fn run(flags: Flags) -> Result<()> {
     let authentication = authentication(&flags)?;
+    let tls = flags.tls()?.server().context("TLS (--ssl-*)")?;
     let acls = Arc::new(match &flags.acls {
         Some(flag) => Acls::from_flag(flag)?,
         None => Acls::default(),
@@ -303,6 +355,7 @@ pub async fn run(flags: Flags) -> Result<()> {
     let master_id = server.lock().info.id.clone();
     tracing::info!(
         address = %format!("{}:{port}", flags.ip),
+        tls = flags.ssl_enabled,
         advertise = %config.advertise,
         work_dir = %config.work_dir.display(),
         %master_id,
@@ -313,7 +366,7 @@ pub async fn run(flags: Flags) -> Result<()> {
         tracing::warn!(error = %e, "telling systemd the master is ready");
     }
     tokio::select! {
-        () = server.clone().serve(listener) => {}
+        () = server.clone().serve_tls(listener, tls) => {}
         signal = tepui_systemd::stop_requested() => {
             let signal = signal.context("watching SIGTERM and SIGINT")?;
             tracing::info!(signal, "tepui-master stopping");

@@ -14,6 +14,7 @@ pub mod protobuf;
 pub mod recordio;
 pub mod required;
 pub mod resources;
+pub mod tls;
 pub mod version;
 
 /// Generated prost types, nested as their proto packages are so that

@@ -101,6 +101,9 @@ pub struct RunnerConfig {
     pub executor_tokens: Option<Arc<crate::executor_token::TokenKey>>,
     /// What a task's `linux_info` may ask for (seccomp, capabilities).
     pub linux: Arc<crate::linux_info::LinuxPolicy>,
+    /// The `LIBPROCESS_SSL_*` variables every executor is given, as a
+    /// Mesos agent's executors inherit them (none without TLS).
+    pub tls_env: Vec<(String, String)>,
 }
 
 /// A task could not be taken.

@@ -258,6 +258,7 @@ impl Runner {
             shutdown_grace_period: self.config.shutdown_grace_period,
             authentication_token: token.as_deref(),
         }));
+        spec.env.extend(self.config.tls_env.iter().cloned());
         if let Some(env) = info.command.as_ref().and_then(|c| c.environment.as_ref()) {
             for variable in &env.variables {
                 if let Some(value) = &variable.value {
