@@ -135,12 +135,12 @@ pub struct Flags {
     /// TLS on every connection (libprocess's LIBPROCESS_SSL_ENABLED): a
     /// plain-HTTP request to the port is refused. Needs --ssl-cert-file
     /// and --ssl-key-file.
-    #[arg(long, env = "LIBPROCESS_SSL_ENABLED", default_value_t = false, num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new(), alias = "ssl_enabled")]
+    #[arg(long, env = "TEPUI_SSL_ENABLED", default_value_t = false, num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new(), alias = "ssl_enabled")]
     pub ssl_enabled: bool,
     /// This server's certificate chain, PEM.
     #[arg(
         long,
-        env = "LIBPROCESS_SSL_CERT_FILE",
+        env = "TEPUI_SSL_CERT_FILE",
         value_name = "PATH",
         alias = "ssl_cert_file"
     )]
@@ -148,7 +148,7 @@ pub struct Flags {
     /// This server's private key, PEM.
     #[arg(
         long,
-        env = "LIBPROCESS_SSL_KEY_FILE",
+        env = "TEPUI_SSL_KEY_FILE",
         value_name = "PATH",
         alias = "ssl_key_file"
     )]
@@ -156,30 +156,35 @@ pub struct Flags {
     /// The CA certificates clients' certificates are verified against, PEM.
     #[arg(
         long,
-        env = "LIBPROCESS_SSL_CA_FILE",
+        env = "TEPUI_SSL_CA_FILE",
         value_name = "PATH",
         alias = "ssl_ca_file"
     )]
     pub ssl_ca_file: Option<PathBuf>,
     /// Verify a client's certificate when it presents one (a client
     /// without one is still served). Needs --ssl-ca-file.
-    #[arg(long, env = "LIBPROCESS_SSL_VERIFY_CERT", default_value_t = false, num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new(), alias = "ssl_verify_cert")]
+    #[arg(long, env = "TEPUI_SSL_VERIFY_CERT", default_value_t = false, num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new(), alias = "ssl_verify_cert")]
     pub ssl_verify_cert: bool,
     /// Refuse a client without a certificate the CA signed. Needs
     /// --ssl-ca-file.
-    #[arg(long, env = "LIBPROCESS_SSL_REQUIRE_CERT", default_value_t = false, num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new(), alias = "ssl_require_cert")]
+    #[arg(long, env = "TEPUI_SSL_REQUIRE_CERT", default_value_t = false, num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new(), alias = "ssl_require_cert")]
     pub ssl_require_cert: bool,
 }
 
-/// Lets every flag also be read from `MESOS_<NAME>` when `TEPUI_<NAME>`
-/// is unset, so that a Mesos master's environment keeps its meaning.
+/// Lets every flag also be read from `MESOS_<NAME>` (`LIBPROCESS_SSL_*`
+/// for the `--ssl-*` flags) when `TEPUI_<NAME>` is unset, so that a Mesos master's environment keeps its meaning.
 pub fn with_mesos_env(mut command: clap::Command) -> clap::Command {
     let fallbacks: Vec<(clap::Id, &'static str)> = command
         .get_arguments()
         .filter_map(|arg| {
             let env = arg.get_env()?.to_str()?;
             let name = env.strip_prefix("TEPUI_")?;
-            let mesos = format!("MESOS_{name}");
+            // libprocess reads its TLS settings from LIBPROCESS_SSL_*.
+            let mesos = if name.starts_with("SSL_") {
+                format!("LIBPROCESS_{name}")
+            } else {
+                format!("MESOS_{name}")
+            };
             (std::env::var_os(env).is_none() && std::env::var_os(&mesos).is_some())
                 // Leaked once per flag set, at start.
                 .then(|| (arg.get_id().clone(), &*Box::leak(mesos.into_boxed_str())))
