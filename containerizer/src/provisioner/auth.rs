@@ -81,6 +81,15 @@ impl CredentialStore {
         Self::parse(&text).map_err(fail)
     }
 
+    /// Reads the `auths` of config.json text given inline (`origin`
+    /// names where it came from in an error).
+    pub fn from_json(origin: &str, text: &[u8]) -> Result<Self, AuthError> {
+        Self::parse(text).map_err(|why| AuthError::Config {
+            path: origin.to_owned(),
+            why,
+        })
+    }
+
     fn parse(text: &[u8]) -> Result<Self, String> {
         let json: serde_json::Value = serde_json::from_slice(text).map_err(|e| e.to_string())?;
         let mut by_host = HashMap::new();

@@ -37,6 +37,9 @@ impl FromStr for Backend {
             "auto" => Ok(Self::Auto),
             "overlay" => Ok(Self::Overlay),
             "copy" => Ok(Self::Copy),
+            "aufs" | "bind" => Err(format!(
+                "the {s} backend (a Mesos one) is not supported: use overlay or copy"
+            )),
             other => Err(format!(
                 "unknown rootfs backend {other:?} (auto, overlay or copy)"
             )),
