@@ -171,31 +171,6 @@ pub struct Flags {
     pub ssl_require_cert: bool,
 }
 
-/// Lets every flag also be read from `MESOS_<NAME>` (`LIBPROCESS_SSL_*`
-/// for the `--ssl-*` flags) when `TEPUI_<NAME>` is unset, so that a Mesos master's environment keeps its meaning.
-pub fn with_mesos_env(mut command: clap::Command) -> clap::Command {
-    let fallbacks: Vec<(clap::Id, &'static str)> = command
-        .get_arguments()
-        .filter_map(|arg| {
-            let env = arg.get_env()?.to_str()?;
-            let name = env.strip_prefix("TEPUI_")?;
-            // libprocess reads its TLS settings from LIBPROCESS_SSL_*.
-            let mesos = if name.starts_with("SSL_") {
-                format!("LIBPROCESS_{name}")
-            } else {
-                format!("MESOS_{name}")
-            };
-            (std::env::var_os(env).is_none() && std::env::var_os(&mesos).is_some())
-                // Leaked once per flag set, at start.
-                .then(|| (arg.get_id().clone(), &*Box::leak(mesos.into_boxed_str())))
-        })
-        .collect();
-    for (id, mesos) in fallbacks {
-        command = command.mut_arg(id, |arg| arg.env(mesos));
-    }
-    command
-}
-
 impl Flags {
     /// The TLS settings the `--ssl-*` flags (or `LIBPROCESS_SSL_*`) give;
     /// the other `LIBPROCESS_SSL_*` knobs are refused by name.
@@ -215,7 +190,7 @@ impl Flags {
     /// `MESOS_*` variables.
     pub fn from_env() -> Self {
         use clap::{CommandFactory, FromArgMatches};
-        let matches = with_mesos_env(Self::command()).get_matches();
+        let matches = tepui_systemd::environment::with_mesos_env(Self::command()).get_matches();
         match Self::from_arg_matches(&matches) {
             Ok(flags) => flags,
             Err(e) => e.exit(),

@@ -2,7 +2,10 @@
 //! and how they hear they should stop;
 //! over the notify socket of a `Type=notify` unit (sd_notify(3)'s protocol:
 //! one datagram of newline-separated `KEY=VALUE` lines). Outside systemd
-//! (no `$NOTIFY_SOCKET`) every call does nothing.
+//! (no `$NOTIFY_SOCKET`) every call does nothing. [`environment`]: the
+//! daemons' flags from the unit's environment, Mesos's names included.
+
+pub mod environment;
 
 use std::io;
 use std::os::unix::net::{SocketAddr, UnixDatagram};
