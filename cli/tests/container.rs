@@ -155,3 +155,71 @@ fn another_process_recovers_waits_for_and_destroys_a_container() {
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(text(&out.stderr), "tepui: no running container short\n");
 }
+
+/// The `Seccomp_filters:` count a container's shell sees.
+fn filters_seen(env: &Env) -> String {
+    let out = env.tepui(&[
+        "run",
+        "--rootfs",
+        env.rootfs(),
+        "--",
+        "sh",
+        "-c",
+        "grep Seccomp_filters /proc/self/status",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    text(&out.stdout).trim().to_owned()
+}
+
+#[test]
+fn a_filter_compiled_by_one_run_is_read_by_the_next_and_a_bad_one_is_replaced() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = Env::new("seccomp-cache");
+    let cache = env.dir.path().join("state/.seccomp");
+    let files = || -> Vec<PathBuf> {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&cache)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        files.sort();
+        files
+    };
+    // The default profile: an allow-list and clone3's ENOSYS.
+    assert_eq!(filters_seen(&env), "Seccomp_filters:\t2");
+    let first = files();
+    assert_eq!(first.len(), 1, "{first:?}");
+    let mode = |p: &Path| std::fs::symlink_metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&cache), 0o700);
+    assert_eq!(mode(&first[0]), 0o600);
+    let compiled = std::fs::read(&first[0]).unwrap();
+    // Read back: the same filters, the file unchanged.
+    assert_eq!(filters_seen(&env), "Seccomp_filters:\t2");
+    assert_eq!(files(), first);
+    assert_eq!(std::fs::read(&first[0]).unwrap(), compiled);
+    // Cut short, it is compiled again and written whole.
+    std::fs::write(&first[0], &compiled[..compiled.len() / 2]).unwrap();
+    assert_eq!(filters_seen(&env), "Seccomp_filters:\t2");
+    assert_eq!(std::fs::read(&first[0]).unwrap(), compiled);
+}
+
+#[test]
+fn seccomp_prints_the_default_filter_in_the_oci_format() {
+    let out = Command::new(env!("CARGO_BIN_EXE_tepui"))
+        .args(["container", "seccomp"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["defaultAction"], "SCMP_ACT_ERRNO");
+    assert_eq!(json["defaultErrnoRet"], 1);
+    let names: Vec<&str> = json["syscalls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|r| r["names"].as_array().unwrap())
+        .filter_map(|n| n.as_str())
+        .collect();
+    assert!(names.contains(&"read"));
+    // Resolved for the default capabilities: no CAP_SYS_ADMIN calls.
+    assert!(!names.contains(&"mount"), "{names:?}");
+}

@@ -12,8 +12,10 @@ use tepui_isolators::cgroups::{
     CgroupError, ContainerCgroup, Controllers, Hierarchy, Limitation, Limits, Usage,
 };
 use tepui_isolators::filesystem::{self, FsError, SANDBOX_IN_CONTAINER};
-use tepui_isolators::seccomp::SeccompError;
-use tepui_launcher::{Capabilities, CgroupJoin, ExitStatus, LaunchError, Plan, PlanError, pidfd};
+use tepui_isolators::seccomp::{DiskCache, SeccompError, SeccompProfile};
+use tepui_launcher::{
+    Capabilities, CgroupJoin, ExitStatus, LaunchError, Plan, PlanError, SeccompProgram, pidfd,
+};
 use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
 use tokio::sync::watch;
@@ -130,6 +132,7 @@ pub struct Containerizer {
     state_dir: PathBuf,
     provisioner: Option<Arc<Provisioner>>,
     devices: Arc<Filter>,
+    seccomp_cache: Option<Arc<DiskCache>>,
     running: Mutex<HashMap<String, Arc<Running>>>,
 }
 
@@ -146,6 +149,10 @@ fn error(id: &str) -> impl FnOnce(ErrorKind) -> ContainerError + '_ {
         kind,
     }
 }
+
+/// The state directory's subdirectory of compiled seccomp filters (not a
+/// valid container id, so never taken for a container).
+const SECCOMP_CACHE_DIR: &str = ".seccomp";
 
 /// Whether `id` can name a cgroup and a directory.
 pub fn valid_id(id: &str) -> bool {
@@ -172,6 +179,16 @@ impl Containerizer {
                 error,
             })
             .map_err(|e| fail(e.into()))?;
+        // Compiled seccomp filters outlive this process there, so the next
+        // one (another `tepui container run`, a restarted agent) need not
+        // compile them again.
+        let seccomp_cache = match DiskCache::open(&config.state_dir.join(SECCOMP_CACHE_DIR)) {
+            Ok(cache) => Some(Arc::new(cache)),
+            Err(error) => {
+                tracing::warn!(%error, "seccomp filters will be compiled by every process");
+                None
+            }
+        };
         tracing::info!(
             cgroup_root = %hierarchy.root().display(),
             controllers = %hierarchy.controllers(),
@@ -183,8 +200,19 @@ impl Containerizer {
             state_dir: config.state_dir,
             provisioner: config.provisioner,
             devices: Arc::new(devices),
+            seccomp_cache,
             running: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// A profile's filters for this bounding set, from the state
+    /// directory's cache when an earlier process compiled them.
+    pub fn seccomp_programs(
+        &self,
+        profile: &SeccompProfile,
+        bounding: u64,
+    ) -> Result<Arc<[SeccompProgram]>, SeccompError> {
+        seccomp_programs(profile, bounding, self.seccomp_cache.as_deref())
     }
 
     /// Lets every container use these devices too, besides the default
@@ -254,10 +282,12 @@ impl Containerizer {
         }
         let hierarchy = self.hierarchy.clone();
         let devices = self.devices.clone();
+        let seccomp_cache = self.seccomp_cache.clone();
         let state_dir = self.state_dir.join(id);
         let owned_id = id.to_owned();
         let started = tokio::task::spawn_blocking(move || {
-            start(&hierarchy, &devices, &owned_id, &spec, &state_dir)
+            let cache = seccomp_cache.as_deref();
+            start(&hierarchy, &devices, cache, &owned_id, &spec, &state_dir)
         })
         .await
         .map_err(blocking_failed(id))?
@@ -494,6 +524,7 @@ impl Containerizer {
 fn start(
     hierarchy: &Hierarchy,
     devices: &Filter,
+    seccomp_cache: Option<&DiskCache>,
     id: &str,
     spec: &ContainerSpec,
     state_dir: &Path,
@@ -509,7 +540,7 @@ fn start(
         // Before any process is in it: the first one already finds the
         // device filter in force.
         devices.attach(cgroup.path())?;
-        let plan = plan(id, spec)?.cgroup(CgroupJoin::CloneInto(cgroup.leaf_fd()?));
+        let plan = plan(id, spec, seccomp_cache)?.cgroup(CgroupJoin::CloneInto(cgroup.leaf_fd()?));
         let spawned = match tepui_launcher::spawn(&plan) {
             Err(LaunchError::CloneIntoCgroup(errno)) => {
                 tracing::warn!(%errno, "CLONE_INTO_CGROUP refused; joining the cgroup before exec instead");
@@ -541,8 +572,24 @@ fn start(
     }
 }
 
+/// A profile's filters, through the disk cache when there is one.
+fn seccomp_programs(
+    profile: &SeccompProfile,
+    bounding: u64,
+    cache: Option<&DiskCache>,
+) -> Result<Arc<[SeccompProgram]>, SeccompError> {
+    match cache {
+        Some(cache) => profile.programs_cached(bounding, cache),
+        None => profile.programs(bounding),
+    }
+}
+
 /// The launch plan for a spec (without its cgroup).
-fn plan(id: &str, spec: &ContainerSpec) -> Result<Plan, ErrorKind> {
+fn plan(
+    id: &str,
+    spec: &ContainerSpec,
+    seccomp_cache: Option<&DiskCache>,
+) -> Result<Plan, ErrorKind> {
     let ns = spec.namespaces;
     let mut plan = Plan::new(&spec.command, &spec.env, open_stdio(&spec.stdio)?)?;
     if let Some(program) = &spec.program {
@@ -555,7 +602,7 @@ fn plan(id: &str, spec: &ContainerSpec) -> Result<Plan, ErrorKind> {
     let mut plan = plan.namespaces(ns).capabilities(caps).no_new_privs(true);
     if let Some(profile) = &spec.seccomp {
         // Compiled once per profile and bounding set, then shared.
-        for program in profile.programs(caps.bounding)?.iter() {
+        for program in seccomp_programs(profile, caps.bounding, seccomp_cache)?.iter() {
             plan = plan.seccomp(program.clone());
         }
     }

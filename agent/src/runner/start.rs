@@ -299,8 +299,9 @@ impl Runner {
                     task_isolation::encode_capabilities(capabilities),
                 ));
                 if let Some(profile) = &isolation.seccomp {
-                    let programs = profile
-                        .programs(capabilities.bounding)
+                    let programs = self
+                        .containerizer
+                        .seccomp_programs(profile, capabilities.bounding)
                         .map_err(|e| e.to_string())?;
                     spec.env.push((
                         task_isolation::SECCOMP_ENV.into(),

@@ -53,7 +53,7 @@ fn go_arch() -> &'static str {
 }
 
 /// Whether a rule applies to a container with this bounding set.
-fn applies(rule: &Rule, bounding: u64, kernel: (u32, u32)) -> bool {
+pub(super) fn applies(rule: &Rule, bounding: u64, kernel: (u32, u32)) -> bool {
     let has = |cap: &String| caps::number(cap).is_some_and(|n| bounding & (1 << n) != 0);
     let Conditions {
         caps: inc_caps,

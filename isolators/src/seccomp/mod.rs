@@ -6,9 +6,13 @@
 //! - `profile`: the JSON format and the parsed form.
 //! - `default`: the built-in default profile.
 //! - `compile`: a profile made into BPF with libseccomp (binary trees).
+//! - `disk_cache`: compiled filters kept on disk between processes.
+//! - `oci`: a profile as an OCI runtime config's `linux.seccomp`.
 
 mod compile;
 mod default;
+pub mod disk_cache;
+pub mod oci;
 pub mod profile;
 
 use std::collections::HashMap;
@@ -16,6 +20,7 @@ use std::path::{Component, Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
 pub use compile::CompileError;
+pub use disk_cache::DiskCache;
 pub use profile::{Profile, ProfileError};
 use tepui_launcher::SeccompProgram;
 
@@ -117,20 +122,68 @@ impl SeccompProfile {
         &self.name
     }
 
+    /// The profile as an OCI config's `linux.seccomp` for this bounding
+    /// set on this kernel.
+    pub fn linux_seccomp(&self, bounding: u64) -> serde_json::Value {
+        oci::linux_seccomp(&self.profile, bounding, kernel_version())
+    }
+
     /// The filters for a container with this bounding set, in order;
     /// compiled on first use and kept.
     pub fn programs(&self, bounding: u64) -> Result<Arc<[SeccompProgram]>, SeccompError> {
+        self.get(bounding, None)
+    }
+
+    /// As [`Self::programs`], but a filter compiled by an earlier process
+    /// is read from `cache` instead of compiled again, and one compiled
+    /// here is kept there for the next. A cache that cannot be used is
+    /// logged and passed over: the filter is then compiled.
+    pub fn programs_cached(
+        &self,
+        bounding: u64,
+        cache: &DiskCache,
+    ) -> Result<Arc<[SeccompProgram]>, SeccompError> {
+        self.get(bounding, Some(cache))
+    }
+
+    fn get(
+        &self,
+        bounding: u64,
+        cache: Option<&DiskCache>,
+    ) -> Result<Arc<[SeccompProgram]>, SeccompError> {
         let mut compiled = self.compiled.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(programs) = compiled.get(&bounding) {
             return Ok(programs.clone());
         }
-        let programs: Arc<[SeccompProgram]> =
-            compile::compile(&self.profile, bounding, kernel_version())
-                .map_err(|error| SeccompError::Compile {
-                    name: self.name.clone(),
-                    error,
-                })?
-                .into();
+        let cache = cache.map(|cache| {
+            let key = disk_cache::Key::new(&self.profile, bounding, kernel_version());
+            (cache, key)
+        });
+        let cached = cache
+            .as_ref()
+            .and_then(|(cache, key)| match cache.load(key) {
+                Ok(found) => found,
+                Err(error) => {
+                    tracing::warn!(%error, "compiling the seccomp filter instead");
+                    None
+                }
+            });
+        let programs: Arc<[SeccompProgram]> = match cached {
+            Some(programs) => programs.into(),
+            None => {
+                let programs: Arc<[SeccompProgram]> =
+                    compile::compile(&self.profile, bounding, kernel_version())
+                        .map_err(|error| SeccompError::Compile {
+                            name: self.name.clone(),
+                            error,
+                        })?
+                        .into();
+                if let Some(Err(error)) = cache.map(|(cache, key)| cache.store(&key, &programs)) {
+                    tracing::warn!(%error, "the compiled seccomp filter is not kept");
+                }
+                programs
+            }
+        };
         compiled.insert(bounding, programs.clone());
         Ok(programs)
     }
