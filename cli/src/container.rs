@@ -67,6 +67,10 @@ enum ContainerCommand {
     },
     /// List the containers in the state directory that are still running.
     List,
+    /// Print the seccomp filter a container gets by default, as an OCI
+    /// runtime config's `linux.seccomp` (JSON), to give another runtime
+    /// the same filter or to read what a container runs under.
+    Seccomp,
 }
 
 #[derive(Debug, Args)]
@@ -175,6 +179,12 @@ pub fn run(args: ContainerArgs) -> Result<i32> {
 }
 
 async fn dispatch(args: ContainerArgs) -> Result<i32> {
+    if let ContainerCommand::Seccomp = args.command {
+        let profile = tepui_isolators::seccomp::SeccompProfile::builtin();
+        let bounding = tepui_isolators::capabilities::default_mask();
+        println!("{:#}", profile.linux_seccomp(bounding));
+        return Ok(0);
+    }
     let cgroup_root = match args.place.cgroup_root {
         Some(root) => root,
         None => Hierarchy::default_root()?,
@@ -227,6 +237,8 @@ async fn dispatch(args: ContainerArgs) -> Result<i32> {
             containerizer.destroy(&id).await?;
             Ok(0)
         }
+        // Printed above, before any cgroup or state is opened.
+        ContainerCommand::Seccomp => Ok(0),
         ContainerCommand::List => {
             let checkpointed = containerizer.checkpointed();
             let recovered = containerizer.recover(&checkpointed).await?;
