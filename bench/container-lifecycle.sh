@@ -28,8 +28,6 @@ tepui=$PWD/target/release/tepui
 work=$(mktemp -d)
 group=tepui-bench-$$
 cleanup() {
-    crun --root "$work/crun" delete -f bench-crun >/dev/null 2>&1 || true
-    runc --root "$work/runc" delete -f bench-runc >/dev/null 2>&1 || true
     # The cgroups live in the host's cgroup2 hierarchy; reach them through
     # a private mount of it, whatever the host mounts where.
     unshare -m --propagation private -- sh -c '
@@ -106,6 +104,10 @@ set -euo pipefail
 umount -R /sys/fs/cgroup 2>/dev/null || umount -l /sys/fs/cgroup
 mount -t cgroup2 none /sys/fs/cgroup
 mkdir -p /sys/fs/cgroup/$group
+# Each runtime keeps its state on a tmpfs, as by default (/run/tepui,
+# /run/crun, /run/runc): state that a reboot ends anyway.
+mkdir -p "$work/run"
+mount -t tmpfs tmpfs "$work/run"
 python3 - <<'"'PY'"'
 import os, statistics, subprocess, sys, time
 work, bundle, group, tepui, nofile_hard = (
@@ -113,10 +115,10 @@ work, bundle, group, tepui, nofile_hard = (
 runs = int(os.environ["runs"])
 commands = {
     "tepui": [tepui, "container", "--cgroup-root", f"/sys/fs/cgroup/{group}/tepui",
-              "--state-dir", f"{work}/state", "run", "--net", "--rootfs", f"{bundle}/rootfs",
+              "--state-dir", f"{work}/run/tepui", "run", "--net", "--rootfs", f"{bundle}/rootfs",
               "--rlimit", f"nofile=1024:{nofile_hard}", "--", "true"],
-    "crun": ["crun", "--root", f"{work}/crun", "run", "--bundle", f"{work}/crun-bundle", "bench-crun"],
-    "runc": ["runc", "--root", f"{work}/runc", "run", "--bundle", f"{work}/runc-bundle", "bench-runc"],
+    "crun": ["crun", "--root", f"{work}/run/crun", "run", "--bundle", f"{work}/crun-bundle", "bench-crun"],
+    "runc": ["runc", "--root", f"{work}/run/runc", "run", "--bundle", f"{work}/runc-bundle", "bench-runc"],
     "floor": ["unshare", "-pfmuin", "--mount-proc", "chroot", f"{bundle}/rootfs", "true"],
 }
 crun_env = dict(os.environ)
@@ -143,6 +145,6 @@ for peer, target in (("crun", "(target <= 0.50)"), ("runc", ""), ("floor", "(tar
     print("ratio tepui/%-5s %.2f   %s" % (peer, median["tepui"] / median[peer], target))
 PY
 rss_kib=$(/usr/bin/time -f "%M" "$tepui" container --cgroup-root /sys/fs/cgroup/$group/tepui \
-    --state-dir "$work/state" run --net --rootfs "$bundle/rootfs" -- true 2>&1 >/dev/null | tail -1)
+    --state-dir "$work/run/tepui" run --net --rootfs "$bundle/rootfs" -- true 2>&1 >/dev/null | tail -1)
 echo "tepui peak RSS    $rss_kib KiB"
 '

@@ -175,7 +175,12 @@ pub fn run(args: ContainerArgs) -> Result<i32> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    runtime.block_on(dispatch(args))
+    let code = runtime.block_on(dispatch(args));
+    // Every container this process touched is settled (launched, waited
+    // for or removed, and awaited); the blocking pool's idle threads need
+    // not be woken and joined before the process exits.
+    runtime.shutdown_background();
+    code
 }
 
 async fn dispatch(args: ContainerArgs) -> Result<i32> {

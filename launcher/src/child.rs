@@ -429,7 +429,10 @@ fn mount_attrs(flags: libc::c_ulong) -> u64 {
 }
 
 /// `mkdir -p` of `path` (of its parent only, when `parent_only`), without
-/// allocating: the path is copied into a stack buffer and cut at each '/'.
+/// allocating: the path is copied into a stack buffer and cut at a '/'.
+/// It starts at the deepest directory and goes up only while a parent is
+/// missing, so a path that exists (nearly every mount target) costs one
+/// call, not one per component.
 fn mkdir_p(path: &[u8], parent_only: bool) -> Result<(), i32> {
     let mut buf = [0u8; libc::PATH_MAX as usize];
     if path.len() >= buf.len() {
@@ -444,19 +447,36 @@ fn mkdir_p(path: &[u8], parent_only: bool) -> Result<(), i32> {
     } else {
         path.len()
     };
-    let mut i = 1;
-    while i <= end {
-        if i == end || buf[i] == b'/' {
-            let saved = buf[i];
-            buf[i] = 0;
-            // SAFETY: buf holds a NUL-terminated prefix of the path.
-            let ret = unsafe { libc::mkdir(buf.as_ptr().cast(), 0o755) };
-            if ret == -1 && errno() != libc::EEXIST {
-                return Err(errno());
-            }
-            buf[i] = saved;
+    // mkdir of the prefix `buf[..at]`: Ok when made or already there.
+    let mkdir_at = |buf: &mut [u8; libc::PATH_MAX as usize], at: usize| -> Result<(), i32> {
+        let saved = buf[at];
+        buf[at] = 0;
+        // SAFETY: buf holds a NUL-terminated prefix of the path.
+        let ret = unsafe { libc::mkdir(buf.as_ptr().cast(), 0o755) };
+        let error = errno();
+        buf[at] = saved;
+        if ret == -1 && error != libc::EEXIST {
+            return Err(error);
         }
-        i += 1;
+        Ok(())
+    };
+    // Up while the parent is missing...
+    let mut made = end;
+    loop {
+        match mkdir_at(&mut buf, made) {
+            Ok(()) => break,
+            Err(libc::ENOENT) => match buf[..made].iter().rposition(|&b| b == b'/') {
+                Some(0) | None => return Err(libc::ENOENT),
+                Some(parent) => made = parent,
+            },
+            Err(error) => return Err(error),
+        }
+    }
+    // ...then down again through the components below it.
+    for i in made + 1..=end {
+        if i == end || buf[i] == b'/' {
+            mkdir_at(&mut buf, i)?;
+        }
     }
     Ok(())
 }
@@ -507,5 +527,33 @@ unsafe fn set_capabilities(pipe: RawFd, keep: u64) {
             0,
         );
         check(pipe, Step::Capabilities, 1, ret);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mkdir_p_makes_what_is_missing_and_leaves_what_is_there() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().to_str().unwrap();
+        let deep = format!("{root}/a/b/c");
+        assert_eq!(mkdir_p(deep.as_bytes(), false), Ok(()));
+        assert!(std::path::Path::new(&deep).is_dir());
+        assert_eq!(mkdir_p(deep.as_bytes(), false), Ok(()));
+        // Only the parent of a file to be made.
+        let file = format!("{root}/x//y/file");
+        assert_eq!(mkdir_p(file.as_bytes(), true), Ok(()));
+        assert!(std::path::Path::new(&format!("{root}/x/y")).is_dir());
+        assert!(!std::path::Path::new(&file).exists());
+        // Through a file: the kernel's answer, nothing made beyond it.
+        std::fs::write(format!("{root}/f"), b"").unwrap();
+        assert_eq!(
+            mkdir_p(format!("{root}/f/g/h").as_bytes(), false),
+            Err(libc::ENOTDIR)
+        );
+        let long = vec![b'a'; libc::PATH_MAX as usize];
+        assert_eq!(mkdir_p(&long, false), Err(libc::ENAMETOOLONG));
     }
 }
