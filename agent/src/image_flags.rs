@@ -1,15 +1,16 @@
 //! The flags that say where images are kept and how registries are
 //! reached; shared by the agent and the `tepui` command line so that both
 //! use one image store the same way. Mesos's names for the same things
-//! (`--docker_store_dir`, `--docker_config`, `--image_providers`,
-//! `--image_provisioner_backend`) are accepted with Mesos's meanings.
+//! (`--docker_store_dir`, `--docker_config`, `--docker_registry`,
+//! `--image_providers`, `--image_provisioner_backend`) are accepted with
+//! Mesos's meanings.
 
 use std::path::PathBuf;
 
 use clap::Args;
 use tepui_containerizer::provisioner::auth::CredentialStore;
 use tepui_containerizer::provisioner::{
-    Backend, ProvisionError, Provisioner, ProvisionerConfig, RegistryOptions,
+    Backend, ImageSource, ProvisionError, Provisioner, ProvisionerConfig, RegistryOptions,
 };
 use tepui_isolators::cgroups::memory;
 
@@ -105,6 +106,19 @@ pub struct StoreArgs {
     /// Store size (e.g. 20G) past which unused images are removed after a pull.
     #[arg(long, global = true, env = "TEPUI_IMAGE_STORE_MAX")]
     max_store_size: Option<String>,
+    /// Where images named without a registry come from (Mesos's
+    /// --docker_registry): a registry URL, https://HOST[:PORT] (http://
+    /// for plain http), or a local directory of `docker save` archives
+    /// holding NAME.tar for each image as tasks name it; hdfs:// is
+    /// refused.
+    #[arg(
+        long,
+        global = true,
+        env = "TEPUI_DOCKER_REGISTRY",
+        alias = "docker_registry",
+        default_value = tepui_containerizer::provisioner::source::MESOS_DEFAULT
+    )]
+    docker_registry: String,
 }
 
 impl StoreArgs {
@@ -158,9 +172,20 @@ impl StoreArgs {
     pub fn provisioner(&self) -> Result<Provisioner, FlagError> {
         self.check_providers()?;
         let credentials = self.credentials()?;
+        let source = ImageSource::parse(&self.docker_registry)
+            .map_err(|e| FlagError::Invalid(e.to_string()))?;
+        let mut insecure = self.insecure.clone();
+        if let ImageSource::Registry {
+            host,
+            insecure: true,
+        } = &source
+        {
+            insecure.push(host.clone());
+        }
         let mut config = ProvisionerConfig::new(self.store.clone());
+        config.source = source;
         config.registry = RegistryOptions {
-            insecure: self.insecure.clone(),
+            insecure,
             credentials,
             attempts: self.registry_attempts,
             ca_file: self.registry_ca.clone(),
@@ -240,6 +265,12 @@ mod tests {
         );
         let e = parse(&["--image_provisioner_backend=aufs"]).unwrap_err();
         assert!(e.to_string().contains("aufs"), "{e}");
+        let e = parse(&["--docker_registry=hdfs://nn:8020/images/"])
+            .unwrap()
+            .provisioner()
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("--docker_registry") && e.contains("HDFS"), "{e}");
     }
 
     #[test]

@@ -7,8 +7,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
+use tepui_containerizer::provisioner::Provisioner;
 use tepui_containerizer::provisioner::runtime::{self, TaskCommand};
-use tepui_containerizer::provisioner::{Provisioner, Reference};
 use tepui_containerizer::{
     Config, ContainerSpec, Containerizer, Limits, Namespaces, RootfsMounts, Stdio, Termination,
     Volume,
@@ -301,14 +301,11 @@ async fn spec(
         })
         .collect::<Result<Vec<_>>>()?;
     let image = match (&run.image, provisioner) {
-        (Some(reference), Some(provisioner)) => {
-            let reference: Reference = reference.parse()?;
-            Some(
-                provisioner
-                    .ensure(&reference, true, image::progress())
-                    .await?,
-            )
-        }
+        (Some(name), Some(provisioner)) => Some(
+            provisioner
+                .provision_named(name, true, image::progress())
+                .await?,
+        ),
         _ => None,
     };
     // A command given runs as given (CommandInfo value + arguments); none

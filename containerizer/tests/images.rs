@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use tepui_containerizer::provisioner::auth::{CredentialStore, Credentials};
 use tepui_containerizer::provisioner::{
-    Backend, NoProgress, ProvisionError, Provisioner, ProvisionerConfig, Reference,
+    Backend, ImageSource, NoProgress, ProvisionError, Provisioner, ProvisionerConfig, Reference,
     RegistryOptions, gc,
 };
 use tepui_containerizer::{Config, ContainerSpec, Containerizer, ExitStatus};
@@ -840,6 +840,85 @@ async fn imports_layouts_and_oci_and_docker_archives_and_refuses_a_tampered_one(
         .to_string();
     assert!(e.contains(&layers[2]), "{e}");
     assert!(fresh.store().images().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn docker_registry_names_the_default_registry_or_a_directory_of_archives() {
+    let dir = tempfile::tempdir().unwrap();
+    let one = layout(dir.path(), "one", "one", 0, false);
+    let (manifest, _) = layout_digests(&one);
+
+    // A registry URL: a name without a registry is pulled from it, with
+    // no library/ (that is Docker Hub's only).
+    let registry = Registry::start(dir.path(), None);
+    registry.push(&one, "plain:1", None);
+    let mut config = ProvisionerConfig::new(dir.path().join("store-registry"));
+    config.source = ImageSource::parse(&format!("http://{}", registry.host())).unwrap();
+    config.registry = RegistryOptions {
+        insecure: vec![registry.host()],
+        ..RegistryOptions::default()
+    };
+    let p = Provisioner::new(config).unwrap();
+    let pulled = p
+        .provision_named("plain:1", true, progress())
+        .await
+        .unwrap();
+    assert_eq!(
+        pulled.record.reference,
+        format!("{}/plain:1", registry.host())
+    );
+    assert_eq!(pulled.record.manifest.to_string(), manifest);
+
+    // A directory: NAME.tar as the task names it, imported under the
+    // name, then found in the store.
+    let archives = dir.path().join("archives");
+    std::fs::create_dir_all(archives.join("team")).unwrap();
+    let made = dir.path().join("made.tar");
+    run(Command::new("skopeo").args([
+        "--insecure-policy",
+        "copy",
+        &format!("oci:{}:latest", one.display()),
+        &format!("docker-archive:{}:team/app:2", made.display()),
+    ]));
+    std::fs::rename(&made, archives.join("team/app:2.tar")).unwrap();
+    let mut config = ProvisionerConfig::new(dir.path().join("store-archives"));
+    config.source = ImageSource::parse(archives.to_str().unwrap()).unwrap();
+    let p = Provisioner::new(config).unwrap();
+    let imported = p
+        .provision_named("team/app:2", true, progress())
+        .await
+        .unwrap();
+    assert_eq!(imported.record.reference, "docker.io/team/app:2");
+    assert_eq!(imported.record.layers.len(), 3);
+    // A name may not lead out of the directory: an archive beside it
+    // is not imported.
+    std::fs::rename(
+        archives.join("team/app:2.tar"),
+        dir.path().join("canary.tar"),
+    )
+    .unwrap();
+    let e = p
+        .provision_named("../canary", true, progress())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("must stay inside"), "{e}");
+    assert_eq!(p.store().images().unwrap().len(), 1);
+    let again = p
+        .provision_named("team/app:2", true, progress())
+        .await
+        .unwrap();
+    assert_eq!(again.record.manifest, imported.record.manifest);
+    // cached: false goes to the archive again, which is gone now.
+    let e = p
+        .provision_named("team/app:2", false, progress())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("no archive of it at") && e.contains("team/app:2.tar"),
+        "{e}"
+    );
 }
 
 #[tokio::test]

@@ -66,10 +66,7 @@ mod tests {
                 "IMAGE_STORE",
                 &["image_store", "docker_store_dir", "docker-store-dir"]
             ),
-            [
-                "MESOS_IMAGE_STORE",
-                "MESOS_DOCKER_STORE_DIR"
-            ]
+            ["MESOS_IMAGE_STORE", "MESOS_DOCKER_STORE_DIR"]
         );
     }
 

@@ -179,11 +179,11 @@ impl Runner {
             .provisioner
             .clone()
             .ok_or("this agent has no image store for tasks with images")?;
-        let (reference, cached) = runtime::image_reference(image).map_err(|e| e.to_string())?;
+        let (name, cached) = runtime::image_name(image).map_err(|e| e.to_string())?;
         provisioner
-            .ensure(&reference, cached, Arc::new(LogProgress::default()))
+            .provision_named(name, cached, Arc::new(LogProgress::default()))
             .await
-            .map_err(|e| format!("provisioning image {reference}: {e}"))
+            .map_err(|e| format!("provisioning image {name}: {e}"))
     }
 
     /// The container spec of an executor run.

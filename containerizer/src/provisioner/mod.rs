@@ -27,6 +27,7 @@ pub mod reference;
 pub mod registry;
 pub mod rootfs;
 pub mod runtime;
+pub mod source;
 pub mod store;
 
 use std::path::{Path, PathBuf};
@@ -41,6 +42,7 @@ pub use progress::{LogProgress, NoProgress, Progress};
 pub use reference::Reference;
 pub use registry::RegistryOptions;
 pub use rootfs::Backend;
+pub use source::ImageSource;
 pub use store::{ImageRecord, Store};
 
 /// How the provisioner is set up.
@@ -58,6 +60,8 @@ pub struct ProvisionerConfig {
     pub backend: Backend,
     /// Store size past which unused images are collected after a pull.
     pub max_store_bytes: Option<u64>,
+    /// Where images named by tasks come from (`--docker_registry`).
+    pub source: ImageSource,
 }
 
 impl ProvisionerConfig {
@@ -70,6 +74,7 @@ impl ProvisionerConfig {
             extract: extract::Options::image_layer(),
             backend: Backend::Auto,
             max_store_bytes: None,
+            source: ImageSource::default(),
         }
     }
 }
@@ -132,6 +137,35 @@ impl Provisioner {
             return Ok(image);
         }
         self.pull(reference, progress).await
+    }
+
+    /// The image a task names, as it names it: from the store unless
+    /// `cached` is false, else from where `--docker_registry` says (a
+    /// registry, or `NAME.tar` in a directory of `docker save` archives,
+    /// imported under the name).
+    pub async fn provision_named(
+        &self,
+        name: &str,
+        cached: bool,
+        progress: Arc<dyn Progress>,
+    ) -> Result<Image, ProvisionError> {
+        let reference = self.config.source.reference(name)?;
+        let ImageSource::Archives(dir) = &self.config.source else {
+            return self.ensure(&reference, cached, progress).await;
+        };
+        if cached && let Some(image) = self.image(&reference)? {
+            return Ok(image);
+        }
+        let path = ImageSource::archive(dir, name)?;
+        if !path.is_file() {
+            return Err(ProvisionError::Image {
+                reference: name.to_owned(),
+                why: format!("no archive of it at {}", path.display()),
+            });
+        }
+        self.import(&path, Some(&reference), progress).await?;
+        self.image(&reference)?
+            .ok_or_else(|| ProvisionError::NotFound(reference.to_string()))
     }
 
     /// Pulls `reference` from its registry into the store, then collects

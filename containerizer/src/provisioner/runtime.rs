@@ -35,6 +35,13 @@ impl From<&tepui_proto::v1::CommandInfo> for TaskCommand {
 pub fn image_reference(
     image: &tepui_proto::v1::Image,
 ) -> Result<(Reference, bool), ProvisionError> {
+    let (name, cached) = image_name(image)?;
+    Ok((name.parse()?, cached))
+}
+
+/// The name (as the task gave it) and `cached` flag of a task's `Image`
+/// (type DOCKER only).
+pub fn image_name(image: &tepui_proto::v1::Image) -> Result<(&str, bool), ProvisionError> {
     use tepui_proto::v1::image::Type;
     let unsupported = |why: &str| ProvisionError::Image {
         reference: image
@@ -57,7 +64,7 @@ pub fn image_reference(
         .docker
         .as_ref()
         .ok_or_else(|| unsupported("a DOCKER image without its docker.name"))?;
-    Ok((docker.name.parse()?, image.cached.unwrap_or(true)))
+    Ok((&docker.name, image.cached.unwrap_or(true)))
 }
 
 /// What to execute: the program and its argv (argv[0] included).
