@@ -1,6 +1,9 @@
 //! `tepui local`: a master and an agent in one process, on loopback ports,
 //! with everything else at embedded defaults: a cluster to try tepui on,
-//! and the quick start's main job.
+//! and the quick start's main job. Authentication is on in every realm
+//! (frameworks, agents, the HTTP endpoints, executors), with secrets made
+//! on the first start (see `local_secrets`); `--no-authentication` runs
+//! with the daemons' Mesos defaults instead.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -8,19 +11,25 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::{Args, Parser};
 
+use crate::local_secrets::{self, LocalSecrets};
 use crate::master_http;
+
+/// Where a local cluster lives unless told otherwise.
+pub const DEFAULT_WORK_DIR: &str = "/var/lib/tepui/local";
 
 /// `tepui local [options]`
 #[derive(Debug, Args)]
 pub struct LocalArgs {
     /// Where the master's registry, the agent's sandboxes and checkpoints
     /// live [default: /var/lib/tepui/local].
-    #[arg(
-        long,
-        env = "TEPUI_LOCAL_WORK_DIR",
-        default_value = "/var/lib/tepui/local"
-    )]
+    #[arg(long, env = "TEPUI_LOCAL_WORK_DIR", default_value = DEFAULT_WORK_DIR)]
     work_dir: PathBuf,
+    /// Run with no authentication anywhere (the daemons' Mesos defaults),
+    /// for clients that cannot authenticate, such as pymesos's executor
+    /// and operator drivers. By default every API asks for the
+    /// credentials in WORK_DIR/secrets (client.json for clients).
+    #[arg(long, env = "TEPUI_LOCAL_NO_AUTHENTICATION")]
+    no_authentication: bool,
     /// The master's port on 127.0.0.1.
     #[arg(long, env = "TEPUI_LOCAL_MASTER_PORT", default_value_t = 5050)]
     master_port: u16,
@@ -48,8 +57,11 @@ pub struct LocalArgs {
 }
 
 /// The master's flags for a local cluster.
-fn master_flags(args: &LocalArgs) -> Result<tepui_master::daemon::Flags> {
-    let argv: Vec<std::ffi::OsString> = vec![
+fn master_flags(
+    args: &LocalArgs,
+    secrets: Option<&LocalSecrets>,
+) -> Result<tepui_master::daemon::Flags> {
+    let mut argv: Vec<std::ffi::OsString> = vec![
         "tepui-master".into(),
         "--ip".into(),
         "127.0.0.1".into(),
@@ -61,12 +73,27 @@ fn master_flags(args: &LocalArgs) -> Result<tepui_master::daemon::Flags> {
         "--allocation-interval".into(),
         "200ms".into(),
     ];
+    if let Some(secrets) = secrets {
+        argv.extend([
+            "--credentials".into(),
+            secrets.credentials.clone().into(),
+            "--authenticate-agents".into(),
+            "--authenticate-http-frameworks".into(),
+            "--http-framework-authenticators".into(),
+            "basic".into(),
+            "--authenticate-http-readonly".into(),
+            "--authenticate-http-readwrite".into(),
+        ]);
+    }
     tepui_master::daemon::Flags::try_parse_from(argv).context("the local master's flags")
 }
 
 /// The agent's flags: by default its own cgroup subtree and container
 /// state, apart from those of an agent installed on the same machine.
-fn agent_flags(args: &LocalArgs) -> Result<tepui_agent::daemon::Flags> {
+fn agent_flags(
+    args: &LocalArgs,
+    secrets: Option<&LocalSecrets>,
+) -> Result<tepui_agent::daemon::Flags> {
     let master = format!("127.0.0.1:{}", args.master_port);
     let port = args.agent_port.to_string();
     let cgroup = match &args.cgroup_root {
@@ -93,14 +120,44 @@ fn agent_flags(args: &LocalArgs) -> Result<tepui_agent::daemon::Flags> {
     if let Some(resources) = &args.resources {
         argv.extend(["--resources".into(), resources.into()]);
     }
+    if let Some(secrets) = secrets {
+        argv.extend([
+            "--credential".into(),
+            secrets.agent.clone().into(),
+            "--http-credentials".into(),
+            secrets.credentials.clone().into(),
+            "--authenticate-http-readonly".into(),
+            "--authenticate-http-readwrite".into(),
+            "--authenticate-http-executors".into(),
+            "--jwt-secret-key".into(),
+            secrets.executor_key.clone().into(),
+        ]);
+    }
     tepui_agent::daemon::Flags::try_parse_from(argv).context("the local agent's flags")
 }
 
 /// Runs the master and the agent until SIGINT or SIGTERM; says once the
 /// agent has registered.
 pub fn run(args: LocalArgs) -> Result<i32> {
-    let master = master_flags(&args)?;
-    let mut agent = agent_flags(&args)?;
+    let secrets = if args.no_authentication {
+        eprintln!(
+            "tepui local: no authentication (--no-authentication): anyone on this machine may use the cluster"
+        );
+        None
+    } else {
+        let secrets = local_secrets::ensure(&args.work_dir)?;
+        let client = tepui_proto::authentication::read_credential(&secrets.client)?;
+        eprintln!(
+            "tepui local: authentication on; principal {} with the secret in {} (tepui run and friends read it there when the work dir is the default; else give --credential)",
+            client.principal,
+            secrets.client.display()
+        );
+        // This process asks its own master whether the agent is in.
+        master_http::set_credential(client);
+        Some(secrets)
+    };
+    let master = master_flags(&args, secrets.as_ref())?;
+    let mut agent = agent_flags(&args, secrets.as_ref())?;
     agent.images = args.images;
     tepui_agent::daemon::raise_nofile();
     let runtime = tokio::runtime::Builder::new_multi_thread()

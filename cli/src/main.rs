@@ -5,6 +5,7 @@ mod cluster;
 mod container;
 mod image;
 mod local;
+mod local_secrets;
 mod master_http;
 mod progress;
 mod run;
@@ -37,6 +38,13 @@ struct Cli {
         hide_env_values = true
     )]
     secret: Option<String>,
+    /// A credential file, Mesos's JSON `{"principal":..,"secret":..}` (a
+    /// path or `file://` URL), used when --principal is not given.
+    /// Without either, a local cluster's (`tepui local` under
+    /// /var/lib/tepui/local, its secrets/client.json, when readable) goes
+    /// to loopback addresses only.
+    #[arg(long, global = true, env = "TEPUI_CREDENTIAL", value_name = "PATH")]
+    credential: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -75,8 +83,9 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .init();
-    if let (Some(principal), Some(secret)) = (cli.principal.clone(), cli.secret.clone()) {
-        master_http::set_credential(tepui_proto::authentication::Credential { principal, secret });
+    if let Err(e) = credentials(&cli) {
+        eprintln!("tepui: {e:#}");
+        return ExitCode::FAILURE;
     }
     let result = match cli.command {
         Command::Wire(args) => wire::run(&args).map(|()| 0),
@@ -98,6 +107,23 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Sets the invocation's credential: --principal/--secret, else
+/// --credential, else (for loopback addresses only) the default local
+/// cluster's when this user can read it.
+fn credentials(cli: &Cli) -> anyhow::Result<()> {
+    use anyhow::Context;
+    use tepui_proto::authentication::{Credential, flag_path, read_credential};
+    if let (Some(principal), Some(secret)) = (cli.principal.clone(), cli.secret.clone()) {
+        master_http::set_credential(Credential { principal, secret });
+    } else if let Some(flag) = &cli.credential {
+        let credential = read_credential(&flag_path(flag)).context("--credential")?;
+        master_http::set_credential(credential);
+    } else if let Ok(credential) = read_credential(&local_secrets::default_client()) {
+        master_http::set_local_credential(credential);
+    }
+    Ok(())
 }
 
 #[cfg(test)]

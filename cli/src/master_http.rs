@@ -1,6 +1,7 @@
 //! HTTP GETs and POSTs to a master or agent for the CLI's commands,
-//! with the invocation's credential (`--principal`/`--secret`) as HTTP
-//! Basic when it has one, over TLS when libprocess's LIBPROCESS_SSL_*
+//! with the invocation's credential (`--principal`/`--secret`,
+//! `--credential`, or a local cluster's for loopback) as HTTP Basic when
+//! it has one, over TLS when libprocess's LIBPROCESS_SSL_*
 //! variables say so (the server verified against LIBPROCESS_SSL_CA_FILE).
 
 use std::sync::OnceLock;
@@ -14,6 +15,7 @@ use hyper_util::client::legacy::Client;
 use tepui_proto::authentication::Credential;
 
 static CREDENTIAL: OnceLock<Credential> = OnceLock::new();
+static LOCAL_CREDENTIAL: OnceLock<Credential> = OnceLock::new();
 
 /// Sets the credential every request of this invocation carries (once,
 /// at start).
@@ -21,9 +23,29 @@ pub fn set_credential(credential: Credential) {
     let _ = CREDENTIAL.set(credential);
 }
 
-/// The invocation's credential, if it was given one.
-pub fn credential() -> Option<&'static Credential> {
-    CREDENTIAL.get()
+/// Sets the local cluster's credential (`tepui local`'s client.json),
+/// which requests to a loopback address carry when no credential was
+/// given: a master elsewhere never sees it.
+pub fn set_local_credential(credential: Credential) {
+    let _ = LOCAL_CREDENTIAL.set(credential);
+}
+
+/// The credential a request to `address` (HOST:PORT) carries: the one
+/// given, else the local cluster's when `address` is on loopback.
+pub fn credential_for(address: &str) -> Option<&'static Credential> {
+    CREDENTIAL
+        .get()
+        .or_else(|| LOCAL_CREDENTIAL.get().filter(|_| is_loopback(address)))
+}
+
+/// Whether HOST:PORT (or [V6]:PORT) names this machine's loopback.
+fn is_loopback(address: &str) -> bool {
+    let host = address.rsplit_once(':').map_or(address, |(host, _)| host);
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 static TLS: OnceLock<tepui_proto::tls::Client> = OnceLock::new();
@@ -57,7 +79,7 @@ async fn request(address: &str, path: &str, body: Option<Bytes>) -> Result<Bytes
         Some(_) => Request::post(uri.clone()),
         None => Request::get(uri.clone()),
     };
-    if let Some(credential) = credential() {
+    if let Some(credential) = credential_for(address) {
         builder = builder.header(AUTHORIZATION, credential.basic_header());
     }
     let request = builder.body(Full::new(body.unwrap_or_default()))?;
@@ -85,4 +107,29 @@ async fn request(address: &str, path: &str, body: Option<Bytes>) -> Result<Bytes
 pub async fn get_json(address: &str, path: &str) -> Result<serde_json::Value> {
     let bytes = get(address, path).await?;
     serde_json::from_slice(&bytes).with_context(|| format!("{path} is not JSON"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_loopback_addresses_are_loopback() {
+        for yes in [
+            "127.0.0.1:5050",
+            "127.1.2.3:1",
+            "localhost:5050",
+            "[::1]:5050",
+        ] {
+            assert!(is_loopback(yes), "{yes}");
+        }
+        for no in [
+            "10.0.0.1:5050",
+            "master.example:5050",
+            "[2001:db8::1]:5050",
+            "127.0.0.1.example:5050",
+        ] {
+            assert!(!is_loopback(no), "{no}");
+        }
+    }
 }

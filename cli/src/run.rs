@@ -364,7 +364,7 @@ async fn run_async(args: RunArgs) -> Result<i32> {
         framework,
         implicit_acknowledgements: false,
         subscribe_timeout: Duration::from_secs(args.timeout),
-        credential: master_http::credential().cloned(),
+        credential: master_http::credential_for(&args.master).cloned(),
         tls: master_http::tls()?,
     };
     let scheduler = RunOne {

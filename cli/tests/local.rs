@@ -118,6 +118,34 @@ fn a_local_cluster_runs_a_task_from_an_image_and_stops_on_sigint() {
     );
     std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
 
+    // Authentication is on: without the credential tepui local made,
+    // nothing is run or shown.
+    let master = format!("127.0.0.1:{master_port}");
+    let credential = dir.path().join("local/secrets/client.json");
+    let canary = dir.path().join("canary-from-intruder");
+    let refused = tepui()
+        .args(["run", "--master", &master, "--", "touch"])
+        .arg(&canary)
+        .output()
+        .unwrap();
+    assert!(!refused.status.success(), "{refused:?}");
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("401"),
+        "{refused:?}"
+    );
+    assert!(!canary.exists());
+    let ps = tepui().args(["ps", "--master", &master]).output().unwrap();
+    assert!(!ps.status.success(), "{ps:?}");
+    assert!(
+        String::from_utf8_lossy(&ps.stderr).contains("401"),
+        "{ps:?}"
+    );
+    let tepui = || {
+        let mut command = tepui();
+        command.arg("--credential").arg(&credential);
+        command
+    };
+
     let run = tepui()
         .args(["run", "--master", &format!("127.0.0.1:{master_port}")])
         .args(["--image", "busybox:latest", "--"])

@@ -1,9 +1,11 @@
 """A mesoshttp scheduler, unchanged client code, against tepui's master:
 subscribes, accepts an offer with one command task, sees it RUNNING and
 FINISHED, and exits 0."""
+import os
 import sys
 import threading
 
+import requests.auth
 from mesoshttp.client import MesosClient
 
 master = sys.argv[1] if len(sys.argv) > 1 else "127.0.0.1:5050"
@@ -14,6 +16,13 @@ seen = []
 class OneTask:
     def __init__(self):
         self.client = MesosClient(mesos_urls=["http://" + master], frameworkName="tepui-compat-mesoshttp")
+        # With authentication on, the credential tepui local made, as HTTP
+        # Basic through the client's own requests_auth hook (its
+        # set_credentials puts them in the SUBSCRIBE body instead, where
+        # the v1 API has no such field).
+        if os.environ.get("COMPAT_PRINCIPAL"):
+            self.client.requests_auth = requests.auth.HTTPBasicAuth(
+                os.environ["COMPAT_PRINCIPAL"], os.environ["COMPAT_SECRET"])
         self.client.on(MesosClient.SUBSCRIBED, self.subscribed)
         self.client.on(MesosClient.OFFERS, self.offers)
         self.client.on(MesosClient.UPDATE, self.update)

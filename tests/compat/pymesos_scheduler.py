@@ -7,6 +7,7 @@ failover (the framework stays) and writes its id; with --failover-from it
 subscribes again under that id and runs its tasks the same way.
 """
 import argparse
+import os
 import sys
 import threading
 
@@ -93,7 +94,11 @@ def main():
         with open(a.failover_from) as f:
             expected = f.read().strip()
         framework.id.value = expected
-    driver = MesosSchedulerDriver(scheduler, framework, a.master, use_addict=True)
+    # With authentication on, the credential tepui local made (pymesos
+    # sends it as HTTP Basic, as to a Mesos master).
+    principal, secret = os.environ.get("COMPAT_PRINCIPAL"), os.environ.get("COMPAT_SECRET")
+    driver = MesosSchedulerDriver(scheduler, framework, a.master, use_addict=True,
+                                  principal=principal, secret=secret)
     driver.start()
     ok = scheduler.done.wait(120)
     driver.stop(failover=bool(a.save_id))
