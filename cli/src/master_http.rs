@@ -24,28 +24,42 @@ pub fn set_credential(credential: Credential) {
 }
 
 /// Sets the local cluster's credential (`tepui local`'s client.json),
-/// which requests to a loopback address carry when no credential was
-/// given: a master elsewhere never sees it.
+/// which requests to this machine carry when no credential was given: a
+/// master or agent elsewhere never sees it.
 pub fn set_local_credential(credential: Credential) {
     let _ = LOCAL_CREDENTIAL.set(credential);
 }
 
 /// The credential a request to `address` (HOST:PORT) carries: the one
-/// given, else the local cluster's when `address` is on loopback.
+/// given, else the local cluster's when `address` is this machine.
 pub fn credential_for(address: &str) -> Option<&'static Credential> {
     CREDENTIAL
         .get()
-        .or_else(|| LOCAL_CREDENTIAL.get().filter(|_| is_loopback(address)))
+        .or_else(|| LOCAL_CREDENTIAL.get().filter(|_| is_this_machine(address)))
 }
 
-/// Whether HOST:PORT (or [V6]:PORT) names this machine's loopback.
-fn is_loopback(address: &str) -> bool {
+/// Whether HOST:PORT (or [V6]:PORT) names this machine: loopback, or a
+/// host whose every address is one of this machine's (an address can be
+/// bound only where it is local). An agent's address as the master
+/// gives it is its hostname.
+fn is_this_machine(address: &str) -> bool {
+    use std::net::{IpAddr, ToSocketAddrs, UdpSocket};
     let host = address.rsplit_once(':').map_or(address, |(host, _)| host);
     let host = host.trim_start_matches('[').trim_end_matches(']');
-    host == "localhost"
-        || host
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
+    let local = |ip: IpAddr| ip.is_loopback() || UdpSocket::bind((ip, 0)).is_ok();
+    if host == "localhost" {
+        return true;
+    }
+    if let Ok(ip) = host.parse::<IpAddr>() {
+        return local(ip);
+    }
+    match (host, 0).to_socket_addrs() {
+        Ok(addresses) => {
+            let ips: Vec<IpAddr> = addresses.map(|a| a.ip()).collect();
+            !ips.is_empty() && ips.into_iter().all(local)
+        }
+        Err(_) => false,
+    }
 }
 
 static TLS: OnceLock<tepui_proto::tls::Client> = OnceLock::new();
@@ -114,22 +128,27 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_loopback_addresses_are_loopback() {
+    fn only_this_machines_addresses_get_the_local_credential() {
         for yes in [
             "127.0.0.1:5050",
             "127.1.2.3:1",
             "localhost:5050",
             "[::1]:5050",
         ] {
-            assert!(is_loopback(yes), "{yes}");
+            assert!(is_this_machine(yes), "{yes}");
         }
+        // This machine's own name, as the master reports its agents.
+        let name = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+        assert!(is_this_machine(&format!("{}:5051", name.trim())), "{name}");
+        // Documentation addresses (RFC 5737, 3849) and names that do not
+        // resolve.
         for no in [
-            "10.0.0.1:5050",
-            "master.example:5050",
+            "192.0.2.1:5050",
             "[2001:db8::1]:5050",
-            "127.0.0.1.example:5050",
+            "master.invalid:5050",
+            "127.0.0.1.invalid:5050",
         ] {
-            assert!(!is_loopback(no), "{no}");
+            assert!(!is_this_machine(no), "{no}");
         }
     }
 }
