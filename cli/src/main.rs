@@ -42,7 +42,7 @@ struct Cli {
     /// path or `file://` URL), used when --principal is not given.
     /// Without either, a local cluster's (`tepui local` under
     /// /var/lib/tepui/local, its secrets/client.json, when readable) goes
-    /// to loopback addresses only.
+    /// to this machine's addresses only.
     #[arg(long, global = true, env = "TEPUI_CREDENTIAL", value_name = "PATH")]
     credential: Option<String>,
     #[command(subcommand)]
@@ -110,7 +110,7 @@ fn main() -> ExitCode {
 }
 
 /// Sets the invocation's credential: --principal/--secret, else
-/// --credential, else (for loopback addresses only) the default local
+/// --credential, else (for this machine's addresses only) the default local
 /// cluster's when this user can read it.
 fn credentials(cli: &Cli) -> anyhow::Result<()> {
     use anyhow::Context;

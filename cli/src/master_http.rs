@@ -1,6 +1,6 @@
 //! HTTP GETs and POSTs to a master or agent for the CLI's commands,
 //! with the invocation's credential (`--principal`/`--secret`,
-//! `--credential`, or a local cluster's for loopback) as HTTP Basic when
+//! `--credential`, or a local cluster's for this machine) as HTTP Basic when
 //! it has one, over TLS when libprocess's LIBPROCESS_SSL_*
 //! variables say so (the server verified against LIBPROCESS_SSL_CA_FILE).
 
