@@ -312,7 +312,7 @@ impl Flags {
     /// `MESOS_*` variables.
     pub fn from_env() -> Self {
         use clap::{CommandFactory, FromArgMatches};
-        let matches = tepui_systemd::environment::with_mesos_env(Self::command()).get_matches();
+        let matches = tepui_systemd::environment::with_mesos_names(Self::command()).get_matches();
         match Self::from_arg_matches(&matches) {
             Ok(flags) => flags,
             Err(e) => e.exit(),
@@ -721,6 +721,26 @@ pub fn raise_nofile() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_flag_takes_mesos_spelling() {
+        use clap::{CommandFactory, FromArgMatches};
+        let command = tepui_systemd::environment::with_mesos_names(Flags::command());
+        command.clone().debug_assert();
+        let matches = command
+            .try_get_matches_from([
+                "tepui-agent",
+                "--master=m:5050",
+                "--work_dir=/srv/w",
+                "--container_state_dir",
+                "/run/c",
+                "--gc_delay=2weeks",
+            ])
+            .unwrap();
+        let flags = Flags::from_arg_matches(&matches).unwrap();
+        assert_eq!(flags.work_dir, std::path::Path::new("/srv/w"));
+        assert_eq!(flags.container_state_dir, std::path::Path::new("/run/c"));
+    }
 
     #[test]
     fn switch_user_takes_both_spellings_and_defaults_to_true() {

@@ -10,7 +10,11 @@
 //!     DeclineOffers benchmark: each agent is skipped by the frameworks
 //!     that filter it before it reaches one that does not);
 //!   - accept -> RunTask: from a protobuf ACCEPT call's bytes to the
-//!     RunTask frame decoded off the agent's stream, p50 and p99;
+//!     RunTask frame decoded off the agent's stream, p50 and p99, with
+//!     authentication off and (alternate accepts) on: the scheduler
+//!     realm's Basic check and the caller's principal, as the HTTP layer
+//!     does them, and the ratio of the two medians (issue 21: at most
+//!     5% cost);
 //!   - the master's RSS growth for the setup.
 //!
 //! Targets (issue 6): cycle < 50 ms at 10,000 × 1,000 and < 100 ms at
@@ -121,6 +125,9 @@ fn cluster(agents: usize, frameworks: usize) -> Cluster {
                         user: "root".into(),
                         name: format!("framework{i}"),
                         roles: vec!["role1".into()],
+                        // The principal the authenticated accepts below
+                        // come from (with authentication off it is unused).
+                        principal: Some(BENCH_PRINCIPAL.into()),
                         capabilities: vec![tepui_proto::v1::framework_info::Capability {
                             r#type: Some(
                                 tepui_proto::v1::framework_info::capability::Type::MultiRole as i32,
@@ -212,6 +219,16 @@ fn median(mut samples: Vec<Duration>) -> Duration {
     percentile(&samples, 0.5)
 }
 
+/// The principal of every framework, and its credential.
+const BENCH_PRINCIPAL: &str = "bench-framework";
+
+fn bench_credential() -> tepui_proto::authentication::Credential {
+    tepui_proto::authentication::Credential {
+        principal: BENCH_PRINCIPAL.into(),
+        secret: "a-secret-of-some-length-0123456789".into(),
+    }
+}
+
 /// Rounds measured for each cycle figure; the median is printed.
 const ROUNDS: usize = 5;
 
@@ -252,14 +269,39 @@ fn run(agents: usize, frameworks: usize) {
     for (i, (_, rx)) in c.frameworks.iter_mut().enumerate() {
         pending.extend(offers_of(rx).into_iter().map(|o| (i, o)));
     }
-    let mut latencies = Vec::new();
+    // Alternate accepts go through the scheduler API's authentication as
+    // the HTTP layer does it before the master sees a call (the Basic
+    // header checked against the credentials, then the caller's principal
+    // against its framework's), the others with authentication off: the
+    // same code, so the difference is what authentication costs.
+    let authentication = [
+        tepui_master::authentication::Authentication::off(),
+        tepui_master::authentication::Authentication::new(
+            tepui_proto::authentication::BasicAuthenticator::new([bench_credential()]),
+            tepui_master::authentication::Required {
+                frameworks: true,
+                ..Default::default()
+            },
+        ),
+    ];
+    let mut headers = hyper::HeaderMap::new();
+    headers.insert(
+        hyper::header::AUTHORIZATION,
+        bench_credential().basic_header().parse().unwrap(),
+    );
+    let mut latencies = [Vec::new(), Vec::new()];
     for (n, (i, offer)) in pending.into_iter().take(ACCEPTS).enumerate() {
         let framework = c.frameworks[i].0.clone();
         let body = accept_bytes(&framework, &offer, n);
         let link = c.links.get_mut(&offer.agent_id.value).unwrap();
+        let auth = &authentication[n % 2];
         let t = Instant::now();
+        let principal = auth
+            .check(tepui_master::authentication::Realm::Scheduler, &headers)
+            .unwrap();
         let call = Call::decode(body).unwrap();
         let id = call.framework_id.as_ref().unwrap().value.clone();
+        c.master.check_caller(&id, principal.as_deref()).unwrap();
         c.master.check_stream(&id, Some(&format!("s{i}"))).unwrap();
         c.master.accept(&id, call.accept.unwrap()).unwrap();
         let frames = drain(link);
@@ -270,10 +312,13 @@ fn run(agents: usize, frameworks: usize) {
                     Some(master_to_agent::Message::RunTask(r)) => Some(r),
                     _ => None,
                 });
-        latencies.push(t.elapsed());
+        latencies[n % 2].push(t.elapsed());
         assert!(run.is_some(), "no RunTask for accept {n}");
     }
-    latencies.sort_unstable();
+    for l in &mut latencies {
+        l.sort_unstable();
+    }
+    let [latencies, authenticated] = latencies;
     drop(c);
 
     // The allocator alone, on the same registrations.
@@ -330,11 +375,20 @@ fn run(agents: usize, frameworks: usize) {
         ms(decline_cycle)
     );
     println!(
-        "  accept -> RunTask (decode, validate, launch, RunTask decoded), {} accepts: \
-         p50 {:.3} ms, p99 {:.3} ms",
+        "  accept -> RunTask (decode, validate, launch, RunTask decoded), authentication off, \
+         {} accepts: p50 {:.3} ms, p99 {:.3} ms",
         latencies.len(),
         ms(percentile(&latencies, 0.5)),
         ms(percentile(&latencies, 0.99))
+    );
+    println!(
+        "  the same with authentication on (Basic, scheduler realm), {} accepts: p50 {:.3} ms, \
+         p99 {:.3} ms; ratio of medians on/off {:.3} (target <= 1.05)",
+        authenticated.len(),
+        ms(percentile(&authenticated, 0.5)),
+        ms(percentile(&authenticated, 0.99)),
+        percentile(&authenticated, 0.5).as_secs_f64()
+            / percentile(&latencies, 0.5).as_secs_f64().max(1e-12),
     );
     println!(
         "  master RSS: {:.1} MiB for this setup with its offers out ({:.1} MiB before)",

@@ -190,7 +190,7 @@ impl Flags {
     /// `MESOS_*` variables.
     pub fn from_env() -> Self {
         use clap::{CommandFactory, FromArgMatches};
-        let matches = tepui_systemd::environment::with_mesos_env(Self::command()).get_matches();
+        let matches = tepui_systemd::environment::with_mesos_names(Self::command()).get_matches();
         match Self::from_arg_matches(&matches) {
             Ok(flags) => flags,
             Err(e) => e.exit(),
@@ -356,4 +356,28 @@ pub async fn run(flags: Flags) -> Result<()> {
     // What the last round did not write yet.
     server.write_registry().await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_flag_takes_mesos_spelling() {
+        use clap::{CommandFactory, FromArgMatches};
+        let command = tepui_systemd::environment::with_mesos_names(Flags::command());
+        command.clone().debug_assert();
+        let matches = command
+            .try_get_matches_from([
+                "tepui-master",
+                "--work_dir=/srv/m",
+                "--allocation_interval=2secs",
+                "--min_allocatable_resources",
+                "cpus:1",
+            ])
+            .unwrap();
+        let flags = Flags::from_arg_matches(&matches).unwrap();
+        assert_eq!(flags.work_dir, std::path::Path::new("/srv/m"));
+        assert_eq!(flags.min_allocatable_resources, "cpus:1");
+    }
 }

@@ -1,7 +1,8 @@
-//! The daemons' flags from their environment, as a unit's
-//! `EnvironmentFile` gives it: `TEPUI_<NAME>` for every flag, and the
-//! name a Mesos master or agent reads for it, so that an environment
-//! written for Mesos keeps its meaning under tepui.
+//! The daemons' flags as a Mesos deployment spells them: every flag as
+//! `--a_b` beside `--a-b`, and from the environment (as a unit's
+//! `EnvironmentFile` gives it) as `TEPUI_<NAME>` or the name a Mesos
+//! master or agent reads for it, so that flags and environments written
+//! for Mesos keep their meaning under tepui.
 
 /// The Mesos variables that may set a flag whose own variable is
 /// `TEPUI_<name>`, in order: `MESOS_<NAME>` (libprocess's
@@ -24,10 +25,48 @@ fn mesos_names(name: &str, aliases: &[&str]) -> Vec<String> {
     names
 }
 
-/// Lets every flag also be read from its Mesos variables (see
-/// [`mesos_names`]) when `TEPUI_<NAME>` is unset, so that a Mesos
-/// master's or agent's environment keeps its meaning.
-pub fn with_mesos_env(mut command: clap::Command) -> clap::Command {
+/// Gives every flag Mesos's spelling (`--work_dir` for `--work-dir`) and
+/// lets it be read from its Mesos variables (see [`mesos_names`]) when
+/// `TEPUI_<NAME>` is unset, so that a Mesos master's or agent's flags
+/// and environment keep their meaning.
+pub fn with_mesos_names(command: clap::Command) -> clap::Command {
+    with_mesos_env(with_underscores(command))
+}
+
+/// Adds `--a_b` as an alias of each `--a-b` flag whose Mesos spelling no
+/// flag has taken yet.
+fn with_underscores(mut command: clap::Command) -> clap::Command {
+    let taken: std::collections::HashSet<String> = command
+        .get_arguments()
+        .flat_map(|arg| {
+            let aliases = arg.get_all_aliases().unwrap_or_default();
+            arg.get_long().into_iter().chain(aliases).map(str::to_owned)
+        })
+        .collect();
+    let missing: Vec<(clap::Id, &'static str)> = command
+        .get_arguments()
+        .filter_map(|arg| {
+            let long = arg.get_long()?;
+            let underscored = long.replace('-', "_");
+            (!taken.contains(&underscored))
+                // Leaked once per flag set, at start.
+                .then(|| {
+                    (
+                        arg.get_id().clone(),
+                        &*Box::leak(underscored.into_boxed_str()),
+                    )
+                })
+        })
+        .collect();
+    for (id, alias) in missing {
+        command = command.mut_arg(id, |arg| arg.alias(alias));
+    }
+    command
+}
+
+/// Lets every flag also be read from its Mesos variables when
+/// `TEPUI_<NAME>` is unset.
+fn with_mesos_env(mut command: clap::Command) -> clap::Command {
     let fallbacks: Vec<(clap::Id, &'static str)> = command
         .get_arguments()
         .filter_map(|arg| {
@@ -67,6 +106,45 @@ mod tests {
                 &["image_store", "docker_store_dir", "docker-store-dir"]
             ),
             ["MESOS_IMAGE_STORE", "MESOS_DOCKER_STORE_DIR"]
+        );
+    }
+
+    #[test]
+    fn every_flag_takes_mesos_spelling_too() {
+        let command = || {
+            clap::Command::new("t")
+                .arg(clap::Arg::new("dir").long("work-dir"))
+                .arg(
+                    clap::Arg::new("store")
+                        .long("image-store")
+                        .alias("docker_store_dir")
+                        .alias("image_store"),
+                )
+                .arg(clap::Arg::new("port").long("port"))
+        };
+        let matches = with_mesos_names(command()).get_matches_from([
+            "t",
+            "--work_dir=/w",
+            "--image_store",
+            "/s",
+            "--port=5",
+        ]);
+        assert_eq!(
+            matches.get_one::<String>("dir").map(String::as_str),
+            Some("/w")
+        );
+        assert_eq!(
+            matches.get_one::<String>("store").map(String::as_str),
+            Some("/s")
+        );
+        assert_eq!(
+            matches.get_one::<String>("port").map(String::as_str),
+            Some("5")
+        );
+        assert!(
+            command()
+                .try_get_matches_from(["t", "--work_dir=/w"])
+                .is_err()
         );
     }
 

@@ -329,6 +329,11 @@ impl UnitPlan<'_> {
             if let Some(why) = limits_refusal(&task, &resources, group_executor.is_some()) {
                 return Err(bad(format!("task {id}: {why}")));
             }
+            if let Some(field) = not_carried_out(&task) {
+                return Err(bad(format!(
+                    "task {id}: TaskInfo.{field} is not supported: tepui would not carry it out"
+                )));
+            }
             let mut needs = resources.clone();
             if group_executor.is_some() {
                 if task.executor.is_some() {
@@ -447,6 +452,21 @@ pub(super) fn refuse_of(filters: Option<&tepui_proto::v1::Filters>) -> Result<Du
         Some(_) => Err(bad(
             "'filters.refuse_seconds' must be a non-negative number",
         )),
+    }
+}
+
+/// The first field of `task` that tepui does not carry out yet: refused,
+/// never ignored, or a framework would believe its task health-checked,
+/// checked or time-limited when it is not.
+fn not_carried_out(task: &TaskInfo) -> Option<&'static str> {
+    if task.health_check.is_some() {
+        Some("health_check")
+    } else if task.check.is_some() {
+        Some("check")
+    } else if task.max_completion_time.is_some() {
+        Some("max_completion_time")
+    } else {
+        None
     }
 }
 
@@ -569,6 +589,68 @@ mod tests {
             launch: Some(offer::operation::Launch { task_infos: tasks }),
             ..offer::Operation::default()
         }
+    }
+
+    #[test]
+    fn what_tepui_would_not_carry_out_is_refused_by_name() {
+        let framework = Framework::new(
+            FrameworkInfo {
+                user: "root".into(),
+                ..FrameworkInfo::default()
+            },
+            0.0,
+        );
+        let offered = bundle("cpus:1;mem:128");
+        let mut health = task("health", "cpus:0.1;mem:32");
+        health.health_check = Some(tepui_proto::v1::HealthCheck::default());
+        let mut check = task("check", "cpus:0.1;mem:32");
+        check.check = Some(tepui_proto::v1::CheckInfo::default());
+        let mut timed = task("timed", "cpus:0.1;mem:32");
+        timed.max_completion_time = Some(tepui_proto::v1::DurationInfo { nanoseconds: 1 });
+        let planned = plan(
+            "f1",
+            &framework,
+            "a1",
+            &[launch(vec![
+                health,
+                check,
+                timed,
+                task("plain", "cpus:0.1;mem:32"),
+            ])],
+            &offered,
+            &Acls::default(),
+        )
+        .unwrap();
+        let launched: Vec<&str> = planned
+            .launches
+            .iter()
+            .flat_map(|l| l.tasks.iter())
+            .map(|(t, _)| t.task_id.value.as_str())
+            .collect();
+        assert_eq!(launched, ["plain"]);
+        let refused: Vec<(&str, &str)> = planned
+            .invalid
+            .iter()
+            .map(|(id, _, why)| (id.as_str(), why.as_str()))
+            .collect();
+        for (id, field) in [
+            ("health", "TaskInfo.health_check"),
+            ("check", "TaskInfo.check"),
+            ("timed", "TaskInfo.max_completion_time"),
+        ] {
+            assert!(
+                refused.iter().any(|(i, why)| *i == id
+                    && why.contains(field)
+                    && why.contains("not supported")),
+                "{id}: {refused:?}"
+            );
+        }
+        assert!(
+            planned
+                .invalid
+                .iter()
+                .all(|(_, reason, _)| *reason == task_status::Reason::TaskInvalid)
+        );
     }
 
     #[test]
