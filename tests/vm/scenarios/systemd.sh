@@ -91,9 +91,13 @@ check "a task past its memory limit ends TASK_FAILED with the memory reason" \
 # 3b. A fork bomb stays inside its container: pids.max (the agent's
 # --container_pids_max) stops it there (busybox sh gives up at the first
 # fork the kernel refuses), the guest can still start processes, and the
-# task ends; memory.oom.group is set on the way.
+# task ends; memory.oom.group is set on the way. The bomb is a subshell,
+# so that the task's own shell (pid 1 of its pid namespace) outlives it
+# and holds the container at the limit for 3 s (exec: no fork needed)
+# while it is measured; when the bomb itself was pid 1, the container
+# went within moments of reaching the limit and a poll could miss it.
 tepui run --image 127.0.0.1:5000/busybox:latest --mem 256 -- \
-    sh -c 'i=0; while [ $i -lt 400 ]; do sleep 30 & i=$((i + 1)); done; sleep 3; echo bomb done' \
+    sh -c '(i=0; while [ $i -lt 400 ]; do sleep 30 & i=$((i + 1)); done); echo bomb done; exec sleep 3' \
     >"$work/bomb.out" 2>"$work/bomb.err" &
 bomb=$!
 bomb_cgroup=
@@ -107,9 +111,8 @@ find_bomb() {
     return 1
 }
 wait_for 60 find_bomb
-# Read at once: the task's shell is pid 1 of its own pid namespace, so
-# when it gives up, the kernel ends every process it forked and the
-# container goes within moments.
+# Read at once: when the task's pid 1 ends, the kernel ends every process
+# in its pid namespace and the container goes.
 pids_max=$(cat "$bomb_cgroup/pids.max" 2>&1)
 oom_group=$(cat "$bomb_cgroup/memory.oom.group" 2>&1)
 peak=$found
