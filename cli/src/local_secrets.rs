@@ -31,6 +31,18 @@ pub struct LocalSecrets {
     pub executor_key: PathBuf,
 }
 
+impl LocalSecrets {
+    /// Every file, for checks that go over all of them.
+    fn files(&self) -> [&PathBuf; 4] {
+        [
+            &self.credentials,
+            &self.client,
+            &self.agent,
+            &self.executor_key,
+        ]
+    }
+}
+
 /// The secrets directory of a local cluster's work dir.
 pub fn dir(work_dir: &Path) -> PathBuf {
     work_dir.join("secrets")
@@ -58,15 +70,7 @@ pub fn ensure(work_dir: &Path) -> Result<LocalSecrets> {
         agent: dir.join("agent.json"),
         executor_key: dir.join("executor.key"),
     };
-    let all_there = [
-        &secrets.credentials,
-        &secrets.client,
-        &secrets.agent,
-        &secrets.executor_key,
-    ]
-    .iter()
-    .all(|p| p.exists());
-    if !all_there {
+    if !secrets.files().iter().all(|p| p.exists()) {
         // Made together, so the files always agree with each other.
         let client = random_hex()?;
         let agent = random_hex()?;
@@ -81,12 +85,7 @@ pub fn ensure(work_dir: &Path) -> Result<LocalSecrets> {
         write_private(&secrets.agent, agent.to_string().as_bytes())?;
         write_private(&secrets.executor_key, &random_bytes::<32>()?)?;
     }
-    for path in [
-        &secrets.credentials,
-        &secrets.client,
-        &secrets.agent,
-        &secrets.executor_key,
-    ] {
+    for path in secrets.files() {
         private(path, false)?;
     }
     Ok(secrets)

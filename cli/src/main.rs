@@ -110,8 +110,8 @@ fn main() -> ExitCode {
 }
 
 /// Sets the invocation's credential: --principal/--secret, else
-/// --credential, else (for this machine's addresses only) the default local
-/// cluster's when this user can read it.
+/// --credential; without either, requests to this machine fall back to
+/// the default local cluster's (see `master_http::credential_for`).
 fn credentials(cli: &Cli) -> anyhow::Result<()> {
     use anyhow::Context;
     use tepui_proto::authentication::{Credential, flag_path, read_credential};
@@ -120,8 +120,6 @@ fn credentials(cli: &Cli) -> anyhow::Result<()> {
     } else if let Some(flag) = &cli.credential {
         let credential = read_credential(&flag_path(flag)).context("--credential")?;
         master_http::set_credential(credential);
-    } else if let Ok(credential) = read_credential(&local_secrets::default_client()) {
-        master_http::set_local_credential(credential);
     }
     Ok(())
 }

@@ -15,7 +15,7 @@ use hyper_util::client::legacy::Client;
 use tepui_proto::authentication::Credential;
 
 static CREDENTIAL: OnceLock<Credential> = OnceLock::new();
-static LOCAL_CREDENTIAL: OnceLock<Credential> = OnceLock::new();
+static LOCAL_CREDENTIAL: OnceLock<Option<Credential>> = OnceLock::new();
 
 /// Sets the credential every request of this invocation carries (once,
 /// at start).
@@ -23,19 +23,25 @@ pub fn set_credential(credential: Credential) {
     let _ = CREDENTIAL.set(credential);
 }
 
-/// Sets the local cluster's credential (`tepui local`'s client.json),
-/// which requests to this machine carry when no credential was given: a
-/// master or agent elsewhere never sees it.
-pub fn set_local_credential(credential: Credential) {
-    let _ = LOCAL_CREDENTIAL.set(credential);
+/// The default local cluster's client credential (`tepui local`'s
+/// secrets/client.json), read when a request first needs it, if this
+/// user can read it.
+fn local_credential() -> Option<&'static Credential> {
+    LOCAL_CREDENTIAL
+        .get_or_init(|| {
+            tepui_proto::authentication::read_credential(&crate::local_secrets::default_client())
+                .ok()
+        })
+        .as_ref()
 }
 
 /// The credential a request to `address` (HOST:PORT) carries: the one
-/// given, else the local cluster's when `address` is this machine.
+/// given, else the local cluster's when `address` is this machine (a
+/// master or agent elsewhere never sees it).
 pub fn credential_for(address: &str) -> Option<&'static Credential> {
     CREDENTIAL
         .get()
-        .or_else(|| LOCAL_CREDENTIAL.get().filter(|_| is_this_machine(address)))
+        .or_else(|| local_credential().filter(|_| is_this_machine(address)))
 }
 
 /// Whether HOST:PORT (or [V6]:PORT) names this machine: loopback, or a

@@ -212,7 +212,7 @@ impl Containerizer {
         profile: &SeccompProfile,
         bounding: u64,
     ) -> Result<Arc<[SeccompProgram]>, SeccompError> {
-        seccomp_programs(profile, bounding, self.seccomp_cache.as_deref())
+        profile.programs_cached(bounding, self.seccomp_cache.as_deref())
     }
 
     /// Lets every container use these devices too, besides the default
@@ -572,18 +572,6 @@ fn start(
     }
 }
 
-/// A profile's filters, through the disk cache when there is one.
-fn seccomp_programs(
-    profile: &SeccompProfile,
-    bounding: u64,
-    cache: Option<&DiskCache>,
-) -> Result<Arc<[SeccompProgram]>, SeccompError> {
-    match cache {
-        Some(cache) => profile.programs_cached(bounding, cache),
-        None => profile.programs(bounding),
-    }
-}
-
 /// The launch plan for a spec (without its cgroup).
 fn plan(
     id: &str,
@@ -602,7 +590,10 @@ fn plan(
     let mut plan = plan.namespaces(ns).capabilities(caps).no_new_privs(true);
     if let Some(profile) = &spec.seccomp {
         // Compiled once per profile and bounding set, then shared.
-        for program in seccomp_programs(profile, caps.bounding, seccomp_cache)?.iter() {
+        for program in profile
+            .programs_cached(caps.bounding, seccomp_cache)?
+            .iter()
+        {
             plan = plan.seccomp(program.clone());
         }
     }

@@ -64,6 +64,18 @@ impl Reference {
     }
 }
 
+/// Whether the part of a reference before its first '/' names a registry
+/// (`HOST.DOMAIN`, `HOST:PORT` or `localhost`), as Docker reads it.
+fn is_registry(first: &str) -> bool {
+    first.contains('.') || first.contains(':') || first == "localhost"
+}
+
+/// Whether `name` begins with a registry.
+pub(crate) fn names_registry(name: &str) -> bool {
+    name.split_once('/')
+        .is_some_and(|(first, _)| is_registry(first))
+}
+
 fn valid_repository(path: &str) -> bool {
     !path.is_empty()
         && path.split('/').all(|c| {
@@ -110,11 +122,7 @@ impl FromStr for Reference {
             None => (s, None),
         };
         let (registry, path) = match rest.split_once('/') {
-            Some((first, path))
-                if first.contains('.') || first.contains(':') || first == "localhost" =>
-            {
-                (first.to_owned(), path)
-            }
+            Some((first, path)) if is_registry(first) => (first.to_owned(), path),
             _ => (DOCKER_HUB.to_owned(), rest),
         };
         if !valid_host(&registry) {

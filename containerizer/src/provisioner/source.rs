@@ -7,7 +7,7 @@
 
 use std::path::{Component, Path, PathBuf};
 
-use super::reference::{BadReference, DOCKER_HUB, Reference};
+use super::reference::{BadReference, DOCKER_HUB, Reference, names_registry};
 
 /// Mesos's default `--docker_registry`.
 pub const MESOS_DEFAULT: &str = "https://registry-1.docker.io";
@@ -105,14 +105,6 @@ impl ImageSource {
         }
         Ok(dir.join(format!("{name}.tar")))
     }
-}
-
-/// Whether `name` names its registry (`HOST.DOMAIN/`, `HOST:PORT/` or
-/// `localhost/` before the first '/'), as Docker reads it.
-fn names_registry(name: &str) -> bool {
-    name.split_once('/').is_some_and(|(first, _)| {
-        first.contains('.') || first.contains(':') || first == "localhost"
-    })
 }
 
 #[cfg(test)]

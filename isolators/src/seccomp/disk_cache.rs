@@ -305,19 +305,19 @@ mod tests {
         let cache = DiskCache::open(&dir.path().join("c")).unwrap();
         let bounding = capabilities::default_mask();
         let first = SeccompProfile::new("d", crate::seccomp::default::profile());
-        let compiled = first.programs_cached(bounding, &cache).unwrap();
+        let compiled = first.programs_cached(bounding, Some(&cache)).unwrap();
         let files: Vec<_> = std::fs::read_dir(dir.path().join("c")).unwrap().collect();
         assert_eq!(files.len(), 1, "one file, no temporary left");
         // A second process (a fresh profile) reads it back unchanged.
         let second = SeccompProfile::new("d", crate::seccomp::default::profile());
-        let read = second.programs_cached(bounding, &cache).unwrap();
+        let read = second.programs_cached(bounding, Some(&cache)).unwrap();
         assert_eq!(words(&compiled), words(&read));
         // And it does read the file: what is stored under the key is
         // what comes back, not a compile.
         let key = Key::new(&second.profile, bounding, super::super::kernel_version());
         cache.store(&key, &[allow_all()]).unwrap();
         let third = SeccompProfile::new("d", crate::seccomp::default::profile());
-        let read = third.programs_cached(bounding, &cache).unwrap();
+        let read = third.programs_cached(bounding, Some(&cache)).unwrap();
         assert_eq!(words(&read), words(&[allow_all()]));
     }
 
@@ -401,7 +401,7 @@ mod tests {
         let bounding = capabilities::default_mask();
         let k = Key::new(&profile.profile, bounding, super::super::kernel_version());
         std::os::unix::fs::symlink(&target, cache_dir.join(k.file_name())).unwrap();
-        let got = profile.programs_cached(bounding, &cache).unwrap();
+        let got = profile.programs_cached(bounding, Some(&cache)).unwrap();
         assert_eq!(got.len(), 2);
         assert_eq!(
             std::fs::read(&target).unwrap(),

@@ -131,22 +131,14 @@ impl SeccompProfile {
     /// The filters for a container with this bounding set, in order;
     /// compiled on first use and kept.
     pub fn programs(&self, bounding: u64) -> Result<Arc<[SeccompProgram]>, SeccompError> {
-        self.get(bounding, None)
+        self.programs_cached(bounding, None)
     }
 
-    /// As [`Self::programs`], but a filter compiled by an earlier process
-    /// is read from `cache` instead of compiled again, and one compiled
-    /// here is kept there for the next. A cache that cannot be used is
-    /// logged and passed over: the filter is then compiled.
+    /// As [`Self::programs`], but with a `cache`, a filter compiled by an
+    /// earlier process is read from it instead of compiled again, and one
+    /// compiled here is kept there for the next. A cache that cannot be
+    /// used is logged and passed over: the filter is then compiled.
     pub fn programs_cached(
-        &self,
-        bounding: u64,
-        cache: &DiskCache,
-    ) -> Result<Arc<[SeccompProgram]>, SeccompError> {
-        self.get(bounding, Some(cache))
-    }
-
-    fn get(
         &self,
         bounding: u64,
         cache: Option<&DiskCache>,
